@@ -1,0 +1,43 @@
+"""Every inline button's callback data, built and parsed in one place.
+
+Telegram returns callback data verbatim from the client, so it is untrusted input: each
+handler is registered with one of these patterns and must still check ownership of any id.
+All payloads stay far below Telegram's 64-byte limit.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final, Literal
+
+MECHANISM: Final = re.compile(r"^mech:(index|[1-9])$")
+FOODS: Final = re.compile(r"^food:(\d{1,3})$")
+NAVIGATE: Final = re.compile(r"^nav:(mechanisms|foods|tips|setup|settings)$")
+REMINDER: Final = re.compile(r"^rem:(done|snooze|why|back|off):(\d{1,18})$")
+SETTINGS: Final = re.compile(r"^set:([a-z_]{1,20})(?::([0-9A-Za-z_+\-/:.]{1,40}))?$")
+
+ReminderAction = Literal["done", "snooze", "why", "back", "off"]
+Section = Literal["mechanisms", "foods", "tips", "setup", "settings"]
+
+
+def mechanism(number: int | None) -> str:
+    return "mech:index" if number is None else f"mech:{number}"
+
+
+def foods(meal_index: int) -> str:
+    return f"food:{meal_index}"
+
+
+def navigate(section: Section) -> str:
+    return f"nav:{section}"
+
+
+def reminder(action: ReminderAction, delivery_id: int) -> str:
+    return f"rem:{action}:{delivery_id}"
+
+
+def settings(action: str, value: str | None = None) -> str:
+    data = f"set:{action}" if value is None else f"set:{action}:{value}"
+    if not SETTINGS.match(data):
+        raise ValueError(f"settings callback data out of shape: {data!r}")
+    return data
