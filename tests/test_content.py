@@ -1,0 +1,533 @@
+"""content/ loads, renders valid Telegram HTML, rejects broken edits clearly, and stays faithful
+to the article."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bot.content import (
+    ARTICLE_SOURCE,
+    MAX_BUTTON_LABEL_LENGTH,
+    MIN_MEALS_PER_DIET,
+    Content,
+    ContentError,
+    default_content_dir,
+    load_content,
+)
+from bot.telegram_html import (
+    MAX_MESSAGE_LENGTH,
+    check_telegram_html,
+    escape,
+    telegram_length,
+    visible_text,
+)
+from tests.article_fidelity import (
+    article_lead_sentences,
+    article_sentences,
+    best_match,
+    find_article,
+    missing_sentences,
+)
+
+CONTENT_DIR = Path(__file__).resolve().parent.parent / "content"
+NO_ARTICLE = "shared/source-article.txt not found in any parent directory of the tests"
+
+
+@pytest.fixture(scope="module")
+def content() -> Content:
+    return load_content(CONTENT_DIR)
+
+
+def all_renders(content: Content) -> list[str]:
+    """Every message built through the public render_* API."""
+    messages = [
+        content.render_start(),
+        content.render_help(),
+        content.render_about(),
+        content.render_unknown(),
+        content.render_tips(),
+        content.render_mechanism_index(),
+    ]
+    messages += [content.render_mechanism(m.number) for m in content.mechanisms]
+    messages += [content.render_foods(i) for i in range(len(content.meal_ideas))]
+    for reminder in content.reminder_kinds:
+        messages.append(content.render_reminder(reminder.kind, None))
+        messages.append(content.render_reminder_why(reminder.kind))
+    messages += [content.render_reminder("meal", meal) for meal in content.meal_ideas]
+    return messages
+
+
+# --------------------------------------------------------------------------------------------
+# The real content
+
+
+def test_real_content_loads(content: Content) -> None:
+    assert [m.number for m in content.mechanisms] == [1, 2, 3, 4, 5]
+    assert [m.slug for m in content.mechanisms] == [
+        "melatonin",
+        "nervous-system",
+        "circadian",
+        "anemia",
+        "special-populations",
+    ]
+    assert len(content.meal_ideas) >= 14
+    assert {r.kind for r in content.reminder_kinds} == {"meal", "exercise", "wind_down"}
+
+
+def test_every_rendered_message_is_valid_and_fits(content: Content) -> None:
+    messages = all_renders(content)
+    messages += [html for _, _, html in content.rendered_messages()]
+    for html in messages:
+        check_telegram_html(html)
+        assert 0 < telegram_length(html) <= MAX_MESSAGE_LENGTH
+        assert not re.search(r"\{[a-z_]+\}", html), html
+
+
+def test_labels_fit_buttons(content: Content) -> None:
+    labels = [m.label for m in content.mechanisms] + [r.label for r in content.reminder_kinds]
+    for label in labels:
+        assert 0 < len(label) <= MAX_BUTTON_LABEL_LENGTH
+        assert len(label) <= 24, f"keep button labels short: {label!r}"
+
+
+@pytest.mark.parametrize(
+    ("key", "slug"),
+    [
+        ("1", "melatonin"),
+        (" 3 ", "circadian"),
+        ("#2", "nervous-system"),
+        ("circadian", "circadian"),
+        ("Circadian Rhythm", "circadian"),
+        ("circadian_rhythm", "circadian"),
+        ("nerves", "nervous-system"),
+        ("Nervous system", "nervous-system"),
+        ("ANEMIA", "anemia"),
+        ("anaemia", "anemia"),
+        ("elderly", "special-populations"),
+        ("special populations", "special-populations"),
+    ],
+)
+def test_find_mechanism(content: Content, key: str, slug: str) -> None:
+    found = content.find_mechanism(key)
+    assert found is not None
+    assert found.slug == slug
+
+
+@pytest.mark.parametrize("key", ["", "0", "6", "vitamin", "melatonin secretion extra"])
+def test_find_mechanism_unknown(content: Content, key: str) -> None:
+    assert content.find_mechanism(key) is None
+
+
+def test_lookups(content: Content) -> None:
+    first = content.meal_ideas[0]
+    assert content.meal(first.id) == first
+    assert content.meal("no-such-meal") is None
+    assert content.reminder_kind("wind_down").default_offset_minutes == 60
+    assert content.reminder_kind("exercise").default_offset_minutes == 180
+    assert content.reminder_kind("meal").default_offset_minutes == 240
+    with pytest.raises(KeyError):
+        content.reminder_kind("nap")
+    with pytest.raises(KeyError):
+        content.render_mechanism(6)
+
+
+def test_mechanism_page_has_title_body_and_caveat(content: Content) -> None:
+    page = content.render_mechanism(3)
+    assert page.startswith("<b>3. ")
+    assert content.mechanisms[2].body_html in page
+    assert content.caveat_html in page
+
+
+def test_caveat_footer_on_start_foods_and_mechanisms(content: Content) -> None:
+    pages = [content.render_start(), content.render_foods(0)]
+    pages += [content.render_mechanism(n) for n in range(1, 6)]
+    for page in pages:
+        assert content.caveat_html in page
+
+
+def test_closing_advice_is_on_special_populations_page(content: Content) -> None:
+    page = visible_text(content.render_mechanism(5))
+    assert "What the article recommends" in page
+    assert "cannot replace professional sleep treatment" in page
+    assert "seek medical attention promptly" in page
+
+
+def test_foods_page_cycles_meal_ideas(content: Content) -> None:
+    total = len(content.meal_ideas)
+    first = visible_text(content.render_foods(0))
+    assert f"Meal idea 1 of {total}" in first
+    assert content.meal_ideas[0].name in first
+    assert f"Meal idea {total} of {total}" in visible_text(content.render_foods(total - 1))
+    assert visible_text(content.render_foods(total)) == first
+    assert f"Meal idea {total} of {total}" in visible_text(content.render_foods(-1))
+    for food in ("Animal liver", "Fish", "Eggs", "Milk"):
+        assert food in first
+
+
+def test_added_foods_name_an_authoritative_source(content: Content) -> None:
+    named = {food.name for food in content.foods if food.source == ARTICLE_SOURCE}
+    assert named == {"Animal liver", "Fish", "Eggs", "Milk"}
+    for food in content.foods:
+        if food.source != ARTICLE_SOURCE:
+            assert "NIH Office of Dietary Supplements" in food.source
+            note = food.note_html.replace("B12", "")
+            assert not re.search(r"\d", note), "no amounts in food notes"
+
+
+def test_diet_coverage(content: Content) -> None:
+    for diet in ("vegetarian", "pescatarian", "omnivore"):
+        ids = [meal.id for meal in content.meals_for(diet)]
+        assert len(set(ids)) >= MIN_MEALS_PER_DIET >= 8, diet
+    for meal in content.meal_ideas:
+        if "vegetarian" in meal.diets:
+            assert meal.diets == {"vegetarian", "pescatarian", "omnivore"}
+        if "pescatarian" in meal.diets:
+            assert "omnivore" in meal.diets
+
+
+def test_meal_reminder_inserts_the_meal(content: Content) -> None:
+    meal = content.meal_ideas[0]
+    text = content.render_reminder("meal", meal)
+    assert f"<b>{escape(meal.name)}</b>" in text
+    assert meal.text_html in text
+    assert "{meal}" not in text
+    fallback = content.render_reminder("meal", None)
+    assert content.meal_fallback_html in fallback
+    assert "{meal}" not in fallback
+
+
+def test_meal_names_are_escaped(content: Content) -> None:
+    meal = content.meal_ideas[0].model_copy(update={"name": "Fish & <chips>"})
+    text = content.render_reminder("meal", meal)
+    check_telegram_html(text)
+    assert "Fish & <chips>" in visible_text(text)
+
+
+def test_reminder_why_quotes_the_article(content: Content) -> None:
+    why = visible_text(content.render_reminder_why("wind_down"))
+    assert "strong light" in why
+    assert "Melatonin" in why
+    assert "intense exercise" in visible_text(content.render_reminder_why("exercise"))
+    meal_why = visible_text(content.render_reminder_why("meal"))
+    assert "guidance of a doctor" in meal_why
+    assert "cannot replace" in meal_why
+
+
+def test_tips_keep_advice_and_caveats(content: Content) -> None:
+    tips = visible_text(content.render_tips()).lower()
+    for phrase in (
+        "regular schedule",
+        "strong light",
+        "intense exercise",
+        "quiet and comfortable",
+        "moderate",
+        "varies from person to person",
+        "limited",
+        "still unclear",
+        "seek medical attention promptly",
+        "doctor's guidance",
+        "cannot replace professional sleep treatment",
+    ):
+        assert phrase in tips, phrase
+    assert 1 <= content.caveat_html.count(".") <= 2, "the caveat footer is one or two sentences"
+
+
+def test_help_lists_every_command(content: Content) -> None:
+    text = content.render_help()
+    for command in (
+        "mechanisms",
+        "foods",
+        "tips",
+        "settings",
+        "bedtime",
+        "timezone",
+        "pause",
+        "resume",
+        "stop",
+        "mydata",
+        "deletedata",
+        "about",
+        "help",
+    ):
+        assert re.search(rf"/{command}\b", text), command
+
+
+def test_about_explains_source_and_stored_data(content: Content) -> None:
+    about = visible_text(content.render_about())
+    assert content.article.title in about
+    for phrase in ("chat id", "time zone", "bedtime", "diet", "reminder settings", "limited time"):
+        assert phrase in about, phrase
+    assert "/mydata" in about
+    assert "/deletedata" in about
+
+
+def test_start_says_it_does_not_diagnose(content: Content) -> None:
+    assert "diagnose" in visible_text(content.render_start())
+    assert "/help" in content.render_unknown()
+
+
+def test_default_content_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert default_content_dir() == CONTENT_DIR
+    (tmp_path / "content").mkdir()
+    assert default_content_dir() == Path("content")
+
+
+# --------------------------------------------------------------------------------------------
+# Broken content: one clear line naming the file and the problem
+
+
+@pytest.fixture
+def broken(tmp_path: Path) -> Callable[[str, str, str], str]:
+    """Copy content/, replace `old` by `new` in one file, return the ContentError message."""
+    directory = tmp_path / "content"
+    shutil.copytree(CONTENT_DIR, directory)
+
+    def breaker(file_name: str, old: str, new: str) -> str:
+        path = directory / file_name
+        text = path.read_text(encoding="utf-8")
+        assert old in text, f"test setup: {old!r} not in {file_name}"
+        path.write_text(text.replace(old, new, 1), encoding="utf-8")
+        with pytest.raises(ContentError) as caught:
+            load_content(directory)
+        message = str(caught.value)
+        assert "\n" not in message
+        assert message.startswith(f"{directory / file_name}: "), message
+        return message
+
+    return breaker
+
+
+def test_unbalanced_html_in_a_meal(broken: Callable[[str, str, str], str]) -> None:
+    message = broken(
+        "foods.toml",
+        'text_html = "A salmon fillet',
+        'text_html = "<b>A salmon fillet',
+    )
+    assert message.endswith("foods.toml: meal 'salmon-rice': unclosed <b> opened at offset 0")
+
+
+def test_duplicate_meal_id(broken: Callable[[str, str, str], str]) -> None:
+    message = broken("foods.toml", 'id = "tuna-bean-salad"', 'id = "salmon-rice"')
+    assert "duplicate meal id: 'salmon-rice'" in message
+
+
+def test_missing_mechanism(broken: Callable[[str, str, str], str]) -> None:
+    text = (CONTENT_DIR / "article.toml").read_text(encoding="utf-8")
+    start = text.index("[[mechanism]]\nnumber = 3")
+    end = text.index("[[mechanism]]\nnumber = 4")
+    message = broken("article.toml", text[start:end], "")
+    assert "missing mechanism 3" in message
+
+
+def test_mechanisms_out_of_order(broken: Callable[[str, str, str], str]) -> None:
+    message = broken("article.toml", "number = 1\n", "number = 6\n")
+    assert "number" in message
+    assert "mechanism 'melatonin'" in message
+
+
+def test_toml_syntax_error(broken: Callable[[str, str, str], str]) -> None:
+    message = broken("tips.toml", 'title = "Sleep tips from the article"', 'title = "Sleep tips')
+    assert "TOML syntax error" in message
+    assert re.search(r"line \d+", message)
+
+
+def test_unknown_field_is_called_out(broken: Callable[[str, str, str], str]) -> None:
+    message = broken("foods.toml", 'text_html = "Spaghetti', 'txt_html = "Spaghetti')
+    assert "meal 'clam-spaghetti'" in message
+    assert "unknown field 'txt_html'" in message
+    assert "missing field 'text_html'" in message
+
+
+def test_unknown_diet(broken: Callable[[str, str, str], str]) -> None:
+    message = broken(
+        "foods.toml",
+        'id = "cod-stew"\nname = "Cod and vegetable stew"\ndiets = ["omnivore", "pescatarian"]',
+        'id = "cod-stew"\nname = "Cod and vegetable stew"\ndiets = ["omnivore", "vegan"]',
+    )
+    assert "meal 'cod-stew': diets" in message
+    assert "'vegan'" in message
+
+
+def test_vegetarian_dish_must_list_all_diets(broken: Callable[[str, str, str], str]) -> None:
+    message = broken(
+        "foods.toml",
+        'id = "vegetable-frittata"\nname = "Vegetable frittata"\n'
+        'diets = ["omnivore", "pescatarian", "vegetarian"]',
+        'id = "vegetable-frittata"\nname = "Vegetable frittata"\ndiets = ["vegetarian"]',
+    )
+    assert "meal 'vegetable-frittata'" in message
+    assert "omnivore and pescatarian" in message
+
+
+def test_too_few_vegetarian_meals(broken: Callable[[str, str, str], str], tmp_path: Path) -> None:
+    path = tmp_path / "content" / "foods.toml"
+    text = path.read_text(encoding="utf-8")
+    meals = text.index("[[meal]]")
+    vegetarian = 'diets = ["omnivore", "pescatarian", "vegetarian"]'
+    head, tail = text[:meals], text[meals:]
+    path.write_text(head + tail.replace(vegetarian, 'diets = ["omnivore", "pescatarian"]', 3))
+    message = broken("foods.toml", "Egg salad sandwich", "Egg sandwich")
+    assert "meal ideas suit vegetarians" in message
+
+
+def test_meal_reminder_needs_placeholder(broken: Callable[[str, str, str], str]) -> None:
+    message = broken("reminders.toml", "\n{meal}\n", "\na meal\n")
+    assert "reminder 'meal'" in message
+    assert "{meal}" in message
+
+
+def test_missing_reminder_kind(broken: Callable[[str, str, str], str]) -> None:
+    message = broken("reminders.toml", 'kind = "exercise"', 'kind = "meal"')
+    assert "duplicate reminder kind: 'meal'" in message
+
+
+def test_label_too_long(broken: Callable[[str, str, str], str]) -> None:
+    message = broken("article.toml", 'label = "Melatonin"', f'label = "{"M" * 65}"')
+    assert "mechanism 'melatonin': label" in message
+    assert "64" in message
+
+
+def test_html_in_plain_text_field(broken: Callable[[str, str, str], str]) -> None:
+    message = broken("foods.toml", 'name = "Sardines on toast"', 'name = "<b>Sardines</b>"')
+    assert "meal 'sardines-toast': name" in message
+    assert "plain text" in message
+
+
+def test_rendered_message_too_long(broken: Callable[[str, str, str], str]) -> None:
+    message = broken(
+        "foods.toml",
+        'text_html = "Sardines on wholegrain toast',
+        f'text_html = "{"Sardines. " * 420}',
+    )
+    assert "meal 'sardines-toast'" in message
+    assert "over Telegram's limit of 4096" in message
+
+
+def test_unknown_placeholder(broken: Callable[[str, str, str], str]) -> None:
+    message = broken("messages.toml", "Send /help to see", "Send {command} to see")
+    assert "message 'unknown': unknown placeholder {command}" in message
+
+
+def test_duplicate_alias(broken: Callable[[str, str, str], str]) -> None:
+    message = broken("article.toml", '"nerves", ', '"melatonin", ')
+    assert "'melatonin' is already used" in message
+
+
+def test_bad_entity_in_message(broken: Callable[[str, str, str], str]) -> None:
+    message = broken("messages.toml", "<b>Reminders</b>", "<b>Reminders & more</b>")
+    assert "message 'help'" in message
+    assert "bare '&'" in message
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    directory = tmp_path / "content"
+    shutil.copytree(CONTENT_DIR, directory)
+    (directory / "reminders.toml").unlink()
+    with pytest.raises(ContentError, match=r"reminders\.toml: file not found"):
+        load_content(directory)
+
+
+# --------------------------------------------------------------------------------------------
+# Faithfulness to the article
+
+
+def test_article_is_split_into_sentences() -> None:
+    sentences = article_sentences()
+    if sentences is None:
+        pytest.skip(NO_ARTICLE)
+    assert sentences[0].startswith("Vitamin B12 is involved in the synthesis")
+    assert sentences[-1].startswith("Vitamin B12 supplements should be used")
+    assert "Improving sleep requires comprehensive conditioning." in sentences
+    assert not any("comment" in s.lower() or "thoughts" in s.lower() for s in sentences)
+    assert not any(s.startswith(("1.", "5.")) for s in sentences)
+
+
+def test_mechanism_pages_keep_every_article_sentence(content: Content) -> None:
+    sentences = article_sentences()
+    if sentences is None:
+        pytest.skip(NO_ARTICLE)
+    pages = [content.render_mechanism(m.number) for m in content.mechanisms]
+    missing = missing_sentences(sentences, pages)
+    report = [f"{s!r}\n  closest: {best_match(s, pages)}" for s in missing]
+    assert not missing, "article sentences lost or changed in meaning:\n" + "\n".join(report)
+
+
+def test_mechanism_index_keeps_the_lead(content: Content) -> None:
+    lead = article_lead_sentences()
+    if lead is None:
+        pytest.skip(NO_ARTICLE)
+    assert missing_sentences(lead, [content.render_mechanism_index()]) == []
+
+
+def test_reminder_quotes_are_article_sentences(content: Content) -> None:
+    path = find_article()
+    if path is None:
+        pytest.skip(NO_ARTICLE)
+    article_html = escape(path.read_text(encoding="utf-8"))
+    for reminder in content.reminder_kinds:
+        quotes = re.findall(r"<blockquote>(.*?)</blockquote>", reminder.why_html, re.S)
+        assert quotes, reminder.kind
+        quoted = [visible_text(quote) for quote in quotes]
+        assert missing_sentences(quoted, [article_html]) == [], reminder.kind
+
+
+ORIGINAL = [
+    "Moderate supplementation of vitamin B12 may help maintain normal melatonin levels, "
+    "but excessive supplementation has no additional benefits.",
+    "However, the effect of supplementing vitamin B12 on sleep improvement is limited for "
+    "non anemic individuals.",
+    "Long term deficiency may lead to peripheral neuropathy, causing discomfort symptoms such as "
+    "limb numbness and tingling, indirectly affecting sleep quality.",
+]
+FAITHFUL = (
+    "<b>Moderate</b> supplementation of vitamin B12 may help maintain normal melatonin levels, "
+    "but excessive supplementation has <b>no additional benefits</b>.\n\n"
+    "However, the effect of supplementing vitamin B12 on sleep improvement is limited for "
+    "non-anemic individuals.\n\n"
+    "Long-term deficiency may lead to peripheral neuropathy, causing uncomfortable symptoms such "
+    "as numbness and tingling in the limbs and indirectly affecting sleep quality."
+)
+
+
+def test_matcher_accepts_grammar_and_markup_fixes() -> None:
+    assert missing_sentences(ORIGINAL, [FAITHFUL]) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "lost"),
+    [
+        ("may help maintain", "helps maintain", 0),
+        ("<b>Moderate</b> supplementation", "Supplementation", 0),
+        ("has <b>no additional benefits</b>", "has extra benefits", 0),
+        ("is limited for", "is clear for", 1),
+        ("is limited for", "is proven and limited for", 1),
+        ("and indirectly affecting", "and affecting", 2),
+        ("Long-term deficiency may lead", "Long-term deficiency leads", 2),
+    ],
+)
+def test_matcher_rejects_changed_meaning(old: str, new: str, lost: int) -> None:
+    assert old in FAITHFUL
+    assert missing_sentences(ORIGINAL, [FAITHFUL.replace(old, new)]) == [ORIGINAL[lost]]
+
+
+def test_matcher_rejects_a_dropped_sentence() -> None:
+    shortened = FAITHFUL.split("\n\n")[0]
+    assert missing_sentences(ORIGINAL, [shortened]) == ORIGINAL[1:]
+
+
+def test_matcher_rejects_weakened_real_page(content: Content) -> None:
+    sentences = article_sentences()
+    if sentences is None:
+        pytest.skip(NO_ARTICLE)
+    page = content.render_mechanism(4)
+    assert "<b>limited</b>" in page
+    weakened = page.replace("<b>limited</b>", "significant")
+    missing = missing_sentences(sentences, [*map(content.render_mechanism, (1, 2, 3, 5)), weakened])
+    assert len(missing) == 1
+    assert "limited for non anemic" in missing[0]
