@@ -1,0 +1,40 @@
+"""Persistence: SQLAlchemy 2 async + Alembic, SQLite by default, PostgreSQL when configured.
+
+Import from here; the ORM models stay inside this package.
+"""
+
+from bot.storage.dialects import UnsupportedDatabaseError, create_engine
+from bot.storage.migrate import upgrade_to_head
+from bot.storage.models import DIETS, DeliveryStatus
+from bot.storage.records import (
+    ClaimedDelivery,
+    ClaimResult,
+    DeliveryView,
+    MaterializeResult,
+    MealChooser,
+    Person,
+    ReminderSetting,
+    SendOutcome,
+    StaleOccurrence,
+)
+from bot.storage.repository import MEAL_KIND, Store, open_store
+
+__all__ = [
+    "DIETS",
+    "MEAL_KIND",
+    "ClaimResult",
+    "ClaimedDelivery",
+    "DeliveryStatus",
+    "DeliveryView",
+    "MaterializeResult",
+    "MealChooser",
+    "Person",
+    "ReminderSetting",
+    "SendOutcome",
+    "StaleOccurrence",
+    "Store",
+    "UnsupportedDatabaseError",
+    "create_engine",
+    "open_store",
+    "upgrade_to_head",
+]

@@ -1,0 +1,130 @@
+"""Everything that differs between SQLite and PostgreSQL lives here, and only here.
+
+* SQLite: WAL, ``synchronous=NORMAL``, foreign keys, a busy timeout, and ``BEGIN IMMEDIATE`` for
+  every transaction. The sqlite3 driver would otherwise start a transaction only at the first
+  write, so a read-then-write (load a person, recompute, update) could act on stale reads;
+  taking the write lock up front serialises writers the way ``SELECT ... FOR UPDATE`` does on
+  PostgreSQL. SQLite has no row locks, so ``FOR UPDATE [SKIP LOCKED]`` is simply omitted by
+  SQLAlchemy there, which is right: one writer at a time can't double-claim anything.
+* PostgreSQL: optional schema (``search_path``), and an advisory lock so that two processes
+  starting at once don't both run the same migration.
+* ``INSERT ... ON CONFLICT DO NOTHING`` exists in both, under different constructors.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+from typing import Any, Final
+
+from sqlalchemy import Connection, Table, event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+from sqlalchemy.sql.dml import Insert
+
+log = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_MS: Final = 10_000
+# Arbitrary but fixed: "sleepbot" migrations, one at a time per database.
+_MIGRATION_LOCK_KEY: Final = 0x51EE9B07
+
+
+class UnsupportedDatabaseError(ValueError):
+    """The URL names a database this bot does not support (only SQLite and PostgreSQL)."""
+
+
+def create_engine(url: str | URL, *, schema: str | None = None, echo: bool = False) -> AsyncEngine:
+    """An AsyncEngine for ``sqlite+aiosqlite://`` or ``postgresql+asyncpg://`` URLs.
+
+    For SQLite files the parent directory is created, so ``sqlite+aiosqlite:///./data/x.sqlite3``
+    works on a fresh checkout. ``schema`` (PostgreSQL only) sets ``search_path``, so one server
+    can host several isolated instances (the tests use one schema per test).
+    """
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if schema is not None:
+            raise UnsupportedDatabaseError("schema= is a PostgreSQL option")
+        if parsed.drivername != "sqlite+aiosqlite":
+            parsed = parsed.set(drivername="sqlite+aiosqlite")
+        _ensure_sqlite_parent(parsed)
+        engine = create_async_engine(parsed, echo=echo)
+        _install_sqlite_hooks(engine)
+        return engine
+    if backend == "postgresql":
+        if parsed.drivername != "postgresql+asyncpg":
+            parsed = parsed.set(drivername="postgresql+asyncpg")
+        connect_args: dict[str, Any] = {}
+        if schema is not None:
+            connect_args["server_settings"] = {"search_path": schema}
+        return create_async_engine(
+            parsed, echo=echo, connect_args=connect_args, pool_pre_ping=True, pool_size=10
+        )
+    raise UnsupportedDatabaseError(
+        f"unsupported database {parsed.drivername!r}: use sqlite+aiosqlite:///path or "
+        "postgresql+asyncpg://user@host/db"
+    )
+
+
+def is_single_connection(engine: AsyncEngine) -> bool:
+    """True for an in-memory SQLite database: one shared connection, so sessions must queue."""
+    return isinstance(engine.sync_engine.pool, StaticPool)
+
+
+def _ensure_sqlite_parent(url: URL) -> None:
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _install_sqlite_hooks(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
+        # Let SQLAlchemy, not the driver, decide when a transaction starts (see _on_begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            # busy_timeout first, so everything after it waits for other connections' locks.
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode")
+            row = cursor.fetchone()
+            # WAL is a property of the file: switch once, not per connect. Switching needs the
+            # database to itself; if another connection holds it (two processes creating the
+            # file at once), that one switches it and this connection follows on its next read.
+            if row is None or str(row[0]).lower() != "wal":
+                try:
+                    cursor.execute("PRAGMA journal_mode=WAL")
+                except sqlite3.OperationalError as error:
+                    if "locked" not in str(error):
+                        raise
+                    log.debug("journal_mode=WAL deferred: database busy (%s)", error)
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # Take the write lock at BEGIN: read-modify-write transactions never see stale rows
+        # and never fail half-way with "database is locked" on lock upgrade.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def insert_ignoring_conflicts(dialect_name: str, table: Table, *columns: str) -> Insert:
+    """``INSERT ... ON CONFLICT (columns) DO NOTHING`` for the named dialect."""
+    if dialect_name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=list(columns))
+    if dialect_name == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(columns))
+    raise UnsupportedDatabaseError(dialect_name)
+
+
+def lock_for_migration(connection: Connection) -> None:
+    """Serialise concurrent start-ups on PostgreSQL (SQLite's BEGIN IMMEDIATE already does)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})

@@ -1,0 +1,154 @@
+"""ORM tables. Only the storage package sees these; everyone else gets frozen dataclasses.
+
+Alembic's 0001_initial migration creates exactly this schema (a test compares the two), so a
+change here needs a new migration next to it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Final, cast
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+    true,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from bot.storage.types import ClockTime, JSONStringList, UTCDateTime
+
+# Deterministic constraint names, so migrations can refer to them on every backend.
+NAMING_CONVENTION: Final = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# A 64-bit id on PostgreSQL; on SQLite only "INTEGER PRIMARY KEY" is the auto-incrementing rowid.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+DIETS: Final = ("omnivore", "pescatarian", "vegetarian")
+
+
+class DeliveryStatus:
+    """Life cycle of one message: pending → sending → sent → done | snoozed; or a dead end."""
+
+    PENDING: Final = "pending"  # waiting for due_at / next_attempt_at
+    SENDING: Final = "sending"  # claimed by a dispatcher until lease_until
+    SENT: Final = "sent"  # Telegram accepted it
+    DONE: Final = "done"  # the person pressed Done
+    SNOOZED: Final = "snoozed"  # the person pressed Snooze; a new pending delivery exists
+    SKIPPED: Final = "skipped"  # reserved: decided not to send (kept for history)
+    EXPIRED: Final = "expired"  # became older than the grace period before it could go out
+    FAILED: Final = "failed"  # Telegram refused it for good
+    CANCELLED: Final = "cancelled"  # /stop, pause, turned off, or the chat went away
+
+    ALL: Final = (
+        PENDING,
+        SENDING,
+        SENT,
+        DONE,
+        SNOOZED,
+        SKIPPED,
+        EXPIRED,
+        FAILED,
+        CANCELLED,
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class PersonRow(Base):
+    __tablename__ = "people"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    bedtime: Mapped[time | None] = mapped_column(ClockTime)
+    weekend_bedtime: Mapped[time | None] = mapped_column(ClockTime)
+    diet: Mapped[str] = mapped_column(String(16), default="omnivore", server_default="omnivore")
+    subscribed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    blocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    blocked_reason: Mapped[str | None] = mapped_column(String(200))
+    # Oldest first, at most 7 meal ids: what the meal rotation must not repeat.
+    recent_meals: Mapped[list[str]] = mapped_column(
+        JSONStringList, default=list, server_default="[]"
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ReminderRow(Base):
+    __tablename__ = "reminders"
+    __table_args__ = (UniqueConstraint("chat_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chat_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("people.chat_id", ondelete="CASCADE")
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    offset_minutes: Mapped[int] = mapped_column(Integer)
+    # NULL = not scheduled (unsubscribed, disabled, blocked, settings incomplete).
+    next_fire_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # The last occurrence turned into a delivery: rescheduling never yields that night again.
+    last_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class DeliveryRow(Base):
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        # One nightly occurrence can never be materialised twice (snoozes have reminder_id NULL).
+        UniqueConstraint("reminder_id", "due_at"),
+        CheckConstraint(
+            "status IN (" + ", ".join(f"'{s}'" for s in DeliveryStatus.ALL) + ")",
+            name="status",
+        ),
+        # What the dispatcher's claim query scans: due pending rows in attempt order.
+        Index(None, "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    chat_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("people.chat_id", ondelete="CASCADE"), index=True
+    )
+    reminder_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("reminders.id", ondelete="SET NULL")
+    )
+    snoozed_from: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("deliveries.id", ondelete="SET NULL"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    meal_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(
+        String(16), default=DeliveryStatus.PENDING, server_default=DeliveryStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# Core Table objects, typed as such, for bulk statements that bypass the ORM.
+PEOPLE: Final = cast(Table, PersonRow.__table__)
+REMINDERS: Final = cast(Table, ReminderRow.__table__)
+DELIVERIES: Final = cast(Table, DeliveryRow.__table__)

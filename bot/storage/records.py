@@ -1,0 +1,106 @@
+"""What the store hands out: plain frozen dataclasses, never ORM objects.
+
+Handlers and the dispatcher can keep these across awaits and transactions without lazy loads,
+detached-instance errors or accidental writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Literal
+
+# (diet, recent meal ids oldest first) -> the meal id to suggest tonight, or None.
+MealChooser = Callable[[str, Sequence[str]], str | None]
+
+
+@dataclass(frozen=True)
+class ReminderSetting:
+    kind: str
+    enabled: bool
+    offset_minutes: int
+    next_fire_at: datetime | None  # aware UTC; None = not scheduled
+
+
+@dataclass(frozen=True)
+class Person:
+    chat_id: int
+    timezone: str | None
+    bedtime: time | None
+    weekend_bedtime: time | None
+    diet: str
+    subscribed: bool
+    paused_until: datetime | None
+    blocked: bool
+    created_at: datetime
+    reminders: tuple[ReminderSetting, ...]
+
+    @property
+    def ready(self) -> bool:
+        """Reminders can only be scheduled once both the timezone and the bedtime are known."""
+        return self.timezone is not None and self.bedtime is not None
+
+    def reminder(self, kind: str) -> ReminderSetting | None:
+        return next((r for r in self.reminders if r.kind == kind), None)
+
+
+@dataclass(frozen=True)
+class DeliveryView:
+    id: int
+    chat_id: int
+    kind: str
+    due_at: datetime
+    meal_id: str | None
+    status: str
+    sent_at: datetime | None
+
+
+# --- dispatcher-facing -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StaleOccurrence:
+    """A nightly occurrence found too late (downtime): skipped, never sent as a burst."""
+
+    chat_id: int
+    kind: str
+    due_at: datetime
+    lateness: timedelta
+
+
+@dataclass(frozen=True)
+class MaterializeResult:
+    claimed: int  # reminder rows examined; == limit means "there may be more"
+    materialized: int  # pending deliveries created
+    stale: tuple[StaleOccurrence, ...]
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    id: int
+    chat_id: int
+    kind: str
+    meal_id: str | None
+    due_at: datetime
+    attempts: int
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    claimed: tuple[ClaimedDelivery, ...]  # now "sending" under a lease
+    expired: tuple[ClaimedDelivery, ...]  # older than the grace period: marked expired
+    scanned: int  # rows looked at; == limit means "there may be more"
+    cursor: tuple[datetime, int] | None  # continue after this (next_attempt_at, id)
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    """What happened to one claimed delivery; the store turns it into the row's new state."""
+
+    delivery_id: int
+    result: Literal["sent", "retry", "failed"]
+    at: datetime
+    telegram_message_id: int | None = None
+    retry_at: datetime | None = None
+    error: str | None = None

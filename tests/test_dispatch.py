@@ -1,0 +1,543 @@
+"""The postman loop end to end: FakeClock + a real database + PTB over HTTP to FakeBotApi.
+
+Nothing sleeps: time moves only when a test moves the FakeClock, and each tick is awaited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import time as wallclock
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import insert
+from telegram import Bot
+
+from bot.clock import FakeClock
+from bot.content import Content, default_content_dir, load_content
+from bot.dispatch import Dispatcher, TickReport
+from bot.fake_telegram import ApiCall, FakeBotApi
+from bot.storage import Person, Store
+from bot.storage.models import PEOPLE, REMINDERS
+from tests.conftest import TEST_TOKEN
+from tests.pg import BACKENDS, TestDatabase, fresh_database
+
+BERLIN = ZoneInfo("Europe/Berlin")
+NEW_YORK = ZoneInfo("America/New_York")
+CHAT = 5001
+OTHER = 5002
+GRACE = timedelta(minutes=30)
+
+
+def berlin(day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:
+    """A Berlin wall-clock time in March 2025 (CET, before the DST switch), as UTC."""
+    return datetime(2025, 3, day, hour, minute, second, tzinfo=BERLIN).astimezone(UTC)
+
+
+@pytest.fixture(scope="module")
+def content() -> Content:
+    return load_content(default_content_dir())
+
+
+def offsets(content: Content) -> dict[str, int]:
+    return {kind.kind: kind.default_offset_minutes for kind in content.reminder_kinds}
+
+
+@dataclass
+class Harness:
+    db: TestDatabase
+    store: Store
+    api: FakeBotApi
+    bot: Bot
+    clock: FakeClock
+    content: Content
+    dispatcher: Dispatcher
+
+    def new_dispatcher(self, store: Store | None = None, **options: Any) -> Dispatcher:
+        return Dispatcher(store or self.store, self.bot, self.content, self.clock, **options)
+
+    async def tick_at(self, moment: datetime) -> TickReport:
+        self.clock.set(moment)
+        return await self.dispatcher.tick()
+
+    def sends(self, chat_id: int | None = None, *, ok_only: bool = True) -> list[ApiCall]:
+        calls = self.api.calls_to("sendMessage", ok_only=ok_only)
+        return [c for c in calls if chat_id is None or c.chat_id == chat_id]
+
+    async def person(self, chat_id: int = CHAT) -> Person:
+        person = await self.store.get_person(chat_id)
+        assert person is not None
+        return person
+
+    async def deliveries(self, chat_id: int = CHAT) -> list[dict[str, Any]]:
+        exported = await self.store.export_person(chat_id)
+        assert exported is not None
+        deliveries: list[dict[str, Any]] = exported["deliveries"]
+        return deliveries
+
+
+@pytest.fixture(params=BACKENDS)
+async def h(
+    request: pytest.FixtureRequest, tmp_path: Path, fake_api: FakeBotApi, content: Content
+) -> AsyncIterator[Harness]:
+    async with fresh_database(request.param, tmp_path) as db:
+        store = await db.open_store(offsets(content))
+        try:
+            async with Bot(TEST_TOKEN, base_url=fake_api.base_url) as bot:
+                clock = FakeClock(berlin(10, 12))  # Monday noon
+                dispatcher = Dispatcher(store, bot, content, clock)
+                yield Harness(db, store, fake_api, bot, clock, content, dispatcher)
+        finally:
+            await store.close()
+
+
+async def sign_up(
+    h: Harness,
+    chat_id: int = CHAT,
+    *,
+    tz: str = "Europe/Berlin",
+    bedtime: time = time(22, 30),
+    only: Sequence[str] | None = None,
+    known_to_telegram: bool = True,
+) -> Person:
+    """A person who set up reminders now; ``only`` switches the other kinds off."""
+    now = h.clock.now()
+    if known_to_telegram:
+        h.api.add_chat(chat_id)
+    await h.store.ensure_person(chat_id, now)
+    await h.store.set_timezone(chat_id, tz, now)
+    await h.store.set_bedtime(chat_id, bedtime, now)
+    person = await h.store.subscribe(chat_id, now)
+    for kind in h.store.kinds:
+        if only is not None and kind not in only:
+            person = await h.store.set_reminder(chat_id, kind, now, enabled=False)
+    return person
+
+
+def callback_data(call: ApiCall) -> list[str]:
+    markup = call.params["reply_markup"]
+    return [button["callback_data"] for row in markup["inline_keyboard"] for button in row]
+
+
+def delivery_id_of(call: ApiCall) -> int:
+    return int(callback_data(call)[0].rsplit(":", 1)[1])
+
+
+# --- on time, once -----------------------------------------------------------------------
+
+
+async def test_reminders_fire_exactly_once_at_their_minute(h: Harness) -> None:
+    await sign_up(h)
+    schedule = {
+        berlin(10, 18, 30): "meal",
+        berlin(10, 19, 30): "exercise",
+        berlin(10, 21, 30): "wind_down",
+    }
+    moment = berlin(10, 18, 0)
+    while moment <= berlin(10, 23, 59):
+        for second in (0, 20, 59):  # several ticks within every minute
+            await h.tick_at(moment + timedelta(seconds=second))
+            expected = [kind for at, kind in schedule.items() if at <= h.clock.now()]
+            sent = h.sends(CHAT)
+            assert len(sent) == len(expected), f"at {h.clock.now():%H:%M:%S}"
+        moment += timedelta(minutes=1)
+
+    sent = h.sends(CHAT)
+    for call, kind in zip(sent, schedule.values(), strict=True):
+        title = h.content.reminder_kind(kind).title
+        assert html.escape(title, quote=False) in call.params["text"]
+        assert call.params["parse_mode"] == "HTML"
+        delivery_id = delivery_id_of(call)
+        assert callback_data(call) == [
+            f"rem:done:{delivery_id}",
+            f"rem:snooze:{delivery_id}",
+            f"rem:why:{delivery_id}",
+            f"rem:off:{delivery_id}",
+        ]
+    deliveries = await h.deliveries()
+    assert [(d["kind"], d["status"]) for d in deliveries] == [
+        ("meal", "sent"),
+        ("exercise", "sent"),
+        ("wind_down", "sent"),
+    ]
+    assert deliveries[0]["meal_id"] is not None
+    person = await h.person()
+    assert [r.next_fire_at for r in person.reminders] == [
+        berlin(11, 18, 30),
+        berlin(11, 19, 30),
+        berlin(11, 21, 30),
+    ]
+
+
+async def test_a_week_of_meal_ideas_never_repeats(h: Harness) -> None:
+    await sign_up(h, only=["meal"])
+    for day in range(10, 17):  # Monday 10 to Sunday 16 March, weekend nights included
+        report = await h.tick_at(berlin(day, 18, 30))
+        assert (report.materialized, report.sent) == (1, 1)
+        await h.tick_at(berlin(day, 18, 31))
+    meal_ids = [d["meal_id"] for d in await h.deliveries()]
+    assert len(meal_ids) == 7 and len(set(meal_ids)) == 7
+    for call, meal_id in zip(h.sends(CHAT), meal_ids, strict=True):
+        meal = h.content.meal(meal_id)
+        assert meal is not None and "omnivore" in meal.diets
+        assert html.escape(meal.name, quote=False) in call.params["text"]
+    exported = await h.store.export_person(CHAT)
+    assert exported is not None and exported["person"]["recent_meals"] == meal_ids
+
+
+async def test_diet_is_respected(h: Harness) -> None:
+    await sign_up(h, only=["meal"])
+    await h.store.set_diet(CHAT, "vegetarian", h.clock.now())
+    for day in range(10, 14):
+        await h.tick_at(berlin(day, 18, 30))
+    for delivery in await h.deliveries():
+        meal = h.content.meal(delivery["meal_id"])
+        assert meal is not None and "vegetarian" in meal.diets
+
+
+# --- Telegram says no ----------------------------------------------------------------------
+
+
+async def test_blocked_bot_deactivates_the_person(h: Harness) -> None:
+    await sign_up(h, only=["meal"])
+    await sign_up(h, OTHER, only=["meal"])
+    h.api.block_chat(CHAT)
+    report = await h.tick_at(berlin(10, 18, 30))
+    assert (report.sent, report.deactivated) == (1, 1)
+    person = await h.person()
+    assert person.blocked and all(r.next_fire_at is None for r in person.reminders)
+    for day in range(11, 14):
+        await h.tick_at(berlin(day, 18, 30))
+    assert len(h.sends(CHAT, ok_only=False)) == 1  # the one refused attempt, nothing after
+    assert len(h.sends(OTHER)) == 4
+    assert [d["status"] for d in await h.deliveries()] == ["failed"]
+
+
+async def test_chat_not_found_deactivates_the_person(h: Harness) -> None:
+    # A chat the fake never saw: Telegram answers 400 "chat not found".
+    await sign_up(h, only=["wind_down"], known_to_telegram=False)
+    report = await h.tick_at(berlin(10, 21, 30))
+    assert report.deactivated == 1
+    assert (await h.person()).blocked
+    await h.tick_at(berlin(11, 21, 30))
+    assert len(h.sends(CHAT, ok_only=False)) == 1
+
+
+@pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+async def test_flood_control_retries_after_retry_after(h: Harness) -> None:
+    await sign_up(h, only=["meal"])
+    h.api.fail_next("sendMessage", error_code=429, retry_after=30, chat_id=CHAT)
+    report = await h.tick_at(berlin(10, 18, 30))
+    assert (report.sent, report.retried) == (0, 1)
+    await h.tick_at(berlin(10, 18, 30, 29))
+    assert len(h.sends(CHAT, ok_only=False)) == 1
+    report = await h.tick_at(berlin(10, 18, 30, 30))
+    assert report.sent == 1
+    for second in range(31, 60):
+        await h.tick_at(berlin(10, 18, 30, second))
+    assert len(h.sends(CHAT)) == 1 and len(h.sends(CHAT, ok_only=False)) == 2
+
+
+async def test_dropped_connections_are_retried_with_backoff(h: Harness) -> None:
+    await sign_up(h, only=["meal"])
+    h.api.drop_connection_next("sendMessage", times=2, chat_id=CHAT)
+    due = berlin(10, 18, 30)
+    assert (await h.tick_at(due)).retried == 1
+    assert (await h.tick_at(due + timedelta(seconds=4))) == TickReport()  # back-off: 5 s
+    assert (await h.tick_at(due + timedelta(seconds=5))).retried == 1
+    assert (await h.tick_at(due + timedelta(seconds=14))) == TickReport()  # then 10 s
+    assert (await h.tick_at(due + timedelta(seconds=15))).sent == 1
+    for minute in range(1, 10):
+        await h.tick_at(due + timedelta(minutes=minute))
+    assert len(h.sends(CHAT)) == 1 and len(h.sends(CHAT, ok_only=False)) == 3
+    assert [(d["status"], d["attempts"]) for d in await h.deliveries()] == [("sent", 3)]
+
+
+async def test_other_bad_requests_fail_loudly_without_retrying(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    await sign_up(h, only=["meal"])
+    h.api.fail_next("sendMessage", error_code=400, description="Bad Request: message is too long")
+    with caplog.at_level(logging.ERROR, logger="bot.dispatch"):
+        report = await h.tick_at(berlin(10, 18, 30))
+    assert report.failed == 1
+    assert any("message is too long" in r.getMessage().lower() for r in caplog.records)
+    for minute in range(1, 40):
+        await h.tick_at(berlin(10, 18, 30) + timedelta(minutes=minute))
+    assert len(h.sends(CHAT, ok_only=False)) == 1
+    assert not (await h.person()).blocked
+    await h.tick_at(berlin(11, 18, 30))  # the next night is unaffected
+    assert len(h.sends(CHAT)) == 1
+
+
+async def test_undeliverable_messages_expire_visibly(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    await sign_up(h, only=["meal"])
+    h.api.drop_connection_next("sendMessage", times=1000)
+    with caplog.at_level(logging.WARNING, logger="bot.dispatch"):
+        moment, expired = berlin(10, 18, 30), 0
+        while moment <= berlin(10, 19, 5):
+            expired += (await h.tick_at(moment)).expired
+            moment += timedelta(minutes=1)
+    assert expired == 1
+    assert [d["status"] for d in await h.deliveries()] == ["expired"]
+    assert any("expired" in r.getMessage() and str(CHAT) in r.getMessage() for r in caplog.records)
+
+
+async def test_run_job_logs_a_summary_when_something_happened(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    await sign_up(h, only=["meal"])
+    context: Any = None  # the JobQueue's CallbackContext is not used
+    with caplog.at_level(logging.DEBUG, logger="bot.dispatch"):
+        h.clock.set(berlin(10, 18, 0))
+        await h.dispatcher.run_job(context)
+        assert caplog.records == []  # nothing happened, nothing logged
+        h.clock.set(berlin(10, 18, 30))
+        await h.dispatcher.run_job(context)
+    (record,) = caplog.records
+    assert record.levelno == logging.INFO
+    assert "materialized=1" in record.getMessage() and "sent=1" in record.getMessage()
+
+
+# --- downtime ------------------------------------------------------------------------------
+
+
+async def test_long_downtime_skips_stale_reminders_without_a_burst(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    await sign_up(h)
+    await h.tick_at(berlin(10, 18, 29))
+    # The bot is down from 18:29 until 21:30: the meal (3 h late) and exercise (2 h late)
+    # reminders are skipped and logged; wind-down, due right now, goes out.
+    with caplog.at_level(logging.WARNING, logger="bot.dispatch"):
+        report = await h.tick_at(berlin(10, 21, 30))
+    assert (report.skipped_stale, report.materialized, report.sent) == (2, 1, 1)
+    stale = [r.getMessage() for r in caplog.records if "stale" in r.getMessage()]
+    assert len(stale) == 2
+    assert all(str(CHAT) in message for message in stale)
+    assert any("meal" in m and "3h00m late" in m for m in stale)
+    assert any("exercise" in m and "2h00m late" in m for m in stale)
+    assert [d["kind"] for d in await h.deliveries()] == ["wind_down"]
+    person = await h.person()
+    assert [r.next_fire_at for r in person.reminders] == [
+        berlin(11, 18, 30),
+        berlin(11, 19, 30),
+        berlin(11, 21, 30),
+    ]
+
+
+async def test_days_of_downtime_skip_every_missed_night(h: Harness) -> None:
+    await sign_up(h, only=["meal"])
+    report = await h.tick_at(berlin(13, 18, 0))  # down from Monday noon to Thursday 18:00
+    assert (report.skipped_stale, report.sent) == (1, 0)
+    assert (await h.person()).reminders[0].next_fire_at == berlin(13, 18, 30)
+    assert (await h.tick_at(berlin(13, 18, 30))).sent == 1
+
+
+async def test_short_downtime_still_sends_once(h: Harness) -> None:
+    await sign_up(h, only=["meal"])
+    await h.tick_at(berlin(10, 18, 29))
+    report = await h.tick_at(berlin(10, 18, 40))  # 10 minutes late, within the grace period
+    assert (report.sent, report.skipped_stale) == (1, 0)
+    for minute in range(41, 60):
+        await h.tick_at(berlin(10, 18, minute))
+    assert len(h.sends(CHAT)) == 1
+
+
+async def test_a_killed_process_is_recovered_after_the_lease(h: Harness) -> None:
+    await sign_up(h, only=["meal"])
+    due = berlin(10, 18, 30)
+    h.clock.set(due)
+    # The "old process" claims the delivery, then dies before sending or recording anything.
+    await h.store.materialize_due(due, grace=GRACE, limit=10, choose_meal=lambda d, r: None)
+    claim = await h.store.claim_deliveries(due, lease=timedelta(minutes=5), grace=GRACE, limit=10)
+    assert len(claim.claimed) == 1
+    await h.store.close()
+
+    # A new process on the same database.
+    store = await h.db.open_store(offsets(h.content))
+    try:
+        dispatcher = h.new_dispatcher(store)
+        h.clock.set(due + timedelta(minutes=4, seconds=59))
+        assert (await dispatcher.tick()).sent == 0  # still leased to the dead process
+        h.clock.set(due + timedelta(minutes=5, seconds=1))
+        assert (await dispatcher.tick()).sent == 1
+        h.clock.set(due + timedelta(minutes=6))
+        assert (await dispatcher.tick()).sent == 0
+        assert len(h.sends(CHAT)) == 1
+        exported = await store.export_person(CHAT)
+        assert exported is not None and exported["deliveries"][0]["status"] == "sent"
+    finally:
+        await store.close()
+
+
+# --- buttons -------------------------------------------------------------------------------
+
+
+async def test_snooze_sends_again_fifteen_minutes_later(h: Harness) -> None:
+    await sign_up(h, only=["meal"])
+    await h.tick_at(berlin(10, 18, 30))
+    (first,) = h.sends(CHAT)
+    delivery_id = delivery_id_of(first)
+    snoozed_until = await h.store.snooze(delivery_id, CHAT, berlin(10, 18, 32), 15)
+    assert snoozed_until == berlin(10, 18, 47)
+    assert await h.store.snooze(delivery_id, CHAT, berlin(10, 18, 32), 15) is None
+    await h.tick_at(berlin(10, 18, 46, 59))
+    assert len(h.sends(CHAT)) == 1
+    report = await h.tick_at(berlin(10, 18, 47))
+    assert (report.sent, report.materialized) == (1, 0)
+    second = h.sends(CHAT)[1]
+    assert second.params["text"] == first.params["text"]  # same meal idea
+    assert delivery_id_of(second) != delivery_id  # its own buttons
+    for minute in range(48, 60):
+        await h.tick_at(berlin(10, 18, minute))
+    assert len(h.sends(CHAT)) == 2
+
+
+async def test_one_message_per_chat_per_tick_and_interval(h: Harness) -> None:
+    await sign_up(h, only=["meal", "exercise"])
+    await h.store.set_reminder(CHAT, "exercise", h.clock.now(), offset_minutes=240)
+    due = berlin(10, 18, 30)
+    assert (await h.tick_at(due)).sent == 1
+    assert (await h.tick_at(due + timedelta(milliseconds=500))).sent == 0
+    assert (await h.tick_at(due + timedelta(seconds=1))).sent == 1
+    assert {d["kind"] for d in await h.deliveries()} == {"meal", "exercise"}
+
+
+# --- DST -----------------------------------------------------------------------------------
+
+
+async def test_fall_back_night_sends_a_repeated_local_time_once(h: Harness) -> None:
+    # New York, Sunday 2 November 2025: 01:00-02:00 happens twice (EDT, then EST).
+    h.clock.set(datetime(2025, 11, 1, 12, 0, tzinfo=NEW_YORK))
+    await sign_up(h, tz="America/New_York", bedtime=time(2, 30), only=["wind_down"])  # 01:30
+    first_0130 = datetime(2025, 11, 2, 5, 30, tzinfo=UTC)  # 01:30 EDT
+    assert (await h.person()).reminders[-1].next_fire_at == first_0130
+    moment = datetime(2025, 11, 2, 4, 0, tzinfo=UTC)  # 00:00 EDT
+    while moment <= datetime(2025, 11, 2, 9, 0, tzinfo=UTC):  # 04:00 EST
+        await h.tick_at(moment)
+        sent = h.sends(CHAT)
+        assert len(sent) == (1 if moment >= first_0130 else 0), f"at {moment}"
+        moment += timedelta(minutes=1)
+    (delivery,) = await h.deliveries()
+    assert delivery["due_at"] == first_0130.isoformat()
+    next_night = datetime(2025, 11, 3, 6, 30, tzinfo=UTC)  # 01:30 EST
+    assert (await h.person()).reminders[-1].next_fire_at == next_night
+
+
+# --- several dispatchers -------------------------------------------------------------------
+
+
+async def test_two_dispatchers_on_one_database_never_double_send(h: Harness) -> None:
+    chats = list(range(7000, 7060))
+    for chat in chats:
+        await sign_up(h, chat, only=["meal", "wind_down"])
+    second_store = await h.db.open_store(offsets(h.content))
+    try:
+        first = h.new_dispatcher(batch_size=7)
+        second = h.new_dispatcher(second_store, batch_size=7)
+        for moment in (berlin(10, 18, 30), berlin(10, 21, 30), berlin(11, 18, 30)):
+            h.clock.set(moment)
+            reports = await asyncio.gather(first.tick(), second.tick())
+            assert sum(r.sent for r in reports) == len(chats)
+    finally:
+        await second_store.close()
+    per_chat = Counter(call.chat_id for call in h.sends())
+    assert per_chat == {chat: 3 for chat in chats}
+
+
+@pytest.mark.postgres
+async def test_two_dispatchers_send_10000_due_reminders_exactly_once_on_postgresql(
+    tmp_path: Path, content: Content, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two "processes" (own engine, Store, Bot and Dispatcher each) tick concurrently on one
+    PostgreSQL database with 10,000 reminders due: every chat gets exactly one message."""
+    count = 10_000
+    now = datetime(2025, 3, 10, 21, 0, tzinfo=UTC)
+    chats = list(range(10_000_001, 10_000_001 + count))
+    async with fresh_database("postgresql", tmp_path) as db:
+        stores = [await db.open_store(offsets(content)), await db.open_store(offsets(content))]
+        try:
+            async with stores[0].engine.begin() as connection:
+                await connection.execute(
+                    insert(PEOPLE),
+                    [
+                        {
+                            "chat_id": chat,
+                            "timezone": "UTC",
+                            "bedtime": time(22, 0),
+                            "diet": "omnivore",
+                            "subscribed": True,
+                            "recent_meals": [],
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for chat in chats
+                    ],
+                )
+                await connection.execute(
+                    insert(REMINDERS),
+                    [
+                        {
+                            "chat_id": chat,
+                            "kind": "wind_down",
+                            "enabled": True,
+                            "offset_minutes": 60,
+                            "next_fire_at": now,
+                        }
+                        for chat in chats
+                    ],
+                )
+            async with FakeBotApi(TEST_TOKEN) as api:
+                for chat in chats:
+                    api.add_chat(chat)
+                clock = FakeClock(now)
+                async with (
+                    Bot(TEST_TOKEN, base_url=api.base_url) as bot_a,
+                    Bot(TEST_TOKEN, base_url=api.base_url) as bot_b,
+                ):
+                    # Both "processes" share this one event loop and its CPU with the fake
+                    # server, and httpx's connection-pool bookkeeping grows with the square of
+                    # the requests in flight: 8 per process keeps the fake saturated, 64 (the
+                    # default, for real network latency) only burns CPU here.
+                    dispatchers = [
+                        Dispatcher(stores[0], bot_a, content, clock, max_concurrency=8),
+                        Dispatcher(stores[1], bot_b, content, clock, max_concurrency=8),
+                    ]
+                    started = wallclock.perf_counter()
+                    reports = await asyncio.gather(*(d.tick() for d in dispatchers))
+                    elapsed = wallclock.perf_counter() - started
+                    # A further round finds nothing left to do.
+                    again = await asyncio.gather(*(d.tick() for d in dispatchers))
+                sends = api.calls_to("sendMessage")
+            per_chat = Counter(call.chat_id for call in sends if call.ok)
+            duplicates = sum(n - 1 for n in per_chat.values() if n > 1)
+            missing = len(set(chats) - set(per_chat))
+            stats = await stores[0].stats()
+        finally:
+            for store in stores:
+                await store.close()
+    with capsys.disabled():
+        print(
+            f"\n[10k on PostgreSQL] {count} reminders, 2 dispatchers: {elapsed:.1f}s, "
+            f"sent {reports[0].sent}+{reports[1].sent}, duplicates {duplicates}, "
+            f"missing {missing}, failed calls {sum(1 for c in sends if not c.ok)}"
+        )
+    assert duplicates == 0 and missing == 0
+    assert len(sends) == count
+    assert all(report.sent > 0 for report in reports), "both processes should share the work"
+    assert sum(r.materialized for r in reports) == count
+    assert sum(r.sent for r in reports) == count
+    assert all(not report for report in again)
+    assert stats["deliveries_sent"] == count
+    assert stats["reminders_scheduled"] == count

@@ -1,0 +1,566 @@
+"""Storage: migrations, the Store API and its scheduling rules, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import FrozenInstanceError
+from datetime import UTC, datetime, time, timedelta
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Column, Connection, Integer, MetaData, select, text
+
+from bot.storage import DeliveryStatus, Person, SendOutcome, Store, create_engine, open_store
+from bot.storage.models import DELIVERIES, REMINDERS, Base
+from bot.timezones import UnknownTimezone
+from tests.pg import BACKENDS, TestDatabase, fresh_database
+
+OFFSETS = {"meal": 240, "exercise": 180, "wind_down": 60}
+BERLIN = ZoneInfo("Europe/Berlin")
+NEW_YORK = ZoneInfo("America/New_York")
+CHAT = 1001
+OTHER = 2002
+# Monday 10 March 2025, noon in Berlin (CET, UTC+1).
+NOON = datetime(2025, 3, 10, 12, 0, tzinfo=BERLIN).astimezone(UTC)
+
+
+def berlin(day: int, hour: int, minute: int = 0, month: int = 3) -> datetime:
+    return datetime(2025, month, day, hour, minute, tzinfo=BERLIN).astimezone(UTC)
+
+
+def never_chosen(diet: str, recent: Any) -> str | None:
+    return None
+
+
+@pytest.fixture(params=BACKENDS)
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TestDatabase]:
+    async with fresh_database(request.param, tmp_path) as database:
+        yield database
+
+
+@pytest.fixture
+async def store(db: TestDatabase) -> AsyncIterator[Store]:
+    opened = await db.open_store(OFFSETS)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def ready_person(
+    store: Store, chat_id: int = CHAT, *, tz: str = "Europe/Berlin", now: datetime = NOON
+) -> Person:
+    await store.ensure_person(chat_id, now)
+    await store.set_timezone(chat_id, tz, now)
+    await store.set_bedtime(chat_id, time(22, 30), now)
+    return await store.subscribe(chat_id, now)
+
+
+def next_fire(person: Person, kind: str) -> datetime | None:
+    setting = person.reminder(kind)
+    assert setting is not None
+    return setting.next_fire_at
+
+
+async def sent_delivery(store: Store, now: datetime, chat_id: int = CHAT) -> int:
+    """Materialise what is due at ``now`` and pretend Telegram accepted it; the delivery id."""
+    await store.materialize_due(
+        now, grace=timedelta(minutes=30), limit=100, choose_meal=lambda d, r: "salmon-rice"
+    )
+    claim = await store.claim_deliveries(
+        now, lease=timedelta(minutes=5), grace=timedelta(minutes=30), limit=100
+    )
+    mine = [d for d in claim.claimed if d.chat_id == chat_id]
+    assert len(mine) == 1
+    await store.record_outcomes(
+        [SendOutcome(d.id, "sent", now, telegram_message_id=7) for d in claim.claimed]
+    )
+    return mine[0].id
+
+
+# --- migrations --------------------------------------------------------------------------
+
+
+async def test_migrations_create_the_directory_apply_and_are_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "not" / "there" / "bot.sqlite3"
+    url = f"sqlite+aiosqlite:///{path}"
+    for _ in range(2):  # the second start-up finds everything at head and changes nothing
+        store = await open_store(url, default_offsets=OFFSETS)
+        try:
+            async with store.engine.connect() as connection:
+                version = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+                journal = await connection.scalar(text("PRAGMA journal_mode"))
+                foreign_keys = await connection.scalar(text("PRAGMA foreign_keys"))
+                synchronous = await connection.scalar(text("PRAGMA synchronous"))
+            await store.ensure_person(CHAT, NOON)
+        finally:
+            await store.close()
+        assert version == "0001"
+        assert journal == "wal"
+        assert foreign_keys == 1
+        assert synchronous == 1  # NORMAL
+    assert path.exists()
+
+
+async def test_relative_sqlite_path_creates_its_parent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = await open_store("sqlite+aiosqlite:///./data/x.sqlite3", default_offsets=OFFSETS)
+    await store.close()
+    assert (tmp_path / "data" / "x.sqlite3").exists()
+
+
+async def test_migrations_match_the_models(db: TestDatabase) -> None:
+    """Autogenerate finds nothing to do after upgrade head: migrations and models can't drift."""
+    store = await db.open_store(OFFSETS)
+
+    def diff(connection: Connection, metadata: MetaData) -> list[Any]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, metadata))
+
+    # The comparison is live: a column that only the models have is reported.
+    drifted = MetaData(naming_convention=Base.metadata.naming_convention)
+    for table in Base.metadata.sorted_tables:
+        table.to_metadata(drifted)
+    drifted.tables["people"].append_column(Column("shoe_size", Integer))
+    try:
+        async with store.engine.connect() as connection:
+            assert await connection.run_sync(diff, Base.metadata) == []
+            drift = await connection.run_sync(diff, drifted)
+    finally:
+        await store.close()
+    assert [entry[0] for entry in drift] == ["add_column"]
+
+
+async def test_two_stores_can_open_the_same_database(db: TestDatabase) -> None:
+    first, second = await asyncio.gather(db.open_store(OFFSETS), db.open_store(OFFSETS))
+    try:
+        await first.ensure_person(CHAT, NOON)
+        assert await second.get_person(CHAT) is not None
+    finally:
+        await first.close()
+        await second.close()
+
+
+# --- people ------------------------------------------------------------------------------
+
+
+async def test_person_round_trip(store: Store) -> None:
+    assert await store.get_person(CHAT) is None
+    created = await store.ensure_person(CHAT, NOON)
+    assert created == Person(
+        chat_id=CHAT,
+        timezone=None,
+        bedtime=None,
+        weekend_bedtime=None,
+        diet="omnivore",
+        subscribed=False,
+        paused_until=None,
+        blocked=False,
+        created_at=NOON,
+        reminders=(),
+    )
+    assert not created.ready
+    later = NOON + timedelta(minutes=5)
+    await store.set_timezone(CHAT, "UTC+05:30", later)
+    await store.set_bedtime(CHAT, time(23, 15), later)
+    await store.set_bedtime(CHAT, time(0, 45), later, weekend=True)
+    await store.set_diet(CHAT, "pescatarian", later)
+    person = await store.subscribe(CHAT, later)
+    assert person == await store.get_person(CHAT)
+    assert person.ready and person.subscribed and not person.blocked
+    assert (person.timezone, person.bedtime, person.weekend_bedtime, person.diet) == (
+        "UTC+05:30",
+        time(23, 15),
+        time(0, 45),
+        "pescatarian",
+    )
+    assert person.created_at == NOON and person.created_at.tzinfo is UTC
+    assert [(r.kind, r.enabled, r.offset_minutes) for r in person.reminders] == [
+        ("meal", True, 240),
+        ("exercise", True, 180),
+        ("wind_down", True, 60),
+    ]
+    for reminder in person.reminders:
+        assert reminder.next_fire_at is not None and reminder.next_fire_at.tzinfo is UTC
+    with pytest.raises(FrozenInstanceError):
+        person.diet = "vegetarian"  # type: ignore[misc]
+    assert (await store.ensure_person(CHAT, later)) == person  # existing: unchanged
+    cleared = await store.clear_weekend_bedtime(CHAT, later)
+    assert cleared.weekend_bedtime is None
+
+
+async def test_invalid_settings_are_refused(store: Store) -> None:
+    await store.ensure_person(CHAT, NOON)
+    with pytest.raises(UnknownTimezone):
+        await store.set_timezone(CHAT, "Mars/Olympus_Mons", NOON)
+    with pytest.raises(ValueError, match="diet"):
+        await store.set_diet(CHAT, "carnivore", NOON)
+    with pytest.raises(ValueError, match="kind"):
+        await store.set_reminder(CHAT, "yoga", NOON, enabled=True)
+    with pytest.raises(ValueError, match="offset"):
+        await store.set_reminder(CHAT, "meal", NOON, offset_minutes=721)
+    with pytest.raises(ValueError, match="aware"):
+        await store.set_diet(CHAT, "vegetarian", NOON.replace(tzinfo=None))
+    person = await store.get_person(CHAT)
+    assert person is not None and person.timezone is None and person.diet == "omnivore"
+
+
+async def test_setters_create_unknown_people(store: Store) -> None:
+    """A stale settings button after /deletedata must not crash: the person is created."""
+    person = await store.clear_weekend_bedtime(OTHER, NOON)
+    assert person.chat_id == OTHER and not person.subscribed
+
+
+async def test_concurrent_first_contact_creates_one_person(store: Store) -> None:
+    people = await asyncio.gather(*(store.ensure_person(CHAT, NOON) for _ in range(8)))
+    assert {p.chat_id for p in people} == {CHAT}
+    assert (await store.stats())["people"] == 1
+
+
+# --- scheduling --------------------------------------------------------------------------
+
+
+async def test_subscribing_schedules_tonight_in_local_time(store: Store) -> None:
+    person = await ready_person(store)
+    assert next_fire(person, "meal") == berlin(10, 18, 30)
+    assert next_fire(person, "exercise") == berlin(10, 19, 30)
+    assert next_fire(person, "wind_down") == berlin(10, 21, 30)
+
+
+async def test_nothing_is_scheduled_until_ready_and_subscribed(store: Store) -> None:
+    await store.ensure_person(CHAT, NOON)
+    person = await store.subscribe(CHAT, NOON)
+    assert person.subscribed and not person.ready
+    assert all(r.next_fire_at is None for r in person.reminders)
+    person = await store.set_timezone(CHAT, "Europe/Berlin", NOON)
+    assert all(r.next_fire_at is None for r in person.reminders)
+    person = await store.set_bedtime(CHAT, time(22, 30), NOON)
+    assert next_fire(person, "meal") == berlin(10, 18, 30)
+
+    await store.ensure_person(OTHER, NOON)
+    await store.set_timezone(OTHER, "Europe/Berlin", NOON)
+    person = await store.set_bedtime(OTHER, time(22, 30), NOON)
+    assert person.ready and not person.subscribed and person.reminders == ()
+
+
+async def test_settings_changes_reschedule(store: Store) -> None:
+    await ready_person(store)
+    person = await store.set_timezone(CHAT, "America/New_York", NOON)
+    assert next_fire(person, "meal") == datetime(2025, 3, 10, 18, 30, tzinfo=NEW_YORK)
+
+    person = await store.set_bedtime(CHAT, time(23, 0), NOON)
+    assert next_fire(person, "wind_down") == datetime(2025, 3, 10, 22, 0, tzinfo=NEW_YORK)
+
+    # Friday night is a weekend night: the weekend bedtime applies.
+    friday = datetime(2025, 3, 14, 13, 0, tzinfo=NEW_YORK)
+    person = await ready_person(store, OTHER, tz="America/New_York", now=friday)
+    assert next_fire(person, "wind_down") == datetime(2025, 3, 14, 21, 30, tzinfo=NEW_YORK)
+    person = await store.set_bedtime(OTHER, time(0, 30), friday, weekend=True)
+    assert next_fire(person, "wind_down") == datetime(2025, 3, 14, 23, 30, tzinfo=NEW_YORK)
+
+    person = await store.set_reminder(CHAT, "meal", NOON, offset_minutes=120)
+    assert next_fire(person, "meal") == datetime(2025, 3, 10, 21, 0, tzinfo=NEW_YORK)
+    person = await store.set_reminder(CHAT, "meal", NOON, enabled=False)
+    assert next_fire(person, "meal") is None
+    person = await store.set_reminder(CHAT, "meal", NOON, enabled=True)
+    assert next_fire(person, "meal") == datetime(2025, 3, 10, 21, 0, tzinfo=NEW_YORK)
+
+
+async def test_pause_resume_and_unsubscribe(store: Store) -> None:
+    await ready_person(store)
+    until = berlin(13, 12)  # skip the nights of Mon, Tue, Wed
+    person = await store.pause(CHAT, until, NOON)
+    assert person.paused_until == until
+    assert next_fire(person, "meal") == berlin(13, 18, 30)
+    assert next_fire(person, "wind_down") == berlin(13, 21, 30)
+
+    person = await store.resume(CHAT, NOON)
+    assert person.paused_until is None
+    assert next_fire(person, "meal") == berlin(10, 18, 30)
+
+    person = await store.unsubscribe(CHAT, NOON)
+    assert not person.subscribed
+    assert all(r.next_fire_at is None for r in person.reminders)
+    # Changing settings while stopped never schedules anything.
+    person = await store.set_bedtime(CHAT, time(21, 0), NOON)
+    assert all(r.next_fire_at is None for r in person.reminders)
+    person = await store.subscribe(CHAT, NOON)
+    assert next_fire(person, "wind_down") == berlin(10, 20, 0)
+
+
+async def test_stop_and_pause_cancel_pending_deliveries(store: Store) -> None:
+    await ready_person(store)
+    due = berlin(10, 18, 30)
+    await store.materialize_due(
+        due, grace=timedelta(minutes=30), limit=10, choose_meal=never_chosen
+    )
+    await store.unsubscribe(CHAT, due)
+    claim = await store.claim_deliveries(
+        due, lease=timedelta(minutes=5), grace=timedelta(minutes=30), limit=10
+    )
+    assert claim.claimed == ()
+    stats = await store.stats()
+    assert stats["deliveries_cancelled"] == 1 and stats["deliveries_pending"] == 0
+
+
+async def test_a_materialised_night_is_not_repeated_after_a_later_bedtime(store: Store) -> None:
+    await ready_person(store)
+    result = await store.materialize_due(
+        berlin(10, 18, 30), grace=timedelta(minutes=30), limit=10, choose_meal=never_chosen
+    )
+    assert result.materialized == 1
+    # At 18:40 the person moves bedtime to 23:00: tonight's meal would now be at 19:00, but
+    # tonight's meal reminder already exists, so the next one is tomorrow's.
+    person = await store.set_bedtime(CHAT, time(23, 0), berlin(10, 18, 40))
+    assert next_fire(person, "meal") == berlin(11, 19, 0)
+    assert next_fire(person, "exercise") == berlin(10, 20, 0)  # not yet materialised
+
+
+async def test_a_12_hour_reminder_is_not_lost_when_its_fire_time_crosses_noon(
+    store: Store,
+) -> None:
+    """Saturday's reminder (bed Sun 00:30) fires Sat 12:30; Sunday's (bed 23:30) Sun 11:30.
+
+    Filed by fire time both look like "Saturday night"; filed by bedtime they are two nights.
+    """
+    friday_noon = berlin(14, 12, 0)  # 2025-03-14 is a Friday
+    await store.ensure_person(CHAT, friday_noon)
+    await store.set_timezone(CHAT, "Europe/Berlin", friday_noon)
+    await store.set_bedtime(CHAT, time(23, 30), friday_noon)
+    await store.set_bedtime(CHAT, time(0, 30), friday_noon, weekend=True)
+    await store.subscribe(CHAT, friday_noon)
+    person = await store.set_reminder(CHAT, "meal", friday_noon, offset_minutes=720)
+    # Friday and Saturday nights use the weekend bedtime, Sunday night the weekday one.
+    expected = [berlin(14, 12, 30), berlin(15, 12, 30), berlin(16, 11, 30), berlin(17, 11, 30)]
+    assert next_fire(person, "meal") == expected[0]
+    for due, following in pairwise(expected):
+        await store.materialize_due(
+            due, grace=timedelta(minutes=30), limit=10, choose_meal=never_chosen
+        )
+        after = await store.get_person(CHAT)
+        assert after is not None
+        assert next_fire(after, "meal") == following
+
+
+async def test_a_due_occurrence_survives_a_settings_change_before_the_tick(store: Store) -> None:
+    await ready_person(store)
+    # 18:30:02: the meal reminder is due but no tick has run yet; a change of diet must not
+    # push it to tomorrow.
+    person = await store.set_diet(CHAT, "vegetarian", berlin(10, 18, 30) + timedelta(seconds=2))
+    assert next_fire(person, "meal") == berlin(10, 18, 30)
+
+
+async def test_materialize_advances_and_remembers_meals(store: Store) -> None:
+    await ready_person(store)
+    result = await store.materialize_due(
+        berlin(10, 18, 30), grace=timedelta(minutes=30), limit=10, choose_meal=lambda d, r: "x"
+    )
+    assert (result.claimed, result.materialized, result.stale) == (1, 1, ())
+    person = await store.get_person(CHAT)
+    assert person is not None and next_fire(person, "meal") == berlin(11, 18, 30)
+    exported = await store.export_person(CHAT)
+    assert exported is not None
+    assert exported["person"]["recent_meals"] == ["x"]
+    assert [d["meal_id"] for d in exported["deliveries"]] == ["x"]
+
+
+async def test_unique_night_backstop(store: Store) -> None:
+    """Even if next_fire_at were reset to an already materialised instant, no second row."""
+    await ready_person(store)
+    due = berlin(10, 18, 30)
+    await store.materialize_due(
+        due, grace=timedelta(minutes=30), limit=10, choose_meal=never_chosen
+    )
+    async with store.engine.begin() as connection:
+        await connection.execute(
+            REMINDERS.update().where(REMINDERS.c.kind == "meal").values(next_fire_at=due)
+        )
+    again = await store.materialize_due(
+        due, grace=timedelta(minutes=30), limit=10, choose_meal=never_chosen
+    )
+    assert (again.claimed, again.materialized) == (1, 0)
+    async with store.engine.connect() as connection:
+        rows = (await connection.execute(select(DELIVERIES.c.id))).all()
+    assert len(rows) == 1
+
+
+# --- blocking ----------------------------------------------------------------------------
+
+
+async def test_deactivate_then_talking_again_reactivates(store: Store) -> None:
+    await ready_person(store)
+    await store.deactivate(CHAT, "Forbidden: bot was blocked by the user", NOON)
+    person = await store.get_person(CHAT)
+    assert person is not None and person.blocked and person.subscribed
+    assert all(r.next_fire_at is None for r in person.reminders)
+    # Scheduling changes while blocked schedule nothing... until they talk to us again,
+    # which every user action implies.
+    person = await store.ensure_person(CHAT, NOON)
+    assert not person.blocked
+    assert next_fire(person, "meal") == berlin(10, 18, 30)
+    await store.deactivate(OTHER, "chat not found", NOON)  # unknown chat: nothing happens
+    assert await store.get_person(OTHER) is None
+
+
+# --- /mydata and /deletedata --------------------------------------------------------------
+
+
+async def test_export_is_complete_and_json_able(store: Store) -> None:
+    await ready_person(store)
+    delivery_id = await sent_delivery(store, berlin(10, 18, 30))
+    exported = await store.export_person(CHAT)
+    assert exported is not None
+    json.dumps(exported)  # no default= needed
+    assert exported["person"]["timezone"] == "Europe/Berlin"
+    assert exported["person"]["bedtime"] == "22:30"
+    assert {r["kind"] for r in exported["reminders"]} == set(OFFSETS)
+    assert exported["deliveries"][0]["id"] == delivery_id
+    assert exported["deliveries"][0]["status"] == "sent"
+    assert exported["deliveries"][0]["due_at"] == berlin(10, 18, 30).isoformat()
+    assert await store.export_person(OTHER) is None
+
+
+async def test_delete_removes_everything(store: Store) -> None:
+    await ready_person(store)
+    await ready_person(store, OTHER)
+    delivery_id = await sent_delivery(store, berlin(10, 18, 30))
+    await store.snooze(delivery_id, CHAT, berlin(10, 18, 31), 15)
+    assert await store.delete_person(CHAT)
+    assert await store.get_person(CHAT) is None
+    assert await store.export_person(CHAT) is None
+    assert await store.get_delivery(delivery_id, CHAT) is None
+    async with store.engine.connect() as connection:
+        for table in (REMINDERS, DELIVERIES):
+            chats = (await connection.execute(select(table.c.chat_id).distinct())).scalars().all()
+            assert list(chats) == [OTHER]
+    assert not await store.delete_person(CHAT)
+    assert await store.get_person(OTHER) is not None
+
+
+# --- buttons on a delivered reminder ---------------------------------------------------------
+
+
+async def test_deliveries_are_only_visible_to_their_chat(store: Store) -> None:
+    await ready_person(store)
+    await ready_person(store, OTHER)
+    now = berlin(10, 18, 30)
+    delivery_id = await sent_delivery(store, now)
+    view = await store.get_delivery(delivery_id, CHAT)
+    assert view is not None
+    assert (view.chat_id, view.kind, view.status, view.meal_id) == (
+        CHAT,
+        "meal",
+        "sent",
+        "salmon-rice",
+    )
+    assert view.due_at == now and view.sent_at == now
+    # Forged callback data: someone else's id gets nothing and changes nothing.
+    assert await store.get_delivery(delivery_id, OTHER) is None
+    assert not await store.mark_done(delivery_id, OTHER, now)
+    assert await store.snooze(delivery_id, OTHER, now, 15) is None
+    assert await store.turn_off_from_delivery(delivery_id, OTHER, now) is None
+    assert await store.get_delivery(10**12, CHAT) is None
+    other = await store.get_person(OTHER)
+    assert other is not None and all(r.enabled for r in other.reminders)
+    view = await store.get_delivery(delivery_id, CHAT)
+    assert view is not None and view.status == "sent"
+
+
+async def test_done_and_turn_off(store: Store) -> None:
+    await ready_person(store)
+    now = berlin(10, 18, 30)
+    delivery_id = await sent_delivery(store, now)
+    assert await store.mark_done(delivery_id, CHAT, now)
+    assert await store.mark_done(delivery_id, CHAT, now)  # idempotent
+    assert await store.snooze(delivery_id, CHAT, now, 15) is None  # done: nothing to snooze
+    assert await store.turn_off_from_delivery(delivery_id, CHAT, now) == "meal"
+    person = await store.get_person(CHAT)
+    assert person is not None
+    setting = person.reminder("meal")
+    assert setting is not None and not setting.enabled and setting.next_fire_at is None
+
+
+async def test_snooze_only_once(store: Store) -> None:
+    await ready_person(store)
+    now = berlin(10, 18, 30)
+    delivery_id = await sent_delivery(store, now)
+    results = await asyncio.gather(
+        *(store.snooze(delivery_id, CHAT, now + timedelta(seconds=5), 15) for _ in range(5))
+    )
+    due = [r for r in results if r is not None]
+    assert due == [now + timedelta(minutes=15, seconds=5)]
+    assert await store.snooze(delivery_id, CHAT, now + timedelta(seconds=6), 15) is None
+    view = await store.get_delivery(delivery_id, CHAT)
+    assert view is not None and view.status == DeliveryStatus.SNOOZED
+    stats = await store.stats()
+    assert stats["deliveries_pending"] == 1
+    # The snooze is a new delivery with the same meal, due 15 minutes later.
+    claim = await store.claim_deliveries(
+        due[0], lease=timedelta(minutes=5), grace=timedelta(minutes=30), limit=10
+    )
+    assert [(d.kind, d.meal_id, d.due_at) for d in claim.claimed] == [
+        ("meal", "salmon-rice", due[0])
+    ]
+
+
+async def test_done_after_snooze_cancels_the_snooze(store: Store) -> None:
+    await ready_person(store)
+    now = berlin(10, 18, 30)
+    delivery_id = await sent_delivery(store, now)
+    assert await store.snooze(delivery_id, CHAT, now, 15) is not None
+    assert await store.mark_done(delivery_id, CHAT, now + timedelta(minutes=1))
+    stats = await store.stats()
+    assert (stats["deliveries_pending"], stats["deliveries_cancelled"]) == (0, 1)
+
+
+async def test_snooze_refused_after_stop(store: Store) -> None:
+    await ready_person(store)
+    now = berlin(10, 18, 30)
+    delivery_id = await sent_delivery(store, now)
+    await store.unsubscribe(CHAT, now)
+    assert await store.snooze(delivery_id, CHAT, now, 15) is None
+
+
+# --- column types ------------------------------------------------------------------------
+
+
+async def test_naive_datetimes_are_refused_and_aware_ones_normalised(store: Store) -> None:
+    plus_two = datetime(2025, 3, 10, 14, 0, tzinfo=ZoneInfo("Africa/Cairo"))
+    person = await store.ensure_person(CHAT, plus_two)
+    assert person.created_at == plus_two and person.created_at.tzinfo is UTC
+    with pytest.raises(ValueError, match="aware"):
+        await store.pause(CHAT, datetime(2025, 3, 12, 12, 0), NOON)
+
+
+async def test_stats(store: Store) -> None:
+    await ready_person(store)
+    await store.ensure_person(OTHER, NOON)
+    stats = await store.stats()
+    assert stats["people"] == 2 and stats["subscribed"] == 1 and stats["blocked"] == 0
+    assert stats["reminders_scheduled"] == 3
+    assert stats["deliveries_sent"] == 0
+
+
+async def test_in_memory_sqlite_works_with_concurrent_sessions() -> None:
+    store = await open_store("sqlite+aiosqlite:///:memory:", default_offsets=OFFSETS)
+    try:
+        await asyncio.gather(*(ready_person(store, chat) for chat in range(1, 6)))
+        assert (await store.stats())["reminders_scheduled"] == 15
+    finally:
+        await store.close()
+
+
+def test_unsupported_url_is_refused() -> None:
+    from bot.storage import UnsupportedDatabaseError
+
+    with pytest.raises(UnsupportedDatabaseError):
+        create_engine("mysql+aiomysql://localhost/x")
