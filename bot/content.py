@@ -164,7 +164,7 @@ class ReminderKind(_Frozen):
     kind: ReminderKindName
     title: PlainText
     label: Label
-    default_offset_minutes: int = Field(gt=0, le=24 * 60)
+    default_offset_minutes: int = Field(gt=0, le=720)  # the scheduler caps offsets at 12 h
     text_html: Html
     why_html: Html
 

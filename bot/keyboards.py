@@ -12,13 +12,17 @@ def reminder_keyboard(delivery_id: int) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton("Done ✅", callback_data=callback_data.reminder("done", delivery_id)),
+                InlineKeyboardButton(
+                    "Done ✅", callback_data=callback_data.reminder("done", delivery_id)
+                ),
                 InlineKeyboardButton(
                     "Snooze 15 min", callback_data=callback_data.reminder("snooze", delivery_id)
                 ),
             ],
             [
-                InlineKeyboardButton("Why?", callback_data=callback_data.reminder("why", delivery_id)),
+                InlineKeyboardButton(
+                    "Why?", callback_data=callback_data.reminder("why", delivery_id)
+                ),
                 InlineKeyboardButton(
                     "Turn this off", callback_data=callback_data.reminder("off", delivery_id)
                 ),

@@ -44,7 +44,7 @@ _OFFSET_QUERY: Final = re.compile(
 )
 
 
-class UnknownTimezone(ValueError):  # noqa: N818 - name fixed by the shared API
+class UnknownTimezone(ValueError):
     """A timezone key that is neither a known IANA name nor a valid fixed offset."""
 
 

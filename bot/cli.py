@@ -1,0 +1,88 @@
+"""`sleepbot run` talks to Telegram; `sleepbot chat` tries the same bot offline in a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from bot.config import MissingToken, Settings
+from bot.content import ContentError, default_content_dir, load_content
+from bot.logs import configure_logging, redact
+
+EXIT_CONFIG = 2
+
+
+def _fail(message: str) -> int:
+    print(f"sleepbot: {redact(message)}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def _load_settings() -> Settings:
+    return Settings()
+
+
+def run(settings: Settings) -> int:
+    """Long polling until Ctrl-C / SIGTERM; PTB handles the signals and a clean shutdown."""
+    from telegram import Update
+
+    from bot.app import build_app
+
+    token = settings.require_token()
+    configure_logging(settings.log_level, secrets=[token])
+    application = build_app(settings, token=token)
+    application.run_polling(allowed_updates=Update.ALL_TYPES)
+    return 0
+
+
+def check_content(settings: Settings) -> int:
+    directory = settings.content_dir or default_content_dir()
+    content = load_content(directory)
+    print(
+        f"{directory}: OK — {len(content.mechanisms)} mechanisms, {len(content.foods)} foods, "
+        f"{len(content.meal_ideas)} meal ideas, {len(content.reminder_kinds)} reminder kinds"
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sleepbot", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="run the bot against Telegram (needs TELEGRAM_BOT_TOKEN)")
+    chat_parser = commands.add_parser(
+        "chat", help="try the bot in this terminal, offline, no token needed"
+    )
+    chat_parser.add_argument(
+        "--database",
+        help="database URL for this session (default: a throw-away SQLite file)",
+    )
+    commands.add_parser("check-content", help="validate the content/ files and exit")
+    args = parser.parse_args(argv)
+    try:
+        settings = _load_settings()
+        if args.command == "run":
+            return run(settings)
+        if args.command == "check-content":
+            return check_content(settings)
+        from bot.chat import chat
+
+        return asyncio.run(chat(settings, database_url=args.database))
+    except MissingToken as problem:
+        return _fail(str(problem))
+    except ContentError as problem:
+        return _fail(f"content error: {problem}")
+    except ValidationError as problem:
+        details = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
+            for error in problem.errors()
+        )
+        return _fail(f"invalid configuration: {details}")
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""A typed CallbackContext, so handlers say `context.content` instead of `bot_data["..."]`."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from telegram.ext import Application, CallbackContext, ExtBot
+
+if TYPE_CHECKING:
+    from bot.clock import Clock
+    from bot.config import Settings
+    from bot.content import Content
+    from bot.dispatch import Dispatcher
+    from bot.storage import Store
+
+SERVICES_KEY = "services"
+
+
+@dataclass
+class Services:
+    """What every handler may use; the store and dispatcher exist only once post_init ran."""
+
+    settings: Settings
+    content: Content
+    clock: Clock
+    _store: Store | None = field(default=None, repr=False)
+    dispatcher: Dispatcher | None = None
+    background: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("the database is not open yet (post_init has not run)")
+        return self._store
+
+
+class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
+    """CallbackContext with typed access to the bot's services."""
+
+    @property
+    def services(self) -> Services:
+        services = self.bot_data[SERVICES_KEY]
+        assert isinstance(services, Services)
+        return services
+
+    @property
+    def content(self) -> Content:
+        return self.services.content
+
+    @property
+    def store(self) -> Store:
+        return self.services.store
+
+    @property
+    def clock(self) -> Clock:
+        return self.services.clock
+
+
+SleepApplication = Application[
+    ExtBot[None], BotContext, dict[Any, Any], dict[Any, Any], dict[Any, Any], Any
+]

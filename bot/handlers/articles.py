@@ -1,0 +1,201 @@
+"""The article itself: /start, /mechanisms, /foods, /tips, /about, /help and their buttons."""
+
+from __future__ import annotations
+
+import html
+import secrets
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+
+from bot import callback_data
+from bot.content import Content
+from bot.context import BotContext
+from bot.handlers.common import command_argument, edit_in_place, reply
+from bot.handlers.settings import begin_setup, show_settings
+
+ALL_MECHANISMS = "All mechanisms"
+
+
+def start_keyboard() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    "How B12 may affect sleep", callback_data=callback_data.navigate("mechanisms")
+                )
+            ],
+            [
+                InlineKeyboardButton(
+                    "B12-rich foods", callback_data=callback_data.navigate("foods")
+                ),
+                InlineKeyboardButton("Sleep tips", callback_data=callback_data.navigate("tips")),
+            ],
+            [
+                InlineKeyboardButton(
+                    "Set up nightly reminders", callback_data=callback_data.navigate("setup")
+                )
+            ],
+        ]
+    )
+
+
+def mechanism_index_keyboard(content: Content) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    f"{m.number}. {m.label}", callback_data=callback_data.mechanism(m.number)
+                )
+            ]
+            for m in content.mechanisms
+        ]
+    )
+
+
+def mechanism_keyboard(content: Content, number: int) -> InlineKeyboardMarkup:
+    """◀ ▶ wrap around, so every page has the same three buttons in the same places."""
+    count = len(content.mechanisms)
+    previous = (number - 2) % count + 1
+    following = number % count + 1
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton("◀", callback_data=callback_data.mechanism(previous)),
+                InlineKeyboardButton(
+                    f"{number}/{count}", callback_data=callback_data.mechanism(number)
+                ),
+                InlineKeyboardButton("▶", callback_data=callback_data.mechanism(following)),
+            ],
+            [InlineKeyboardButton(ALL_MECHANISMS, callback_data=callback_data.mechanism(None))],
+        ]
+    )
+
+
+def foods_keyboard(meal_index: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton("Another idea", callback_data=callback_data.foods(meal_index + 1))]]
+    )
+
+
+def foods_message(content: Content, meal_index: int) -> tuple[str, InlineKeyboardMarkup]:
+    meal_index %= len(content.meal_ideas)
+    return content.render_foods(meal_index), foods_keyboard(meal_index)
+
+
+async def send_section(update: Update, context: BotContext, section: str) -> None:
+    """Open a section as a new message; shared by deep links, commands and /start buttons."""
+    content = context.content
+    if section == "mechanisms":
+        await reply(update, content.render_mechanism_index(), mechanism_index_keyboard(content))
+    elif section == "foods":
+        await reply(update, *foods_message(content, secrets.randbelow(len(content.meal_ideas))))
+    elif section == "tips":
+        await reply(update, content.render_tips())
+
+
+async def start(update: Update, context: BotContext) -> None:
+    """/start, including deep links t.me/<bot>?start=mechanisms|foods|tips|setup."""
+    payload = command_argument(context.args).lower()
+    if payload in {"mechanisms", "foods", "tips"}:
+        await send_section(update, context, payload)
+        return
+    if payload == "setup":
+        await begin_setup(update, context)
+        return
+    await reply(update, context.content.render_start(), start_keyboard())
+
+
+async def mechanisms(update: Update, context: BotContext) -> None:
+    """/mechanisms shows the index; /mechanisms 3 or /mechanisms circadian opens one page."""
+    content = context.content
+    wanted = command_argument(context.args)
+    if not wanted:
+        await send_section(update, context, "mechanisms")
+        return
+    mechanism = content.find_mechanism(wanted)
+    if mechanism is None:
+        choices = ", ".join(f"{m.number} ({m.slug})" for m in content.mechanisms)
+        await reply(
+            update,
+            f"I don't know the mechanism “{_escape(wanted)}”. Try one of: {choices}. "
+            "Example: <code>/mechanisms 3</code>",
+            mechanism_index_keyboard(content),
+        )
+        return
+    await reply(
+        update,
+        content.render_mechanism(mechanism.number),
+        mechanism_keyboard(content, mechanism.number),
+    )
+
+
+async def mechanism_button(update: Update, context: BotContext) -> None:
+    """Edits the same message in place: index ↔ pages."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    match = callback_data.MECHANISM.match(query.data)
+    assert match is not None  # guaranteed by the handler's pattern
+    content = context.content
+    await query.answer()
+    if match.group(1) == "index":
+        await edit_in_place(
+            query, content.render_mechanism_index(), mechanism_index_keyboard(content)
+        )
+        return
+    number = int(match.group(1))
+    if content.find_mechanism(str(number)) is None:
+        await edit_in_place(
+            query, content.render_mechanism_index(), mechanism_index_keyboard(content)
+        )
+        return
+    await edit_in_place(
+        query, content.render_mechanism(number), mechanism_keyboard(content, number)
+    )
+
+
+async def foods(update: Update, context: BotContext) -> None:
+    await send_section(update, context, "foods")
+
+
+async def foods_button(update: Update, context: BotContext) -> None:
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    match = callback_data.FOODS.match(query.data)
+    assert match is not None
+    await query.answer()
+    await edit_in_place(query, *foods_message(context.content, int(match.group(1))))
+
+
+async def tips(update: Update, context: BotContext) -> None:
+    await send_section(update, context, "tips")
+
+
+async def about(update: Update, context: BotContext) -> None:
+    await reply(update, context.content.render_about())
+
+
+async def help_command(update: Update, context: BotContext) -> None:
+    await reply(update, context.content.render_help())
+
+
+async def unknown(update: Update, context: BotContext) -> None:
+    """Unknown commands and free text: a short pointer to /help, never silence."""
+    await reply(update, context.content.render_unknown())
+
+
+async def navigate_button(update: Update, context: BotContext) -> None:
+    """Buttons on /start open a section as a new message, keeping the welcome visible."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    match = callback_data.NAVIGATE.match(query.data)
+    assert match is not None
+    await query.answer()
+    section = match.group(1)
+    if section in {"setup", "settings"}:
+        await (begin_setup if section == "setup" else show_settings)(update, context)
+        return
+    await send_section(update, context, section)
+
+
+def _escape(text: str) -> str:
+    return html.escape(text[:64])

@@ -1,0 +1,611 @@
+"""Onboarding and settings: timezone, bedtime, reminders on/off, pause, stop, data rights.
+
+Handlers here only translate between Telegram and the store; parsing and time arithmetic live
+in bot.onboarding, bot.schedule and bot.timezones, which know nothing about Telegram.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+from datetime import datetime, time
+
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+
+from bot import callback_data
+from bot.content import Content
+from bot.context import BotContext
+from bot.handlers.common import command_argument, edit_in_place, reply
+from bot.onboarding import (
+    BEDTIME_CHOICES,
+    OFFSET_STEP_MINUTES,
+    InputProblem,
+    clamp_offset,
+    format_clock,
+    format_offset,
+    parse_clock_time,
+    parse_nights,
+    pause_until,
+    upcoming_lines,
+)
+from bot.storage import Person
+from bot.timezones import (
+    TimezoneLookup,
+    UnknownTimezone,
+    lookup_timezone,
+    timezone_at,
+    tzinfo_for,
+    utc_offset_label,
+)
+
+AWAITING = "awaiting"
+DIETS = ("omnivore", "pescatarian", "vegetarian")
+MAX_MYDATA_CHARS = 3500
+
+TIMEZONE_PROMPT = (
+    "<b>Which timezone are you in?</b>\n"
+    "Tap <b>📍 Share location</b> below (only the timezone is kept, never the location), "
+    "or type a city (<code>Berlin</code>), an IANA name (<code>Europe/Berlin</code>) "
+    "or an offset (<code>UTC+02:00</code>)."
+)
+BEDTIME_PROMPT = (
+    "<b>When do you usually go to bed?</b>\n"
+    "Tap a time, or type one, e.g. <code>/bedtime 22:45</code>."
+)
+
+
+def _chat_id(update: Update) -> int:
+    chat = update.effective_chat
+    assert chat is not None
+    return chat.id
+
+
+# --- keyboards ---------------------------------------------------------------------------
+
+
+def location_keyboard() -> ReplyKeyboardMarkup:
+    return ReplyKeyboardMarkup(
+        [[KeyboardButton("📍 Share location", request_location=True)]],
+        resize_keyboard=True,
+        one_time_keyboard=True,
+        input_field_placeholder="or type a city, e.g. Berlin",
+    )
+
+
+def bedtime_keyboard(action: str = "bed") -> InlineKeyboardMarkup:
+    buttons = [
+        InlineKeyboardButton(
+            format_clock(choice),
+            callback_data=callback_data.settings(action, choice.strftime("%H%M")),
+        )
+        for choice in BEDTIME_CHOICES
+    ]
+    rows = [buttons[i : i + 3] for i in range(0, len(buttons), 3)]
+    if action == "wbed":
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    "Same as weekdays", callback_data=callback_data.settings("wbed", "off")
+                )
+            ]
+        )
+    rows.append([InlineKeyboardButton("◀ Settings", callback_data=callback_data.settings("view"))])
+    return InlineKeyboardMarkup(rows)
+
+
+def candidates_keyboard(lookup: TimezoneLookup) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    choice.label[:60], callback_data=callback_data.settings("tz", choice.key)
+                )
+            ]
+            for choice in lookup.candidates
+        ]
+    )
+
+
+def settings_view(
+    person: Person, content: Content, now_utc: datetime
+) -> tuple[str, InlineKeyboardMarkup]:
+    """The /settings message: everything stored that shapes reminders, and a button for each."""
+    lines = ["<b>Your settings</b>"]
+    tz_line = "not set"
+    if person.timezone:
+        tz_line = f"{html.escape(person.timezone)} ({utc_offset_label(person.timezone, now_utc)})"
+    lines.append(f"Timezone: {tz_line}")
+    lines.append(f"Bedtime: {format_clock(person.bedtime) if person.bedtime else 'not set'}")
+    weekend = format_clock(person.weekend_bedtime) if person.weekend_bedtime else "same as weekdays"
+    lines.append(f"Friday and Saturday nights: {weekend}")
+    lines.append(f"Meal ideas for: {person.diet}")
+    lines.append(f"Reminders: {_status(person, now_utc)}")
+    rows: list[list[InlineKeyboardButton]] = []
+    for setting in person.reminders:
+        kind = content.reminder_kind(setting.kind)
+        mark = "✅" if setting.enabled else "⬜"
+        lines.append(
+            f"{mark} {html.escape(kind.title)}: {format_offset(setting.offset_minutes)} bedtime"
+        )
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    f"{mark} {kind.label}",
+                    callback_data=callback_data.settings("toggle", kind.kind),
+                ),
+                InlineKeyboardButton(
+                    "Earlier", callback_data=callback_data.settings("earlier", kind.kind)
+                ),
+                InlineKeyboardButton(
+                    "Later", callback_data=callback_data.settings("later", kind.kind)
+                ),
+            ]
+        )
+    if person.timezone and person.bedtime and person.subscribed and not person.blocked:
+        tz = tzinfo_for(person.timezone)
+        upcoming = upcoming_lines(
+            (
+                (content.reminder_kind(r.kind).title, r.next_fire_at if r.enabled else None)
+                for r in person.reminders
+            ),
+            tz,
+            now_utc,
+        )
+        if upcoming:
+            lines.append("\n<b>Next reminders</b> (your local time):")
+            lines.extend(upcoming)
+    rows.append(
+        [
+            InlineKeyboardButton("Bedtime", callback_data=callback_data.settings("pick_bed")),
+            InlineKeyboardButton(
+                "Weekend bedtime", callback_data=callback_data.settings("pick_wbed")
+            ),
+        ]
+    )
+    next_diet = (
+        DIETS[(DIETS.index(person.diet) + 1) % len(DIETS)] if person.diet in DIETS else DIETS[0]
+    )
+    rows.append(
+        [
+            InlineKeyboardButton("Timezone", callback_data=callback_data.settings("ask_tz")),
+            InlineKeyboardButton(
+                f"Diet: {person.diet}", callback_data=callback_data.settings("diet", next_diet)
+            ),
+        ]
+    )
+    if person.subscribed:
+        pause_row = [
+            InlineKeyboardButton(
+                "Pause 1 night", callback_data=callback_data.settings("pause", "1")
+            ),
+            InlineKeyboardButton(
+                "Pause 7 nights", callback_data=callback_data.settings("pause", "7")
+            ),
+        ]
+        if person.paused_until is not None and person.paused_until > now_utc:
+            pause_row = [
+                InlineKeyboardButton("Resume", callback_data=callback_data.settings("resume"))
+            ]
+        rows.append(pause_row)
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    "Stop all reminders", callback_data=callback_data.settings("stop")
+                )
+            ]
+        )
+    else:
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    "Turn reminders on", callback_data=callback_data.settings("resume")
+                )
+            ]
+        )
+    return "\n".join(lines), InlineKeyboardMarkup(rows)
+
+
+def _status(person: Person, now_utc: datetime) -> str:
+    if person.blocked:
+        return "off (the bot was blocked)"
+    if not person.subscribed:
+        return "off — /resume to turn them on"
+    if not person.ready:
+        return "waiting for your timezone and bedtime"
+    if person.paused_until is not None and person.paused_until > now_utc and person.timezone:
+        local = person.paused_until.astimezone(tzinfo_for(person.timezone))
+        return f"paused until {local:%a %d %b %H:%M} — /resume to restart now"
+    return "on"
+
+
+# --- onboarding --------------------------------------------------------------------------
+
+
+async def begin_setup(update: Update, context: BotContext) -> None:
+    """'Set up nightly reminders': ask only for what is still missing, then confirm."""
+    store, now = context.store, context.clock.now()
+    person = await store.ensure_person(_chat_id(update), now)
+    if person.timezone is None:
+        await ask_timezone(update, context)
+    elif person.bedtime is None:
+        await ask_bedtime(update, context)
+    else:
+        person = await store.subscribe(person.chat_id, now)
+        await confirm(update, context, person)
+
+
+async def ask_timezone(update: Update, context: BotContext) -> None:
+    if context.user_data is not None:
+        context.user_data[AWAITING] = "timezone"
+    await reply_with_keyboard(update, TIMEZONE_PROMPT, location_keyboard())
+
+
+async def ask_bedtime(update: Update, context: BotContext) -> None:
+    if context.user_data is not None:
+        context.user_data[AWAITING] = "bedtime"
+    await reply(update, BEDTIME_PROMPT, bedtime_keyboard())
+
+
+async def reply_with_keyboard(
+    update: Update, text: str, keyboard: ReplyKeyboardMarkup | ReplyKeyboardRemove
+) -> None:
+    chat = update.effective_chat
+    if chat is not None:
+        await chat.send_message(text, reply_markup=keyboard)
+
+
+SET_UP = "✅ <b>You're set up.</b> Change anything below or with /settings.\n\n"
+
+
+async def confirm(update: Update, context: BotContext, person: Person) -> None:
+    """The end of onboarding: what we understood, and tonight's reminders in local time."""
+    if context.user_data is not None:
+        context.user_data.pop(AWAITING, None)
+    text, markup = settings_view(person, context.content, context.clock.now())
+    await reply(update, SET_UP + text, markup)
+
+
+async def after_timezone(update: Update, context: BotContext, person: Person) -> None:
+    """Timezone stored: say so (removing the location keyboard), then the next missing step."""
+    assert person.timezone is not None
+    await reply_with_keyboard(
+        update,
+        f"Timezone set to <b>{html.escape(person.timezone)}</b> "
+        f"({utc_offset_label(person.timezone, context.clock.now())}).",
+        ReplyKeyboardRemove(),
+    )
+    if person.bedtime is None:
+        await ask_bedtime(update, context)
+    else:
+        await confirm(update, context, person)
+
+
+async def apply_timezone_query(update: Update, context: BotContext, query: str) -> None:
+    # The first lookup builds the city index (~2 s): never on the event loop.
+    lookup = await asyncio.to_thread(lookup_timezone, query)
+    if lookup.choice is not None:
+        person = await context.store.set_timezone(
+            _chat_id(update), lookup.choice.key, context.clock.now()
+        )
+        await after_timezone(update, context, person)
+    elif lookup.candidates:
+        await reply(update, "Did you mean one of these?", candidates_keyboard(lookup))
+    else:
+        await reply(update, html.escape(lookup.problem or "I couldn't find that timezone."))
+
+
+async def apply_bedtime(
+    update: Update, context: BotContext, bedtime: time, *, weekend: bool
+) -> Person:
+    store, now, chat_id = context.store, context.clock.now(), _chat_id(update)
+    await store.ensure_person(chat_id, now)
+    person = await store.set_bedtime(chat_id, bedtime, now, weekend=weekend)
+    if not weekend and not person.subscribed:
+        # Giving a bedtime is how a person asks for reminders; /stop stays one tap away.
+        person = await store.subscribe(chat_id, now)
+    return person
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+async def welcome_back(update: Update, context: BotContext) -> None:
+    """Anyone marked blocked who writes to us has unblocked the bot: reschedule them."""
+    chat = update.effective_chat
+    if chat is None:
+        return
+    person = await context.store.get_person(chat.id)
+    if person is not None and person.blocked:
+        await context.store.ensure_person(chat.id, context.clock.now())
+
+
+async def timezone_command(update: Update, context: BotContext) -> None:
+    """/timezone Europe/Berlin | berlin | UTC+05:30; without an argument: show and ask."""
+    query = command_argument(context.args)
+    await context.store.ensure_person(_chat_id(update), context.clock.now())
+    if not query:
+        await ask_timezone(update, context)
+        return
+    await apply_timezone_query(update, context, query)
+
+
+async def location_message(update: Update, context: BotContext) -> None:
+    """A shared location is turned into a timezone offline; the coordinates are not stored."""
+    message = update.effective_message
+    assert message is not None and message.location is not None
+    key = await asyncio.to_thread(
+        timezone_at, message.location.latitude, message.location.longitude
+    )
+    if key is None:
+        await reply(update, "I couldn't tell the timezone of that place. " + TIMEZONE_PROMPT)
+        return
+    chat_id, now = _chat_id(update), context.clock.now()
+    await context.store.ensure_person(chat_id, now)
+    person = await context.store.set_timezone(chat_id, key, now)
+    await after_timezone(update, context, person)
+
+
+async def bedtime_command(update: Update, context: BotContext) -> None:
+    """/bedtime 22:30 · /bedtime weekend 23:30 · /bedtime weekend off."""
+    words = command_argument(context.args).split()
+    if not words:
+        await ask_bedtime(update, context)
+        return
+    weekend = words[0].lower() in {"weekend", "weekends"}
+    value = " ".join(words[1:] if weekend else words)
+    if weekend and value.lower() in {"off", "same", "none"}:
+        person = await context.store.clear_weekend_bedtime(_chat_id(update), context.clock.now())
+        await _after_bedtime(update, context, person)
+        return
+    try:
+        bedtime = parse_clock_time(value)
+    except InputProblem as problem:
+        example = "/bedtime weekend 23:30" if weekend else "/bedtime 22:30"
+        await reply(update, f"{html.escape(str(problem))} Example: <code>{example}</code>")
+        return
+    person = await apply_bedtime(update, context, bedtime, weekend=weekend)
+    await _after_bedtime(update, context, person)
+
+
+async def _after_bedtime(update: Update, context: BotContext, person: Person) -> None:
+    if person.timezone is None:
+        await reply(update, f"Bedtime saved: {format_clock(person.bedtime or time())}.")
+        await ask_timezone(update, context)
+    else:
+        await confirm(update, context, person)
+
+
+async def settings_command(update: Update, context: BotContext) -> None:
+    await show_settings(update, context)
+
+
+async def show_settings(update: Update, context: BotContext) -> None:
+    person = await context.store.ensure_person(_chat_id(update), context.clock.now())
+    if person.timezone is None or person.bedtime is None:
+        await begin_setup(update, context)
+        return
+    await reply(update, *settings_view(person, context.content, context.clock.now()))
+
+
+async def pause_command(update: Update, context: BotContext) -> None:
+    """/pause [nights]: skip whole nights starting tonight."""
+    try:
+        nights = parse_nights(command_argument(context.args))
+    except InputProblem as problem:
+        await reply(update, html.escape(str(problem)))
+        return
+    person = await context.store.get_person(_chat_id(update))
+    if person is None or not person.ready or not person.subscribed:
+        await reply(update, "You have no reminders to pause. Send /settings to set them up.")
+        return
+    person = await _pause(context, person, nights)
+    await reply(update, *settings_view(person, context.content, context.clock.now()))
+
+
+async def _pause(context: BotContext, person: Person, nights: int) -> Person:
+    assert person.timezone is not None
+    now = context.clock.now()
+    until = pause_until(now, tzinfo_for(person.timezone), nights)
+    return await context.store.pause(person.chat_id, until, now)
+
+
+async def resume_command(update: Update, context: BotContext) -> None:
+    chat_id, now = _chat_id(update), context.clock.now()
+    person = await context.store.ensure_person(chat_id, now)
+    if not person.ready:
+        await begin_setup(update, context)
+        return
+    person = await context.store.subscribe(chat_id, now)
+    person = await context.store.resume(chat_id, now)
+    await confirm(update, context, person)
+
+
+async def stop_command(update: Update, context: BotContext) -> None:
+    """/stop: no more messages at all, effective immediately; settings are kept for /resume."""
+    person = await context.store.get_person(_chat_id(update))
+    if person is not None:
+        await context.store.unsubscribe(person.chat_id, context.clock.now())
+    await reply(
+        update,
+        "🛑 Reminders stopped: I won't message you again unless you write to me. "
+        "Your settings are kept — /resume restarts reminders, /deletedata erases everything.",
+    )
+
+
+async def mydata_command(update: Update, context: BotContext) -> None:
+    data = await context.store.export_person(_chat_id(update))
+    if data is None:
+        await reply(update, "I store nothing about you.")
+        return
+    dump = json.dumps(data, indent=1, ensure_ascii=False, default=str)
+    note = ""
+    if len(dump) > MAX_MYDATA_CHARS:
+        dump, note = dump[:MAX_MYDATA_CHARS], "\n(cut here to fit one message)"
+    await reply(
+        update,
+        f"<b>Everything I store about you</b>\n<pre>{html.escape(dump)}</pre>{note}\n"
+        "Erase it all with /deletedata.",
+    )
+
+
+async def deletedata_command(update: Update, context: BotContext) -> None:
+    await reply(
+        update,
+        "Erase <b>everything</b> I store about you (settings, reminders, history)? "
+        "This can't be undone.",
+        InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(
+                        "Yes, erase it", callback_data=callback_data.settings("delete", "yes")
+                    ),
+                    InlineKeyboardButton(
+                        "No, keep it", callback_data=callback_data.settings("delete", "no")
+                    ),
+                ]
+            ]
+        ),
+    )
+
+
+async def free_text(update: Update, context: BotContext) -> bool:
+    """Typed text while a prompt is open; returns False when the text was not for us."""
+    awaiting = (context.user_data or {}).get(AWAITING)
+    message = update.effective_message
+    if awaiting is None or message is None or not message.text:
+        return False
+    if awaiting == "timezone":
+        await apply_timezone_query(update, context, message.text)
+        return True
+    if awaiting == "bedtime":
+        try:
+            bedtime = parse_clock_time(message.text)
+        except InputProblem as problem:
+            await reply(update, f"{html.escape(str(problem))} Example: <code>22:30</code>")
+            return True
+        person = await apply_bedtime(update, context, bedtime, weekend=False)
+        await _after_bedtime(update, context, person)
+        return True
+    return False
+
+
+# --- buttons -----------------------------------------------------------------------------
+
+
+async def settings_button(update: Update, context: BotContext) -> None:
+    """Every 'set:*' button; values are re-validated here because callback data can be forged."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    match = callback_data.SETTINGS.match(query.data)
+    assert match is not None
+    action, value = match.group(1), match.group(2) or ""
+    store, now, chat_id = context.store, context.clock.now(), _chat_id(update)
+    content = context.content
+    person = await store.get_person(chat_id)
+    if person is None and action not in {"tz", "bed", "delete"}:
+        await query.answer("Send /settings to start.", show_alert=True)
+        return
+    if action == "delete":
+        await query.answer()
+        if value == "yes":
+            erased = await store.delete_person(chat_id)
+            if context.user_data is not None:
+                context.user_data.clear()
+            await edit_in_place(
+                query,
+                "🗑 Erased. I store nothing about you now."
+                if erased
+                else "I store nothing about you.",
+            )
+        else:
+            await edit_in_place(query, "Kept. Nothing was erased.")
+        return
+    if action == "tz":
+        try:
+            tzinfo_for(value)
+        except UnknownTimezone:
+            await query.answer(
+                "That timezone isn't valid. Type /timezone and a city.", show_alert=True
+            )
+            return
+        await query.answer()
+        await store.ensure_person(chat_id, now)
+        person = await store.set_timezone(chat_id, value, now)
+        await edit_in_place(query, f"Timezone: <b>{html.escape(value)}</b>")
+        await after_timezone(update, context, person)
+        return
+    if action in {"bed", "wbed"}:
+        bedtime = _parse_button_clock(value)
+        if bedtime is None and not (action == "wbed" and value == "off"):
+            await query.answer("That time isn't valid.", show_alert=True)
+            return
+        await query.answer()
+        first_time = person is None or person.bedtime is None
+        if bedtime is None:
+            person = await store.clear_weekend_bedtime(chat_id, now)
+        else:
+            person = await apply_bedtime(update, context, bedtime, weekend=action == "wbed")
+        if person.timezone is None:
+            await _after_bedtime(update, context, person)
+            return
+        if context.user_data is not None:
+            context.user_data.pop(AWAITING, None)
+        text, markup = settings_view(person, content, now)
+        await edit_in_place(query, (SET_UP if first_time else "") + text, markup)
+        return
+    assert person is not None
+    if action == "pick_bed":
+        await query.answer()
+        await edit_in_place(query, BEDTIME_PROMPT, bedtime_keyboard("bed"))
+        return
+    if action == "pick_wbed":
+        await query.answer()
+        await edit_in_place(
+            query, "<b>Bedtime on Friday and Saturday nights?</b>", bedtime_keyboard("wbed")
+        )
+        return
+    if action == "ask_tz":
+        await query.answer()
+        await ask_timezone(update, context)
+        return
+    if action in {"toggle", "earlier", "later"}:
+        setting = next((r for r in person.reminders if r.kind == value), None)
+        if setting is None:
+            await query.answer("Unknown reminder.", show_alert=True)
+            return
+        if action == "toggle":
+            person = await store.set_reminder(chat_id, value, now, enabled=not setting.enabled)
+        else:
+            step = OFFSET_STEP_MINUTES if action == "earlier" else -OFFSET_STEP_MINUTES
+            person = await store.set_reminder(
+                chat_id, value, now, offset_minutes=clamp_offset(setting.offset_minutes + step)
+            )
+    elif action == "diet" and value in DIETS:
+        person = await store.set_diet(chat_id, value, now)
+    elif action == "pause" and value.isdigit() and 1 <= int(value) <= 60 and person.ready:
+        person = await _pause(context, person, int(value))
+    elif action == "resume" and person.ready:
+        await store.subscribe(chat_id, now)
+        person = await store.resume(chat_id, now)
+    elif action == "stop":
+        person = await store.unsubscribe(chat_id, now)
+    elif action != "view":
+        await query.answer("This button is no longer valid.", show_alert=True)
+        return
+    await query.answer()
+    await edit_in_place(query, *settings_view(person, content, now))
+
+
+def _parse_button_clock(value: str) -> time | None:
+    if len(value) != 4 or not value.isdigit():
+        return None
+    hour, minute = int(value[:2]), int(value[2:])
+    return time(hour, minute) if hour < 24 and minute < 60 else None

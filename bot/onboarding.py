@@ -1,0 +1,111 @@
+"""Pure helpers for the settings conversation: parsing what people type, describing schedules."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
+
+# 21:00 … 01:00 in 30-minute steps: the usual range, offered as buttons; any minute can be typed.
+BEDTIME_CHOICES: tuple[time, ...] = tuple(
+    time((21 * 60 + step * 30) // 60 % 24, (step * 30) % 60) for step in range(9)
+)
+MAX_PAUSE_NIGHTS = 60
+MAX_OFFSET_MINUTES = 720
+OFFSET_STEP_MINUTES = 15
+
+_CLOCK = re.compile(
+    r"^\s*(?P<hour>\d{1,2})(?:\s*[:.h]\s*(?P<minute>\d{2})|(?P<compact>\d{2}))?\s*(?P<ampm>[ap]\.?m\.?)?\s*$",
+    re.IGNORECASE,
+)
+
+
+class InputProblem(ValueError):
+    """Something a person typed that we can't use; the message is safe to show them."""
+
+
+def parse_clock_time(text: str) -> time:
+    """'22:30', '22.30', '2230', '22h30', '10:30pm', '10 pm' → time; else InputProblem."""
+    match = _CLOCK.match(text or "")
+    if match is None:
+        raise InputProblem("Please give a time like 22:30.")
+    hour = int(match.group("hour"))
+    minute = int(match.group("minute") or match.group("compact") or 0)
+    ampm = (match.group("ampm") or "").lower().replace(".", "")
+    if ampm:
+        if not 1 <= hour <= 12:
+            raise InputProblem("With am/pm the hour goes from 1 to 12, e.g. 10:30pm (or 22:30).")
+        hour = hour % 12 + (12 if ampm == "pm" else 0)
+    if hour > 23 or minute > 59:
+        raise InputProblem(f"{text.strip()} is not a time of day. Use 00:00–23:59, e.g. 22:30.")
+    return time(hour, minute)
+
+
+def parse_nights(text: str) -> int:
+    """'/pause' → 1 night; '/pause 3' → 3; bounded so a typo can't silence someone for years."""
+    text = (text or "").strip()
+    if not text:
+        return 1
+    if not text.isdigit() or not 1 <= int(text) <= MAX_PAUSE_NIGHTS:
+        raise InputProblem(f"Give a number of nights from 1 to {MAX_PAUSE_NIGHTS}, e.g. /pause 3.")
+    return int(text)
+
+
+def evening_of(now: datetime, tz: tzinfo) -> date:
+    """The evening date of the coming night: today's local date, even in the small hours, since
+    someone pausing at 02:00 means the evening ahead, not the night they are in."""
+    local = now.astimezone(tz)
+    return local.date()
+
+
+def pause_until(now: datetime, tz: tzinfo, nights: int) -> datetime:
+    """Skip `nights` whole nights starting tonight: paused until local noon after the last one."""
+    first_evening = evening_of(now, tz)
+    resume_day = first_evening + timedelta(days=nights)
+    return datetime.combine(resume_day, time(12, 0)).replace(tzinfo=tz)
+
+
+def format_clock(value: time) -> str:
+    return value.strftime("%H:%M")
+
+
+def format_offset(minutes: int) -> str:
+    """240 → '4 h', 90 → '1 h 30 min', 45 → '45 min', 0 → 'at bedtime'."""
+    if minutes == 0:
+        return "at bedtime"
+    hours, rest = divmod(minutes, 60)
+    parts = ([f"{hours} h"] if hours else []) + ([f"{rest} min"] if rest else [])
+    return " ".join(parts) + " before"
+
+
+def clamp_offset(minutes: int) -> int:
+    return max(0, min(MAX_OFFSET_MINUTES, minutes))
+
+
+@dataclass(frozen=True)
+class UpcomingReminder:
+    label: str
+    at_local: datetime
+
+
+def describe_day(moment: datetime, today: date) -> str:
+    """'today', 'tomorrow' or 'Fri 27 Nov' — how a person reads a reminder time."""
+    day = moment.date()
+    if day == today:
+        return "today"
+    if day == today + timedelta(days=1):
+        return "tomorrow"
+    return moment.strftime("%a %d %b")
+
+
+def upcoming_lines(
+    reminders: Iterable[tuple[str, datetime | None]], tz: tzinfo, now: datetime
+) -> list[str]:
+    """One line per scheduled reminder, soonest first, in the person's local time."""
+    today = now.astimezone(tz).date()
+    scheduled: Sequence[tuple[str, datetime]] = sorted(
+        ((label, at.astimezone(tz)) for label, at in reminders if at is not None),
+        key=lambda item: item[1],
+    )
+    return [f"{describe_day(at, today)} {at:%H:%M} — {label}" for label, at in scheduled]

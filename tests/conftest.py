@@ -1,0 +1,29 @@
+"""Shared fixtures: a real HTTP fake of the Telegram Bot API on 127.0.0.1."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Final
+
+import pytest
+
+from bot.fake_telegram import FakeBotApi
+from tests.harness import BotHarness, bot_harness
+
+# Realistic format (\d+:[A-Za-z0-9_-]{35}) so PTB treats it like a real token; never valid.
+TEST_TOKEN: Final = "123456789:AAFakeTokenForTestsOnly_abcdefghijk"
+
+
+@pytest.fixture
+async def fake_api() -> AsyncIterator[FakeBotApi]:
+    """A started fake Bot API, fresh per test so no state leaks between tests."""
+    async with FakeBotApi(TEST_TOKEN) as api:
+        yield api
+
+
+@pytest.fixture
+async def bot(fake_api: FakeBotApi, tmp_path: Path) -> AsyncIterator[BotHarness]:
+    """The real Application, polling the fake Bot API, on a fresh SQLite file, clock at START."""
+    async with bot_harness(fake_api, tmp_path, TEST_TOKEN) as harness:
+        yield harness

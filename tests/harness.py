@@ -1,0 +1,150 @@
+"""Runs the real Application against the fake Bot API and knows when an update was handled.
+
+A TypeHandler in the last group records every processed update id, so tests wait for "the bot
+finished handling what I sent" instead of sleeping or guessing how many replies will come.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from telegram import Update
+from telegram.ext import TypeHandler
+
+from bot.app import DISPATCH_JOB, build_app, running
+from bot.clock import FakeClock
+from bot.config import Settings
+from bot.context import SERVICES_KEY, BotContext, Services, SleepApplication
+from bot.dispatch import TickReport
+from bot.fake_telegram import ApiCall, FakeBotApi, StoredMessage
+
+LAST_GROUP = 10_000
+HANDLING_TIMEOUT = 10.0  # seconds; a generous bound, not a synchronisation sleep
+START = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+
+class BotHarness:
+    """One running bot: send it text, press its buttons, move its clock, restart it."""
+
+    def __init__(self, api: FakeBotApi, settings: Settings, clock: FakeClock, token: str) -> None:
+        self.api = api
+        self.settings = settings
+        self.clock = clock
+        self.token = token
+        self._processed: set[int] = set()
+        self._changed = asyncio.Condition()
+        self._stack: AsyncExitStack | None = None
+        self.app: SleepApplication | None = None
+
+    @property
+    def services(self) -> Services:
+        assert self.app is not None
+        services = self.app.bot_data[SERVICES_KEY]
+        assert isinstance(services, Services)
+        return services
+
+    async def start(self, *, dispatch_job: bool = False) -> None:
+        """Start a fresh Application (on the same database, if restarted)."""
+        self.app = build_app(self.settings, token=self.token, clock=self.clock, rate_limit=False)
+        self.app.add_handler(TypeHandler(Update, self._mark_processed), group=LAST_GROUP)
+        self._stack = AsyncExitStack()
+        await self._stack.enter_async_context(running(self.app, poll=True))
+        if not dispatch_job and self.app.job_queue is not None:
+            # Tests drive the dispatcher with the fake clock via tick(); one test keeps the job.
+            for job in self.app.job_queue.get_jobs_by_name(DISPATCH_JOB):
+                job.schedule_removal()
+
+    async def stop(self) -> None:
+        if self._stack is not None:
+            await self._stack.aclose()
+            self._stack = None
+
+    async def restart(self) -> None:
+        """Stop this process's Application and start a new one, as after a crash or deploy."""
+        await self.stop()
+        await self.start()
+
+    async def _mark_processed(self, update: Update, context: BotContext) -> None:
+        async with self._changed:
+            self._processed.add(update.update_id)
+            self._changed.notify_all()
+
+    async def _handled(self, update: dict[str, Any]) -> list[ApiCall]:
+        before = len(self.api.calls)
+        update_id = int(update["update_id"])
+        async with asyncio.timeout(HANDLING_TIMEOUT), self._changed:
+            await self._changed.wait_for(lambda: update_id in self._processed)
+        return [call for call in self.api.calls[before:] if call.method != "getUpdates"]
+
+    async def send(self, chat_id: int, text: str) -> list[ApiCall]:
+        """The person types `text`; returns the calls the bot made while handling it."""
+        return await self._handled(self.api.send_text(chat_id, text))
+
+    async def share_location(
+        self, chat_id: int, latitude: float, longitude: float
+    ) -> list[ApiCall]:
+        return await self._handled(self.api.send_location(chat_id, latitude, longitude))
+
+    async def press(
+        self, chat_id: int, message_id: int, data: str, *, check: bool = True
+    ) -> list[ApiCall]:
+        self.api.press_button(chat_id, message_id, data, check=check)
+        return await self._handled(self.api.updates[-1])
+
+    async def press_label(self, chat_id: int, label: str) -> list[ApiCall]:
+        """Press the button whose label contains `label` on the newest message that has it."""
+        for message in reversed(self.api.messages(chat_id)):
+            for text, data in message.buttons:
+                if label in text:
+                    return await self.press(chat_id, message.message_id, data)
+        raise AssertionError(f"no button labelled {label!r} in chat {chat_id}")
+
+    def last(self, chat_id: int) -> StoredMessage:
+        message = self.api.last_message(chat_id)
+        assert message is not None, f"the bot sent nothing to {chat_id}"
+        return message
+
+    async def tick(self) -> TickReport:
+        dispatcher = self.services.dispatcher
+        assert dispatcher is not None
+        return await dispatcher.tick()
+
+    async def advance(
+        self, delta: timedelta, *, step: timedelta = timedelta(minutes=1)
+    ) -> list[ApiCall]:
+        """Move the clock minute by minute, ticking the dispatcher as the JobQueue would."""
+        before = len(self.api.calls)
+        target = self.clock.now() + delta
+        while self.clock.now() < target:
+            self.clock.advance(min(step, target - self.clock.now()))
+            await self.tick()
+        return self.api.calls[before:]
+
+
+def texts(calls: list[ApiCall], method: str = "sendMessage") -> list[str]:
+    return [str(call.params.get("text", "")) for call in calls if call.method == method]
+
+
+@asynccontextmanager
+async def bot_harness(
+    api: FakeBotApi, tmp_path: Path, token: str, *, start: datetime = START, **overrides: Any
+) -> AsyncIterator[BotHarness]:
+    settings = Settings(
+        _env_file=None,
+        telegram_api_base_url=api.base_url,
+        database_url=overrides.pop(
+            "database_url", f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+        ),
+        **overrides,
+    )
+    harness = BotHarness(api, settings, FakeClock(start), token)
+    await harness.start()
+    try:
+        yield harness
+    finally:
+        await harness.stop()
