@@ -254,3 +254,12 @@ async def test_the_jobqueue_dispatcher_delivers_without_being_ticked(
             lambda: bool(reminder_sends(fake_api.calls)), timeout=10, what="reminder via JobQueue"
         )
         assert len(reminder_sends(fake_api.calls)) == 1
+
+
+async def test_later_changes_say_saved_and_show_the_new_schedule(bot: BotHarness) -> None:
+    await onboard(bot)
+    reply = visible_text(texts(await bot.send(ADA, "/bedtime weekend 23:30"))[0])
+    assert reply.startswith("✅ Saved.")
+    assert "Friday and Saturday nights: 23:30" in reply
+    reply = visible_text(texts(await bot.send(ADA, "/timezone Asia/Kathmandu"))[-1])
+    assert reply.startswith("✅ Saved.") and "Asia/Kathmandu" in reply

@@ -80,7 +80,7 @@ def location_keyboard() -> ReplyKeyboardMarkup:
     )
 
 
-def bedtime_keyboard(action: str = "bed") -> InlineKeyboardMarkup:
+def bedtime_keyboard(action: str = "bed", *, from_settings: bool = False) -> InlineKeyboardMarkup:
     buttons = [
         InlineKeyboardButton(
             format_clock(choice),
@@ -97,7 +97,10 @@ def bedtime_keyboard(action: str = "bed") -> InlineKeyboardMarkup:
                 )
             ]
         )
-    rows.append([InlineKeyboardButton("◀ Settings", callback_data=callback_data.settings("view"))])
+    if from_settings:
+        rows.append(
+            [InlineKeyboardButton("◀ Settings", callback_data=callback_data.settings("view"))]
+        )
     return InlineKeyboardMarkup(rows)
 
 
@@ -263,17 +266,28 @@ async def reply_with_keyboard(
 
 
 SET_UP = "✅ <b>You're set up.</b> Change anything below or with /settings.\n\n"
+SAVED = "✅ Saved.\n\n"
 
 
-async def confirm(update: Update, context: BotContext, person: Person) -> None:
+async def headline_for(context: BotContext, chat_id: int) -> str:
+    """Read before a change: 'You're set up' the first time, a plain 'Saved' afterwards."""
+    person = await context.store.get_person(chat_id)
+    return SAVED if person is not None and person.ready and person.subscribed else SET_UP
+
+
+async def confirm(
+    update: Update, context: BotContext, person: Person, headline: str = SET_UP
+) -> None:
     """The end of onboarding: what we understood, and tonight's reminders in local time."""
     if context.user_data is not None:
         context.user_data.pop(AWAITING, None)
     text, markup = settings_view(person, context.content, context.clock.now())
-    await reply(update, SET_UP + text, markup)
+    await reply(update, headline + text, markup)
 
 
-async def after_timezone(update: Update, context: BotContext, person: Person) -> None:
+async def after_timezone(
+    update: Update, context: BotContext, person: Person, headline: str = SET_UP
+) -> None:
     """Timezone stored: say so (removing the location keyboard), then the next missing step."""
     assert person.timezone is not None
     await reply_with_keyboard(
@@ -285,17 +299,18 @@ async def after_timezone(update: Update, context: BotContext, person: Person) ->
     if person.bedtime is None:
         await ask_bedtime(update, context)
     else:
-        await confirm(update, context, person)
+        await confirm(update, context, person, headline)
 
 
 async def apply_timezone_query(update: Update, context: BotContext, query: str) -> None:
     # The first lookup builds the city index (~2 s): never on the event loop.
     lookup = await asyncio.to_thread(lookup_timezone, query)
     if lookup.choice is not None:
+        headline = await headline_for(context, _chat_id(update))
         person = await context.store.set_timezone(
             _chat_id(update), lookup.choice.key, context.clock.now()
         )
-        await after_timezone(update, context, person)
+        await after_timezone(update, context, person, headline)
     elif lookup.candidates:
         await reply(update, "Did you mean one of these?", candidates_keyboard(lookup))
     else:
@@ -348,9 +363,9 @@ async def location_message(update: Update, context: BotContext) -> None:
         await reply(update, "I couldn't tell the timezone of that place. " + TIMEZONE_PROMPT)
         return
     chat_id, now = _chat_id(update), context.clock.now()
-    await context.store.ensure_person(chat_id, now)
+    headline = await headline_for(context, chat_id)
     person = await context.store.set_timezone(chat_id, key, now)
-    await after_timezone(update, context, person)
+    await after_timezone(update, context, person, headline)
 
 
 async def bedtime_command(update: Update, context: BotContext) -> None:
@@ -361,9 +376,10 @@ async def bedtime_command(update: Update, context: BotContext) -> None:
         return
     weekend = words[0].lower() in {"weekend", "weekends"}
     value = " ".join(words[1:] if weekend else words)
+    headline = await headline_for(context, _chat_id(update))
     if weekend and value.lower() in {"off", "same", "none"}:
         person = await context.store.clear_weekend_bedtime(_chat_id(update), context.clock.now())
-        await _after_bedtime(update, context, person)
+        await _after_bedtime(update, context, person, headline)
         return
     try:
         bedtime = parse_clock_time(value)
@@ -372,15 +388,17 @@ async def bedtime_command(update: Update, context: BotContext) -> None:
         await reply(update, f"{html.escape(str(problem))} Example: <code>{example}</code>")
         return
     person = await apply_bedtime(update, context, bedtime, weekend=weekend)
-    await _after_bedtime(update, context, person)
+    await _after_bedtime(update, context, person, headline)
 
 
-async def _after_bedtime(update: Update, context: BotContext, person: Person) -> None:
+async def _after_bedtime(
+    update: Update, context: BotContext, person: Person, headline: str = SET_UP
+) -> None:
     if person.timezone is None:
         await reply(update, f"Bedtime saved: {format_clock(person.bedtime or time())}.")
         await ask_timezone(update, context)
     else:
-        await confirm(update, context, person)
+        await confirm(update, context, person, headline)
 
 
 async def settings_command(update: Update, context: BotContext) -> None:
@@ -423,9 +441,9 @@ async def resume_command(update: Update, context: BotContext) -> None:
     if not person.ready:
         await begin_setup(update, context)
         return
-    person = await context.store.subscribe(chat_id, now)
+    await context.store.subscribe(chat_id, now)
     person = await context.store.resume(chat_id, now)
-    await confirm(update, context, person)
+    await confirm(update, context, person, "✅ Reminders are on.\n\n")
 
 
 async def stop_command(update: Update, context: BotContext) -> None:
@@ -491,8 +509,9 @@ async def free_text(update: Update, context: BotContext) -> bool:
         except InputProblem as problem:
             await reply(update, f"{html.escape(str(problem))} Example: <code>22:30</code>")
             return True
+        headline = await headline_for(context, _chat_id(update))
         person = await apply_bedtime(update, context, bedtime, weekend=False)
-        await _after_bedtime(update, context, person)
+        await _after_bedtime(update, context, person, headline)
         return True
     return False
 
@@ -537,10 +556,10 @@ async def settings_button(update: Update, context: BotContext) -> None:
             )
             return
         await query.answer()
-        await store.ensure_person(chat_id, now)
+        headline = await headline_for(context, chat_id)
         person = await store.set_timezone(chat_id, value, now)
         await edit_in_place(query, f"Timezone: <b>{html.escape(value)}</b>")
-        await after_timezone(update, context, person)
+        await after_timezone(update, context, person, headline)
         return
     if action in {"bed", "wbed"}:
         bedtime = _parse_button_clock(value)
@@ -564,12 +583,14 @@ async def settings_button(update: Update, context: BotContext) -> None:
     assert person is not None
     if action == "pick_bed":
         await query.answer()
-        await edit_in_place(query, BEDTIME_PROMPT, bedtime_keyboard("bed"))
+        await edit_in_place(query, BEDTIME_PROMPT, bedtime_keyboard("bed", from_settings=True))
         return
     if action == "pick_wbed":
         await query.answer()
         await edit_in_place(
-            query, "<b>Bedtime on Friday and Saturday nights?</b>", bedtime_keyboard("wbed")
+            query,
+            "<b>Bedtime on Friday and Saturday nights?</b>",
+            bedtime_keyboard("wbed", from_settings=True),
         )
         return
     if action == "ask_tz":
