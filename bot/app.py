@@ -129,6 +129,7 @@ def build_app(
                 content,
                 services.clock,
                 grace=timedelta(minutes=settings_.reminder_grace_minutes),
+                retention=timedelta(days=settings_.delivery_history_days),
             )
             application.job_queue.run_repeating(
                 services.dispatcher.run_job,

@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     reminder_grace_minutes: int = Field(default=30, ge=0, le=24 * 60)
     send_rate_per_second: float = Field(default=30.0, gt=0, le=30)
     snooze_minutes: int = Field(default=15, ge=1, le=180)
+    delivery_history_days: int = Field(default=30, ge=1, le=3650)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 BACKOFF_START: Final = timedelta(seconds=5)
 BACKOFF_CAP: Final = timedelta(minutes=5)
+PURGE_EVERY: Final = timedelta(hours=1)
 
 
 @dataclass
@@ -101,6 +102,7 @@ class Dispatcher:
         lease: timedelta = timedelta(minutes=5),
         per_chat_interval: timedelta = timedelta(seconds=1),
         max_concurrency: int = 64,
+        retention: timedelta = timedelta(days=30),
     ) -> None:
         if batch_size < 1 or max_concurrency < 1:
             raise ValueError("batch_size and max_concurrency must be positive")
@@ -119,6 +121,8 @@ class Dispatcher:
         # AIORateLimiter only enforces that for groups, so pacing per chat is our job.
         self._last_send: dict[int, datetime] = {}
         self._running = asyncio.Lock()
+        self.retention = retention
+        self._next_purge_at: datetime | None = None
 
     async def run_job(self, context: CallbackContext[Any, Any, Any, Any]) -> None:
         """JobQueue callback. Overlapping runs are skipped: one tick at a time per process."""
@@ -140,7 +144,18 @@ class Dispatcher:
             report = TickReport()
             await self._materialize(report)
             await self._send_due(report)
+            await self._purge_history()
             return report
+
+    async def _purge_history(self) -> None:
+        """At most hourly: forget finished deliveries older than the retention period."""
+        now = self.clock.now()
+        if self._next_purge_at is not None and now < self._next_purge_at:
+            return
+        self._next_purge_at = now + PURGE_EVERY
+        purged = await self.store.purge_deliveries(now - self.retention)
+        if purged:
+            log.info("purged %d deliveries older than %s", purged, _duration(self.retention))
 
     # --- 1. materialise ------------------------------------------------------------------
 

@@ -541,3 +541,18 @@ async def test_two_dispatchers_send_10000_due_reminders_exactly_once_on_postgres
     assert all(not report for report in again)
     assert stats["deliveries_sent"] == count
     assert stats["reminders_scheduled"] == count
+
+
+async def test_history_is_purged_hourly_after_the_retention_period(h: Harness) -> None:
+    await sign_up(h, only=["meal"])
+    dispatcher = h.new_dispatcher(retention=timedelta(days=2))
+    h.dispatcher = dispatcher
+    for day in (10, 11, 12, 13):  # four nights of meal ideas, each sent
+        await h.tick_at(berlin(day, 18, 30))
+    # The 13th's tick purged what was due before the 11th 18:30: the 10th's.
+    assert len(await h.deliveries()) == 3
+    await h.tick_at(berlin(13, 19, 29))  # within the hour: no second purge yet
+    assert len(await h.deliveries()) == 3
+    await h.tick_at(berlin(13, 19, 31))  # the 11th's is now more than two days old
+    kept = [d["due_at"] for d in await h.deliveries()]
+    assert kept == [berlin(12, 18, 30).isoformat(), berlin(13, 18, 30).isoformat()]

@@ -15,9 +15,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Connection, Integer, MetaData, select, text
 
 from bot.storage import DeliveryStatus, Person, SendOutcome, Store, create_engine, open_store
+from bot.storage.migrate import alembic_config
 from bot.storage.models import DELIVERIES, REMINDERS, Base
 from bot.timezones import UnknownTimezone
 from tests.pg import BACKENDS, TestDatabase, fresh_database
@@ -102,7 +104,7 @@ async def test_migrations_create_the_directory_apply_and_are_idempotent(tmp_path
             await store.ensure_person(CHAT, NOON)
         finally:
             await store.close()
-        assert version == "0001"
+        assert version == ScriptDirectory.from_config(alembic_config()).get_current_head()
         assert journal == "wal"
         assert foreign_keys == 1
         assert synchronous == 1  # NORMAL
@@ -564,3 +566,21 @@ def test_unsupported_url_is_refused() -> None:
 
     with pytest.raises(UnsupportedDatabaseError):
         create_engine("mysql+aiomysql://localhost/x")
+
+
+async def test_old_finished_history_is_purged_but_nothing_pending(store: Store) -> None:
+    await ready_person(store)
+    first_night = berlin(10, 18, 30)
+    await sent_delivery(store, first_night)
+    # The next night's meal reminder is materialised but never sent: still pending.
+    await store.materialize_due(
+        berlin(11, 18, 30), grace=timedelta(minutes=30), limit=10, choose_meal=never_chosen
+    )
+    assert await store.purge_deliveries(first_night) == 0  # strictly older only
+    purged = await store.purge_deliveries(berlin(20, 0, 0))
+    assert purged == 1
+    exported = await store.export_person(CHAT)
+    assert exported is not None
+    assert [(d["due_at"], d["status"]) for d in exported["deliveries"]] == [
+        (berlin(11, 18, 30).isoformat(), "pending")
+    ]

@@ -134,7 +134,8 @@ class DeliveryRow(Base):
         BigId, ForeignKey("deliveries.id", ondelete="SET NULL"), index=True
     )
     kind: Mapped[str] = mapped_column(String(32))
-    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Indexed for purging old history (migration 0002).
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     meal_id: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(
         String(16), default=DeliveryStatus.PENDING, server_default=DeliveryStatus.PENDING

@@ -385,6 +385,21 @@ class Store:
         await self.set_reminder(chat_id, kind, now, enabled=False)
         return kind
 
+    async def purge_deliveries(self, older_than: datetime) -> int:
+        """Forget finished deliveries due before `older_than`: history is kept for a while only.
+
+        Pending and in-flight rows are never purged, whatever their age, so nothing due is lost.
+        """
+        _require_aware(older_than, "older_than")
+        finished = [s for s in DeliveryStatus.ALL if s not in _UNFINISHED]
+        async with self._transaction() as session:
+            result = await session.execute(
+                delete(DeliveryRow).where(
+                    DeliveryRow.due_at < older_than, DeliveryRow.status.in_(finished)
+                )
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
+
     async def stats(self) -> dict[str, int]:
         """Counts for logs and benchmarks: people, schedule and deliveries per status."""
         async with self._transaction() as session:
@@ -787,6 +802,7 @@ class Store:
 
 
 _JUST_BEFORE: Final = timedelta(microseconds=1)
+_UNFINISHED: Final = frozenset({DeliveryStatus.PENDING, DeliveryStatus.SENDING})
 _OUTCOME_STATUS: Final = {
     "sent": DeliveryStatus.SENT,
     "retry": DeliveryStatus.PENDING,
