@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
 from telegram import BotCommand, Update
 from telegram.constants import ParseMode
 from telegram.ext import (
@@ -16,6 +18,7 @@ from telegram.ext import (
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
+    ChatMemberHandler,
     CommandHandler,
     ContextTypes,
     Defaults,
@@ -37,6 +40,13 @@ from bot.timezones import preload as preload_timezones
 log = logging.getLogger(__name__)
 
 DISPATCH_JOB = "reminder-dispatcher"
+NEW_MESSAGE = filters.UpdateType.MESSAGE
+Handler = Callable[[Update, BotContext], Coroutine[Any, Any, None]]
+
+
+class StartupError(Exception):
+    """Start-up could not complete for a reason the operator must fix; one line says which."""
+
 
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("start", "Welcome and main menu"),
@@ -67,21 +77,28 @@ def register_handlers(application: SleepApplication) -> None:
     add = application.add_handler
     # Group -1 runs before everything: a person who had blocked the bot is back.
     application.add_handler(TypeHandler(Update, settings.welcome_back), group=-1)
-    add(CommandHandler("start", articles.start))
-    add(CommandHandler("mechanisms", articles.mechanisms))
-    add(CommandHandler("foods", articles.foods))
-    add(CommandHandler("tips", articles.tips))
-    add(CommandHandler("about", articles.about))
-    add(CommandHandler("help", articles.help_command))
-    add(CommandHandler("settings", settings.settings_command))
-    add(CommandHandler("bedtime", settings.bedtime_command))
-    add(CommandHandler("timezone", settings.timezone_command))
-    add(CommandHandler("pause", settings.pause_command))
-    add(CommandHandler("resume", settings.resume_command))
-    add(CommandHandler("stop", settings.stop_command))
-    add(CommandHandler("mydata", settings.mydata_command))
-    add(CommandHandler("deletedata", settings.deletedata_command))
-    add(MessageHandler(filters.LOCATION, settings.location_message))
+    add(ChatMemberHandler(settings.membership_changed, ChatMemberHandler.MY_CHAT_MEMBER))
+
+    def command(name: str, callback: Handler) -> None:
+        # Edited messages are not new requests: a live location or a corrected typo would
+        # otherwise be answered again with every edit.
+        add(CommandHandler(name, callback, filters=NEW_MESSAGE))
+
+    command("start", articles.start)
+    command("mechanisms", articles.mechanisms)
+    command("foods", articles.foods)
+    command("tips", articles.tips)
+    command("about", articles.about)
+    command("help", articles.help_command)
+    command("settings", settings.settings_command)
+    command("bedtime", settings.bedtime_command)
+    command("timezone", settings.timezone_command)
+    command("pause", settings.pause_command)
+    command("resume", settings.resume_command)
+    command("stop", settings.stop_command)
+    command("mydata", settings.mydata_command)
+    command("deletedata", settings.deletedata_command)
+    add(MessageHandler(filters.LOCATION & NEW_MESSAGE, settings.location_message))
     add(CallbackQueryHandler(articles.mechanism_button, pattern=callback_data.MECHANISM))
     add(CallbackQueryHandler(articles.foods_button, pattern=callback_data.FOODS))
     add(CallbackQueryHandler(articles.navigate_button, pattern=callback_data.NAVIGATE))
@@ -90,9 +107,17 @@ def register_handlers(application: SleepApplication) -> None:
     # Last: whatever no pattern above accepted is stale or forged.
     add(CallbackQueryHandler(errors.stale_button))
     # Last: unknown commands and free text, after every CommandHandler had its chance.
-    add(MessageHandler(filters.TEXT & ~filters.COMMAND, _text_or_help))
-    add(MessageHandler(filters.COMMAND, articles.unknown))
+    add(MessageHandler(filters.TEXT & ~filters.COMMAND & NEW_MESSAGE, _text_or_help))
+    add(MessageHandler(filters.COMMAND & NEW_MESSAGE, articles.unknown))
     application.add_error_handler(errors.on_error)
+
+
+def _printable_url(url: str) -> str:
+    """The database URL without its password, fit for an error line."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(DATABASE_URL is not a valid URL)"
 
 
 def build_app(
@@ -113,10 +138,14 @@ def build_app(
     services = Services(settings=settings_, content=content, clock=clock or SystemClock())
 
     async def post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
-        services._store = await open_store(
-            settings_.database_url,
-            default_offsets={k.kind: k.default_offset_minutes for k in content.reminder_kinds},
-        )
+        try:
+            services._store = await open_store(
+                settings_.database_url,
+                default_offsets={k.kind: k.default_offset_minutes for k in content.reminder_kinds},
+            )
+        except Exception as error:
+            where = _printable_url(settings_.database_url)
+            raise StartupError(f"cannot open the database {where}: {error}") from error
         await application.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
         # Build the offline city index in the background so the first /timezone is instant.
         services.background.add(

@@ -28,13 +28,25 @@ def _load_settings() -> Settings:
 def run(settings: Settings) -> int:
     """Long polling until Ctrl-C / SIGTERM; PTB handles the signals and a clean shutdown."""
     from telegram import Update
+    from telegram.error import InvalidToken, NetworkError
 
-    from bot.app import build_app
+    from bot.app import (
+        StartupError,
+        build_app,
+    )
 
     token = settings.require_token()
     configure_logging(settings.log_level, secrets=[token])
     application = build_app(settings, token=token)
-    application.run_polling(allowed_updates=Update.ALL_TYPES)
+    try:
+        application.run_polling(allowed_updates=Update.ALL_TYPES)
+    except InvalidToken:
+        return _fail("Telegram rejected TELEGRAM_BOT_TOKEN; check it with @BotFather (/token).")
+    except NetworkError as error:
+        where = settings.telegram_api_base_url or "api.telegram.org"
+        return _fail(f"cannot reach the Telegram Bot API at {where}: {error}")
+    except StartupError as error:
+        return _fail(str(error))
     return 0
 
 

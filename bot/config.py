@@ -34,7 +34,8 @@ class Settings(BaseSettings):
     log_level: LogLevel = "INFO"
     content_dir: Path | None = None
     dispatch_interval_seconds: float = Field(default=5.0, gt=0, le=60)
-    reminder_grace_minutes: int = Field(default=30, ge=0, le=24 * 60)
+    # At least a minute: every reminder is seen a few seconds after its minute, never exactly.
+    reminder_grace_minutes: int = Field(default=30, ge=1, le=24 * 60)
     send_rate_per_second: float = Field(default=30.0, gt=0, le=30)
     snooze_minutes: int = Field(default=15, ge=1, le=180)
     delivery_history_days: int = Field(default=30, ge=1, le=3650)
