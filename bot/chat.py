@@ -95,7 +95,11 @@ class ChatSession:
             self.write(f"(no button {number}; the last message has {len(self._buttons)})")
             return
         message_id, data = self._buttons[number - 1]
-        self.api.press_button(CHAT_ID, message_id, data)
+        try:
+            self.api.press_button(CHAT_ID, message_id, data)
+        except ValueError:
+            self.write(f"(button {number} is gone: the bot changed that message)")
+            return
         await self._process(self.api.updates[-1])
 
     async def _location(self, text: str) -> None:
@@ -138,9 +142,11 @@ class ChatSession:
         self.write(f"\n{who}> " + visible_text(text).replace("\n", "\n     "))
         markup = params.get("reply_markup") or {}
         rows = markup.get("inline_keyboard") if isinstance(markup, dict) else None
-        if not rows:
-            return
         message_id = self._message_id_for(params)
+        if not rows:
+            if self._buttons and self._buttons[0][0] == message_id:
+                self._buttons = []  # an edit removed the buttons we were showing
+            return
         self._buttons = []
         rendered: list[str] = []
         for row in rows:

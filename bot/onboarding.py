@@ -71,12 +71,12 @@ def format_clock(value: time) -> str:
 
 
 def format_offset(minutes: int) -> str:
-    """240 → '4 h', 90 → '1 h 30 min', 45 → '45 min', 0 → 'at bedtime'."""
+    """240 → '4 h before bedtime', 90 → '1 h 30 min before bedtime', 0 → 'at bedtime'."""
     if minutes == 0:
         return "at bedtime"
     hours, rest = divmod(minutes, 60)
     parts = ([f"{hours} h"] if hours else []) + ([f"{rest} min"] if rest else [])
-    return " ".join(parts) + " before"
+    return " ".join(parts) + " before bedtime"
 
 
 def clamp_offset(minutes: int) -> int:
@@ -109,3 +109,23 @@ def upcoming_lines(
         key=lambda item: item[1],
     )
     return [f"{describe_day(at, today)} {at:%H:%M} — {label}" for label, at in scheduled]
+
+
+def split_lines(text: str, limit: int) -> list[str]:
+    """Split into chunks of at most `limit` characters at line breaks (a longer line is cut)."""
+    chunks: list[str] = []
+    current = ""
+    for line in text.splitlines(keepends=True):
+        while len(line) > limit:
+            if current:
+                chunks.append(current)
+                current = ""
+            chunks.append(line[:limit])
+            line = line[limit:]
+        if len(current) + len(line) > limit:
+            chunks.append(current)
+            current = ""
+        current += line
+    if current or not chunks:
+        chunks.append(current)
+    return [chunk.rstrip("\n") for chunk in chunks]

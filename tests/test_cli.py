@@ -126,3 +126,11 @@ async def test_chat_onboarding_and_a_reminder_arriving(tmp_path: Path) -> None:
 async def test_chat_explains_an_unknown_button_number(tmp_path: Path) -> None:
     transcript = await scripted_chat(["/help", "7", ":quit"], tmp_path)
     assert "(no button 7" in transcript
+
+
+async def test_chat_survives_pressing_a_button_an_edit_removed(tmp_path: Path) -> None:
+    transcript = await scripted_chat(
+        ["/timezone UTC", "/bedtime 22:30", ":wait 19h", "1", "2", ":quit"], tmp_path
+    )
+    assert "Done." in transcript
+    assert "(no button 2" in transcript or "is gone" in transcript

@@ -15,6 +15,7 @@ from bot.onboarding import (
     parse_clock_time,
     parse_nights,
     pause_until,
+    split_lines,
     upcoming_lines,
 )
 
@@ -68,9 +69,9 @@ def test_pause_covers_whole_nights_until_local_noon() -> None:
 
 
 def test_offsets_read_naturally_and_stay_in_range() -> None:
-    assert format_offset(240) == "4 h before"
-    assert format_offset(90) == "1 h 30 min before"
-    assert format_offset(45) == "45 min before"
+    assert format_offset(240) == "4 h before bedtime"
+    assert format_offset(90) == "1 h 30 min before bedtime"
+    assert format_offset(45) == "45 min before bedtime"
     assert format_offset(0) == "at bedtime"
     assert clamp_offset(-15) == 0
     assert clamp_offset(735) == 720
@@ -94,3 +95,12 @@ def test_upcoming_lines_are_local_sorted_and_skip_unscheduled() -> None:
         "today 21:30 — Dim the lights",
         "Fri 27 Nov 18:30 — Next week",
     ]
+
+
+def test_split_lines_keeps_everything_and_respects_the_limit() -> None:
+    text = "\n".join(f"line {i:03d}" for i in range(100))  # 8 characters + newline each
+    chunks = split_lines(text, 50)
+    assert all(len(chunk) <= 50 for chunk in chunks)
+    assert "\n".join(chunks) == text
+    assert split_lines("x" * 120, 50) == ["x" * 50, "x" * 50, "x" * 20]
+    assert split_lines("", 50) == [""]

@@ -6,11 +6,13 @@ as the JobQueue would, so a whole evening passes in milliseconds without sleepin
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from bot.app import StartupError
 from bot.fake_telegram import ApiCall, FakeBotApi
 from bot.handlers.reminders import NOT_YOURS
 from bot.telegram_html import visible_text
@@ -263,3 +265,84 @@ async def test_later_changes_say_saved_and_show_the_new_schedule(bot: BotHarness
     assert "Friday and Saturday nights: 23:30" in reply
     reply = visible_text(texts(await bot.send(ADA, "/timezone Asia/Kathmandu"))[-1])
     assert reply.startswith("✅ Saved.") and "Asia/Kathmandu" in reply
+
+
+async def test_edited_messages_are_not_answered_again(bot: BotHarness) -> None:
+    update = bot.api.send_text(ADA, "/timezone berlin")
+    await bot._handled(update)
+    edited = dict(update["message"], edit_date=int(update["message"]["date"]) + 5)
+    calls = await bot._handled(bot.api.push_update({"edited_message": edited}))
+    assert [c for c in calls if c.method == "sendMessage"] == []
+
+
+async def test_weekend_bedtime_first_then_the_usual_one(bot: BotHarness) -> None:
+    await bot.send(ADA, "/timezone berlin")
+    said = visible_text(texts(await bot.send(ADA, "/bedtime weekend 23:30"))[0])
+    assert said == "Friday and Saturday bedtime: 23:30. And on other nights?"
+    person = await bot.services.store.get_person(ADA)
+    assert person is not None and not person.subscribed
+    final = visible_text(texts(await bot.send(ADA, "22:30"))[-1])
+    assert final.startswith("✅ You're set up.")
+    assert "Friday and Saturday nights: 23:30" in final
+
+
+async def test_stop_is_respected_by_later_changes_until_resume(bot: BotHarness) -> None:
+    await onboard(bot)
+    await bot.send(ADA, "/stop")
+    reply = visible_text(texts(await bot.send(ADA, "/timezone paris"))[-1])
+    assert reply.startswith("✅ Saved.") and "Reminders: off" in reply
+    await bot.send(ADA, "/bedtime 23:00")
+    assert reminder_sends(await bot.advance(timedelta(hours=14), step=timedelta(minutes=5))) == []
+    reply = visible_text(texts(await bot.send(ADA, "/resume"))[-1])
+    assert reply.startswith("✅ Reminders are on.")
+    tomorrow = await bot.advance(timedelta(hours=24), step=timedelta(minutes=5))
+    assert len(reminder_sends(tomorrow)) == 3
+
+
+def _membership(chat_id: int, old: str, new: str) -> dict[str, object]:
+    user = {"id": chat_id, "is_bot": False, "first_name": "Ada"}
+    bot_user = {"id": 123456789, "is_bot": True, "first_name": "SleepBot"}
+    return {
+        "my_chat_member": {
+            "chat": {"id": chat_id, "type": "private", "first_name": "Ada"},
+            "from": user,
+            "date": 1795500000,
+            "old_chat_member": {"status": old, "user": bot_user, "until_date": 0},
+            "new_chat_member": {"status": new, "user": bot_user, "until_date": 0},
+        }
+    }
+
+
+async def test_blocking_and_unblocking_are_noticed_at_once(bot: BotHarness) -> None:
+    await onboard(bot)
+    await bot._handled(bot.api.push_update(_membership(ADA, "member", "kicked")))
+    person = await bot.services.store.get_person(ADA)
+    assert person is not None and person.blocked
+    assert all(r.next_fire_at is None for r in person.reminders)
+    await bot._handled(bot.api.push_update(_membership(ADA, "kicked", "member")))
+    person = await bot.services.store.get_person(ADA)
+    assert person is not None and not person.blocked
+    assert all(r.next_fire_at is not None for r in person.reminders)
+
+
+async def test_mydata_shows_all_history_across_messages(bot: BotHarness) -> None:
+    await onboard(bot)
+    await bot.advance(timedelta(days=6), step=timedelta(minutes=10))
+    parts = texts(await bot.send(ADA, "/mydata"))
+    assert len(parts) >= 2
+    bodies = [
+        visible_text(p).split("\n", 1)[1].removesuffix("\nErase it all with /deletedata.")
+        for p in parts
+    ]
+    exported = json.loads("\n".join(bodies))
+    assert len(exported["deliveries"]) == 18  # six nights, three reminders each
+
+
+async def test_an_unusable_database_stops_start_up_with_one_line(
+    fake_api: FakeBotApi, tmp_path: Path
+) -> None:
+    with pytest.raises(StartupError, match=r"cannot open the database mysql://u:\*\*\*@db/x"):
+        async with bot_harness(
+            fake_api, tmp_path, TEST_TOKEN, database_url="mysql://u:secret@db/x"
+        ):
+            pass

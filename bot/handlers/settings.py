@@ -19,9 +19,10 @@ from telegram import (
     ReplyKeyboardRemove,
     Update,
 )
+from telegram.constants import ChatMemberStatus
 
 from bot import callback_data
-from bot.content import Content
+from bot.content import DIETS, Content
 from bot.context import BotContext
 from bot.handlers.common import command_argument, edit_in_place, reply
 from bot.onboarding import (
@@ -34,6 +35,7 @@ from bot.onboarding import (
     parse_clock_time,
     parse_nights,
     pause_until,
+    split_lines,
     upcoming_lines,
 )
 from bot.storage import Person
@@ -47,7 +49,6 @@ from bot.timezones import (
 )
 
 AWAITING = "awaiting"
-DIETS = ("omnivore", "pescatarian", "vegetarian")
 MAX_MYDATA_CHARS = 3500
 
 TIMEZONE_PROMPT = (
@@ -135,9 +136,7 @@ def settings_view(
     for setting in person.reminders:
         kind = content.reminder_kind(setting.kind)
         mark = "✅" if setting.enabled else "⬜"
-        lines.append(
-            f"{mark} {html.escape(kind.title)}: {format_offset(setting.offset_minutes)} bedtime"
-        )
+        lines.append(f"{mark} {html.escape(kind.title)}: {format_offset(setting.offset_minutes)}")
         rows.append(
             [
                 InlineKeyboardButton(
@@ -272,7 +271,17 @@ SAVED = "✅ Saved.\n\n"
 async def headline_for(context: BotContext, chat_id: int) -> str:
     """Read before a change: 'You're set up' the first time, a plain 'Saved' afterwards."""
     person = await context.store.get_person(chat_id)
-    return SAVED if person is not None and person.ready and person.subscribed else SET_UP
+    return SAVED if person is not None and person.ready else SET_UP
+
+
+async def complete_setup(context: BotContext, before: str, person: Person) -> Person:
+    """The change that first makes a person ready (timezone and bedtime) turns reminders on.
+
+    Later changes never do: someone who sent /stop stays stopped until /resume.
+    """
+    if before == SET_UP and person.ready and not person.subscribed:
+        return await context.store.subscribe(person.chat_id, context.clock.now())
+    return person
 
 
 async def confirm(
@@ -310,6 +319,7 @@ async def apply_timezone_query(update: Update, context: BotContext, query: str) 
         person = await context.store.set_timezone(
             _chat_id(update), lookup.choice.key, context.clock.now()
         )
+        person = await complete_setup(context, headline, person)
         await after_timezone(update, context, person, headline)
     elif lookup.candidates:
         await reply(update, "Did you mean one of these?", candidates_keyboard(lookup))
@@ -320,23 +330,37 @@ async def apply_timezone_query(update: Update, context: BotContext, query: str) 
 async def apply_bedtime(
     update: Update, context: BotContext, bedtime: time, *, weekend: bool
 ) -> Person:
+    """Store a bedtime; the first complete set-up turns reminders on (see complete_setup)."""
     store, now, chat_id = context.store, context.clock.now(), _chat_id(update)
-    await store.ensure_person(chat_id, now)
+    before = await headline_for(context, chat_id)
     person = await store.set_bedtime(chat_id, bedtime, now, weekend=weekend)
-    if not weekend and not person.subscribed:
-        # Giving a bedtime is how a person asks for reminders; /stop stays one tap away.
-        person = await store.subscribe(chat_id, now)
-    return person
+    return await complete_setup(context, before, person)
 
 
 # --- commands ----------------------------------------------------------------------------
 
 
+async def membership_changed(update: Update, context: BotContext) -> None:
+    """Telegram tells us when a person blocks (kicked) or unblocks (member) the bot."""
+    change = update.my_chat_member
+    if change is None:
+        return
+    chat_id, now = change.chat.id, context.clock.now()
+    person = await context.store.get_person(chat_id)
+    if person is None:
+        return
+    status = change.new_chat_member.status
+    if status in {ChatMemberStatus.BANNED, ChatMemberStatus.LEFT}:
+        await context.store.deactivate(chat_id, "blocked the bot", now)
+    elif status == ChatMemberStatus.MEMBER and person.blocked:
+        await context.store.ensure_person(chat_id, now)
+
+
 async def welcome_back(update: Update, context: BotContext) -> None:
     """Anyone marked blocked who writes to us has unblocked the bot: reschedule them."""
     chat = update.effective_chat
-    if chat is None:
-        return
+    if chat is None or update.my_chat_member is not None:
+        return  # membership changes are handled by membership_changed
     person = await context.store.get_person(chat.id)
     if person is not None and person.blocked:
         await context.store.ensure_person(chat.id, context.clock.now())
@@ -365,6 +389,7 @@ async def location_message(update: Update, context: BotContext) -> None:
     chat_id, now = _chat_id(update), context.clock.now()
     headline = await headline_for(context, chat_id)
     person = await context.store.set_timezone(chat_id, key, now)
+    person = await complete_setup(context, headline, person)
     await after_timezone(update, context, person, headline)
 
 
@@ -394,8 +419,13 @@ async def bedtime_command(update: Update, context: BotContext) -> None:
 async def _after_bedtime(
     update: Update, context: BotContext, person: Person, headline: str = SET_UP
 ) -> None:
-    if person.timezone is None:
-        await reply(update, f"Bedtime saved: {format_clock(person.bedtime or time())}.")
+    """Confirm, or ask for what set-up still lacks (weekday bedtime first, then timezone)."""
+    if person.bedtime is None:
+        weekend = format_clock(person.weekend_bedtime) if person.weekend_bedtime else "cleared"
+        await reply(update, f"Friday and Saturday bedtime: {weekend}. And on other nights?")
+        await ask_bedtime(update, context)
+    elif person.timezone is None:
+        await reply(update, f"Bedtime saved: {format_clock(person.bedtime)}.")
         await ask_timezone(update, context)
     else:
         await confirm(update, context, person, headline)
@@ -464,14 +494,14 @@ async def mydata_command(update: Update, context: BotContext) -> None:
         await reply(update, "I store nothing about you.")
         return
     dump = json.dumps(data, indent=1, ensure_ascii=False, default=str)
-    note = ""
-    if len(dump) > MAX_MYDATA_CHARS:
-        dump, note = dump[:MAX_MYDATA_CHARS], "\n(cut here to fit one message)"
-    await reply(
-        update,
-        f"<b>Everything I store about you</b>\n<pre>{html.escape(dump)}</pre>{note}\n"
-        "Erase it all with /deletedata.",
-    )
+    # All of it, however long the history: one message per chunk, none cut mid-line.
+    parts = split_lines(dump, MAX_MYDATA_CHARS)
+    for number, part in enumerate(parts, start=1):
+        heading = "<b>Everything I store about you</b>"
+        if len(parts) > 1:
+            heading += f" ({number}/{len(parts)})"
+        footer = "\nErase it all with /deletedata." if number == len(parts) else ""
+        await reply(update, f"{heading}\n<pre>{html.escape(part)}</pre>{footer}")
 
 
 async def deletedata_command(update: Update, context: BotContext) -> None:
@@ -558,6 +588,7 @@ async def settings_button(update: Update, context: BotContext) -> None:
         await query.answer()
         headline = await headline_for(context, chat_id)
         person = await store.set_timezone(chat_id, value, now)
+        person = await complete_setup(context, headline, person)
         await edit_in_place(query, f"Timezone: <b>{html.escape(value)}</b>")
         await after_timezone(update, context, person, headline)
         return
@@ -567,18 +598,18 @@ async def settings_button(update: Update, context: BotContext) -> None:
             await query.answer("That time isn't valid.", show_alert=True)
             return
         await query.answer()
-        first_time = person is None or person.bedtime is None
+        headline = await headline_for(context, chat_id)
         if bedtime is None:
             person = await store.clear_weekend_bedtime(chat_id, now)
         else:
             person = await apply_bedtime(update, context, bedtime, weekend=action == "wbed")
-        if person.timezone is None:
-            await _after_bedtime(update, context, person)
+        if not person.ready:
+            await _after_bedtime(update, context, person, headline)
             return
         if context.user_data is not None:
             context.user_data.pop(AWAITING, None)
         text, markup = settings_view(person, content, now)
-        await edit_in_place(query, (SET_UP if first_time else "") + text, markup)
+        await edit_in_place(query, (headline if headline == SET_UP else "") + text, markup)
         return
     assert person is not None
     if action == "pick_bed":
@@ -613,7 +644,11 @@ async def settings_button(update: Update, context: BotContext) -> None:
         person = await store.set_diet(chat_id, value, now)
     elif action == "pause" and value.isdigit() and 1 <= int(value) <= 60 and person.ready:
         person = await _pause(context, person, int(value))
-    elif action == "resume" and person.ready:
+    elif action == "resume" and not person.ready:
+        await query.answer()
+        await begin_setup(update, context)
+        return
+    elif action == "resume":
         await store.subscribe(chat_id, now)
         person = await store.resume(chat_id, now)
     elif action == "stop":

@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from bot.content import DIETS as CONTENT_DIETS
 from bot.storage.types import ClockTime, JSONStringList, UTCDateTime
 
 # Deterministic constraint names, so migrations can refer to them on every backend.
@@ -40,7 +41,7 @@ NAMING_CONVENTION: Final = {
 # A 64-bit id on PostgreSQL; on SQLite only "INTEGER PRIMARY KEY" is the auto-incrementing rowid.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
-DIETS: Final = ("omnivore", "pescatarian", "vegetarian")
+DIETS: Final = CONTENT_DIETS  # one list: what content can tag is what a person can choose
 
 
 class DeliveryStatus:
