@@ -9,6 +9,7 @@ just on the fragments, because that is what Telegram sees. Pure: no Telegram imp
 from __future__ import annotations
 
 import re
+import sys
 import tomllib
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -432,11 +433,19 @@ def _most_restrictive(diets: frozenset[Diet]) -> Diet:
 
 
 def default_content_dir() -> Path:
-    """./content when run from a checkout, else the content/ folder next to the bot package."""
+    """Where content lives unless CONTENT_DIR says otherwise.
+
+    ./content when run from a checkout (editors see their change at once), else the checkout's
+    content/ next to the package (editable install), else the copy `pip install .` put under
+    <prefix>/share/sleepbot/content.
+    """
     local = Path("content")
     if local.is_dir():
         return local
-    return Path(__file__).resolve().parent.parent / "content"
+    beside_package = Path(__file__).resolve().parent.parent / "content"
+    if beside_package.is_dir():
+        return beside_package
+    return Path(sys.prefix) / "share" / "sleepbot" / "content"
 
 
 _M = TypeVar("_M", bound=BaseModel)
