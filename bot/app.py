@@ -75,7 +75,9 @@ async def _text_or_help(update: Update, context: BotContext) -> None:
 def register_handlers(application: SleepApplication) -> None:
     """The one list of handlers. Order matters only where noted."""
     add = application.add_handler
-    # Group -1 runs before everything: a person who had blocked the bot is back.
+    # Groups -2 and -1 run before everything (one handler per group handles an update):
+    # any command closes an open prompt, then a person who had blocked the bot is back.
+    application.add_handler(MessageHandler(filters.COMMAND, settings.close_prompt), group=-2)
     application.add_handler(TypeHandler(Update, settings.welcome_back), group=-1)
     add(ChatMemberHandler(settings.membership_changed, ChatMemberHandler.MY_CHAT_MEMBER))
 
@@ -109,6 +111,8 @@ def register_handlers(application: SleepApplication) -> None:
     # Last: unknown commands and free text, after every CommandHandler had its chance.
     add(MessageHandler(filters.TEXT & ~filters.COMMAND & NEW_MESSAGE, _text_or_help))
     add(MessageHandler(filters.COMMAND & NEW_MESSAGE, articles.unknown))
+    # Stickers, photos, voice notes...: a pointer to /help rather than silence.
+    add(MessageHandler(filters.ALL & NEW_MESSAGE & filters.ChatType.PRIVATE, articles.unknown))
     application.add_error_handler(errors.on_error)
 
 
@@ -148,9 +152,9 @@ def build_app(
             raise StartupError(f"cannot open the database {where}: {error}") from error
         await application.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
         # Build the offline city index in the background so the first /timezone is instant.
-        services.background.add(
-            asyncio.create_task(asyncio.to_thread(preload_timezones), name="preload-timezones")
-        )
+        task = asyncio.create_task(asyncio.to_thread(preload_timezones), name="preload-tz")
+        services.background.add(task)
+        task.add_done_callback(services.background.discard)
         if dispatch and application.job_queue is not None:
             services.dispatcher = Dispatcher(
                 services.store,

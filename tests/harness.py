@@ -31,8 +31,17 @@ START = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 class BotHarness:
     """One running bot: send it text, press its buttons, move its clock, restart it."""
 
-    def __init__(self, api: FakeBotApi, settings: Settings, clock: FakeClock, token: str) -> None:
+    def __init__(
+        self,
+        api: FakeBotApi,
+        settings: Settings,
+        clock: FakeClock,
+        token: str,
+        *,
+        rate_limit: bool = False,
+    ) -> None:
         self.api = api
+        self.rate_limit = rate_limit
         self.settings = settings
         self.clock = clock
         self.token = token
@@ -50,7 +59,9 @@ class BotHarness:
 
     async def start(self, *, dispatch_job: bool = False) -> None:
         """Start a fresh Application (on the same database, if restarted)."""
-        self.app = build_app(self.settings, token=self.token, clock=self.clock, rate_limit=False)
+        self.app = build_app(
+            self.settings, token=self.token, clock=self.clock, rate_limit=self.rate_limit
+        )
         self.app.add_handler(TypeHandler(Update, self._mark_processed), group=LAST_GROUP)
         self._stack = AsyncExitStack()
         await self._stack.enter_async_context(running(self.app, poll=True))
@@ -132,7 +143,13 @@ def texts(calls: list[ApiCall], method: str = "sendMessage") -> list[str]:
 
 @asynccontextmanager
 async def bot_harness(
-    api: FakeBotApi, tmp_path: Path, token: str, *, start: datetime = START, **overrides: Any
+    api: FakeBotApi,
+    tmp_path: Path,
+    token: str,
+    *,
+    start: datetime = START,
+    rate_limit: bool = False,
+    **overrides: Any,
 ) -> AsyncIterator[BotHarness]:
     settings = Settings(
         _env_file=None,
@@ -142,7 +159,7 @@ async def bot_harness(
         ),
         **overrides,
     )
-    harness = BotHarness(api, settings, FakeClock(start), token)
+    harness = BotHarness(api, settings, FakeClock(start), token, rate_limit=rate_limit)
     await harness.start()
     try:
         yield harness

@@ -346,3 +346,40 @@ async def test_an_unusable_database_stops_start_up_with_one_line(
             fake_api, tmp_path, TEST_TOKEN, database_url="mysql://u:secret@db/x"
         ):
             pass
+
+
+async def test_a_command_closes_an_open_prompt(bot: BotHarness) -> None:
+    await bot.send(ADA, "/timezone")  # opens the timezone prompt
+    await bot.send(ADA, "/mechanisms")
+    [reply] = texts(await bot.send(ADA, "thanks"))
+    assert "/help" in reply  # not "I don't know the timezone 'thanks'"
+
+
+async def test_a_sticker_gets_a_pointer_to_help(bot: BotHarness) -> None:
+    update = bot.api.send_text(ADA, "x")
+    message = dict(update["message"])
+    message.pop("text")
+    message["sticker"] = {
+        "file_id": "s1", "file_unique_id": "u1", "type": "regular",
+        "width": 512, "height": 512, "is_animated": False, "is_video": False,
+    }  # fmt: skip
+    await bot._handled(update)
+    [reply] = texts(await bot._handled(bot.api.push_update({"message": message})))
+    assert "/help" in reply
+
+
+async def test_flood_control_through_the_production_rate_limiter(
+    fake_api: FakeBotApi, tmp_path: Path
+) -> None:
+    """With AIORateLimiter on, as in production: a 429 is waited out and sent exactly once."""
+    async with bot_harness(fake_api, tmp_path, TEST_TOKEN, rate_limit=True) as harness:
+        await onboard(harness)
+        fake_api.fail_next(
+            "sendMessage", error_code=429, description="Too Many Requests", retry_after=1,
+            chat_id=ADA,
+        )  # fmt: skip
+        calls = await harness.advance(MEAL_UTC - harness.clock.now())
+        flood = [c for c in calls if c.method == "sendMessage" and c.status == 429]
+        assert len(flood) == 1
+        assert len(reminder_sends(calls)) == 1
+        assert len(reminder_sends(await harness.advance(timedelta(hours=1)))) == 1  # exercise

@@ -340,6 +340,15 @@ async def apply_bedtime(
 # --- commands ----------------------------------------------------------------------------
 
 
+async def close_prompt(update: Update, context: BotContext) -> None:
+    """A command means the person moved on: free text is no longer an answer to our question.
+
+    (/timezone and /bedtime without arguments open their prompt again right after.)
+    """
+    if context.user_data is not None:
+        context.user_data.pop(AWAITING, None)
+
+
 async def membership_changed(update: Update, context: BotContext) -> None:
     """Telegram tells us when a person blocks (kicked) or unblocks (member) the bot."""
     change = update.my_chat_member
