@@ -101,7 +101,7 @@ class Dispatcher:
         batch_size: int = 500,
         lease: timedelta = timedelta(minutes=5),
         per_chat_interval: timedelta = timedelta(seconds=1),
-        max_concurrency: int = 64,
+        max_concurrency: int = 16,
         retention: timedelta = timedelta(days=30),
     ) -> None:
         if batch_size < 1 or max_concurrency < 1:
@@ -142,7 +142,10 @@ class Dispatcher:
         """Materialise due reminders, then send due deliveries until none are left this tick."""
         async with self._running:
             report = TickReport()
-            await self._materialize(report)
+            # Send after every materialised batch, so with 10,000 due at once the first
+            # message leaves after one batch of database work, not after all of it.
+            while await self._materialize(report):
+                await self._send_due(report)
             await self._send_due(report)
             await self._purge_history()
             return report
@@ -159,7 +162,8 @@ class Dispatcher:
 
     # --- 1. materialise ------------------------------------------------------------------
 
-    async def _materialize(self, report: TickReport) -> None:
+    async def _materialize(self, report: TickReport) -> bool:
+        """One batch of due reminders into deliveries; True when more may be waiting."""
         ideas = self.content.meal_ideas
 
         def chooser(diet: str, recent: Sequence[str]) -> str | None:
@@ -169,25 +173,23 @@ class Dispatcher:
                 log.warning("no meal idea for diet %r; sending the generic meal reminder", diet)
                 return None
 
-        while True:
-            now = self.clock.now()
-            result = await self.store.materialize_due(
-                now, grace=self.grace, limit=self.batch_size, choose_meal=chooser
+        now = self.clock.now()
+        result = await self.store.materialize_due(
+            now, grace=self.grace, limit=self.batch_size, choose_meal=chooser
+        )
+        report.materialized += result.materialized
+        report.skipped_stale += len(result.stale)
+        for stale in result.stale:
+            log.warning(
+                "skipped a stale %s reminder for chat %s: due %s, %s late "
+                "(more than the %s grace period; the bot was probably down)",
+                stale.kind,
+                stale.chat_id,
+                stale.due_at.isoformat(),
+                _duration(stale.lateness),
+                _duration(self.grace),
             )
-            report.materialized += result.materialized
-            report.skipped_stale += len(result.stale)
-            for stale in result.stale:
-                log.warning(
-                    "skipped a stale %s reminder for chat %s: due %s, %s late "
-                    "(more than the %s grace period; the bot was probably down)",
-                    stale.kind,
-                    stale.chat_id,
-                    stale.due_at.isoformat(),
-                    _duration(stale.lateness),
-                    _duration(self.grace),
-                )
-            if result.claimed < self.batch_size:
-                return
+        return result.claimed >= self.batch_size
 
     # --- 2. send -------------------------------------------------------------------------
 
