@@ -14,7 +14,7 @@ Scenarios, in run order (``--only`` pulls in what a scenario needs, e.g. its dat
 * ``store-100k``      start-up, RSS, empty-tick cost, and one tick with 1% of reminders due
 * ``populate-1m``, ``app-1m``, ``store-1m``   the same at 1M people (skipped by ``--quick``)
 * ``send-unlimited``  our own send ceiling through Dispatcher.tick, no rate limiter
-* ``send-limited``    AIORateLimiter vs a fake enforcing 30 msg/s: rate, 429s, lateness
+* ``send-limited``    the bot's rate limiter vs a fake enforcing 30 msg/s: rate, 429s, lateness
 """
 
 from __future__ import annotations

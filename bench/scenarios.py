@@ -339,7 +339,7 @@ async def _empty_ticks(dispatcher: Dispatcher) -> Result:
     }
 
 
-# --- production start-up: build_app + running(), AIORateLimiter and JobQueue included ----------
+# --- production start-up: build_app + running(), rate limiter and JobQueue included -----------
 
 
 def make_app(size: str) -> Scenario:
