@@ -127,6 +127,7 @@ async def test_the_whole_evening_snooze_restart_and_stop(bot: BotHarness) -> Non
     # Snooze: the same reminder again 15 minutes later, and only then.
     await bot.press_label(ADA, "Snooze 15 min")
     assert "Snoozed until 18:45" in visible_text(bot.last(ADA).raw_text or "")
+    assert len(bot.last(ADA).buttons) == 4  # Done / Turn this off still within reach
     assert reminder_sends(await bot.advance(timedelta(minutes=14))) == []
     [again] = reminder_sends(await bot.advance(timedelta(minutes=1)))
     assert again.params["text"] == meal.params["text"]

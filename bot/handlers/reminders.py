@@ -45,7 +45,12 @@ async def reminder_button(update: Update, context: BotContext) -> None:
         person = await store.get_person(chat.id)
         local = due.astimezone(tzinfo_for(person.timezone)) if person and person.timezone else due
         await query.answer(f"I'll remind you again at {local:%H:%M}.")
-        await edit_in_place(query, reminder_text + f"\n\n⏰ <i>Snoozed until {local:%H:%M}.</i>")
+        # Buttons stay: the person may still press Done or Turn this off before it comes back.
+        await edit_in_place(
+            query,
+            reminder_text + f"\n\n⏰ <i>Snoozed until {local:%H:%M}.</i>",
+            reminder_keyboard(delivery_id),
+        )
     elif action == "why":
         await query.answer()
         back = InlineKeyboardButton(
