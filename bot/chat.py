@@ -22,6 +22,7 @@ from bot.app import build_app, running
 from bot.clock import FakeClock, SystemClock
 from bot.config import Settings
 from bot.context import SERVICES_KEY, Services
+from bot.dispatch import run_simulated
 from bot.fake_telegram import FakeBotApi
 from bot.telegram_html import visible_text
 
@@ -116,13 +117,10 @@ class ChatSession:
             self.write("(usage: :wait 2h30m — also 45m, 1d)")
             return
         services: Services = self.application.bot_data[SERVICES_KEY]
-        step = timedelta(minutes=1)
-        target = self.clock.now() + delta
-        # Minute by minute, as the dispatcher would tick, so reminders come at their minute.
-        while self.clock.now() < target:
-            self.clock.advance(min(step, target - self.clock.now()))
-            if services.dispatcher is not None:
-                await services.dispatcher.tick()
+        if services.dispatcher is not None:
+            await run_simulated(services.dispatcher, self.clock, delta)
+        else:
+            self.clock.advance(delta)
         self.write(f"(time is now {self.clock.now():%Y-%m-%d %H:%M} UTC)")
 
     def _render_new_calls(self) -> None:

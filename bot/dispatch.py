@@ -44,7 +44,7 @@ from telegram.error import (
 from telegram.ext import CallbackContext
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.clock import Clock
+from bot.clock import Clock, FakeClock
 from bot.content import Content
 from bot.keyboards import reminder_keyboard
 from bot.meals import choose_meal
@@ -384,3 +384,20 @@ def _duration(delta: timedelta) -> str:
     if minutes:
         return f"{minutes}m{secs:02d}s"
     return f"{secs}s"
+
+
+async def run_simulated(
+    dispatcher: Dispatcher,
+    clock: FakeClock,
+    delta: timedelta,
+    *,
+    step: timedelta = timedelta(minutes=1),
+) -> None:
+    """Move a fake clock forward in steps, ticking after each as the JobQueue would.
+
+    Shared by `sleepbot chat`'s `:wait` and the tests, so both see reminders at their minute.
+    """
+    target = clock.now() + delta
+    while clock.now() < target:
+        clock.advance(min(step, target - clock.now()))
+        await dispatcher.tick()

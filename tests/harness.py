@@ -20,7 +20,7 @@ from bot.app import DISPATCH_JOB, build_app, running
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.context import SERVICES_KEY, BotContext, Services, SleepApplication
-from bot.dispatch import TickReport
+from bot.dispatch import TickReport, run_simulated
 from bot.fake_telegram import ApiCall, FakeBotApi, StoredMessage
 
 LAST_GROUP = 10_000
@@ -130,10 +130,9 @@ class BotHarness:
     ) -> list[ApiCall]:
         """Move the clock minute by minute, ticking the dispatcher as the JobQueue would."""
         before = len(self.api.calls)
-        target = self.clock.now() + delta
-        while self.clock.now() < target:
-            self.clock.advance(min(step, target - self.clock.now()))
-            await self.tick()
+        dispatcher = self.services.dispatcher
+        assert dispatcher is not None
+        await run_simulated(dispatcher, self.clock, delta, step=step)
         return self.api.calls[before:]
 
 
