@@ -99,6 +99,10 @@ def _basic(text: str) -> str:
     return _skeleton(" ".join(text.split()))
 
 
+def _deletions(word: str) -> set[str]:
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
+
+
 def _within_one_edit(word: str, target: str) -> bool:
     """Damerau–Levenshtein distance ≤ 1 (one insertion, deletion, substitution or swap)."""
     if word == target:
@@ -128,37 +132,54 @@ class Normaliser:
 
     replacements: tuple[tuple[str, str], ...] = ()
     fuzzy_words: frozenset[str] = frozenset()
-    _rewrites: tuple[tuple[re.Pattern[str], str], ...] = field(
-        init=False, repr=False, compare=False
-    )
-    _fuzzy: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _rewrite: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
+    _targets: dict[str, str] = field(init=False, repr=False, compare=False)
+    _fuzzy: frozenset[str] = field(init=False, repr=False, compare=False)
+    _near: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # Read the key words as the text will be read ("numbness" → "numbnes"); sorted, so
-        # a typo one edit away from two key words is always corrected the same way.
-        object.__setattr__(self, "_fuzzy", tuple(sorted({_basic(w) for w in self.fuzzy_words})))
-        rewrites = []
-        # Longest first, so "i am not" can win over "i am" if an editor adds both.
-        for source, target in sorted(self.replacements, key=lambda pair: -len(pair[0])):
-            pattern = re.compile(rf"(?<!\S){re.escape(_basic(source))}(?!\S)")
-            rewrites.append((pattern, _basic(target)))
-        object.__setattr__(self, "_rewrites", tuple(rewrites))
+        # Read the key words as the text will be read ("numbness" → "numbnes"), and index them
+        # by themselves and every one-letter deletion: a word one edit away shares a key with
+        # its key word, so correcting costs a few look-ups per word, not one test per key word.
+        fuzzy = frozenset(_basic(word) for word in self.fuzzy_words)
+        near: dict[str, set[str]] = {}
+        for word in fuzzy:
+            for key in (word, *_deletions(word)):
+                near.setdefault(key, set()).add(word)
+        object.__setattr__(self, "_fuzzy", fuzzy)
+        object.__setattr__(self, "_near", {key: tuple(sorted(v)) for key, v in near.items()})
+        # One pass for all rewrites, longest source first ("i am not" wins over "i am").
+        targets = {_basic(source): _basic(target) for source, target in self.replacements}
+        sources = sorted(targets, key=len, reverse=True)
+        pattern = "|".join(re.escape(source) for source in sources)
+        rewrite = re.compile(rf"(?<!\S)(?:{pattern})(?!\S)") if sources else None
+        object.__setattr__(self, "_rewrite", rewrite)
+        object.__setattr__(self, "_targets", targets)
 
     def __call__(self, text: str) -> str:
         text = _basic(text)
-        for pattern, target in self._rewrites:
-            text = pattern.sub(target, text)
+        if self._rewrite is not None:
+            text = self._rewrite.sub(lambda match: self._targets[match.group(0)], text)
         if self._fuzzy:
-            text = " ".join(self._correct(word) for word in text.split())
+            seen: dict[str, str] = {}  # per message: long messages repeat their words
+            words = text.split()
+            text = " ".join(
+                seen[word] if word in seen else seen.setdefault(word, self._correct(word))
+                for word in words
+            )
         return _SPACE_BETWEEN_CJK.sub("", text)
 
     def _correct(self, word: str) -> str:
         if len(word) < MIN_FUZZY_LENGTH or word in self._fuzzy:
             return word
-        for target in self._fuzzy:
-            if _within_one_edit(word, target):
-                return target
-        return word
+        candidates = {
+            target
+            for key in (word, *_deletions(word))
+            for target in self._near.get(key, ())
+            if _within_one_edit(word, target)
+        }
+        # Sorted, so a typo one edit away from two key words is always read the same way.
+        return min(candidates) if candidates else word
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,6 +224,12 @@ def compile_pattern(pattern: str, normaliser: Normaliser) -> str:
     words in between, `...` up to six. A pattern containing Chinese characters is matched as it
     is, anywhere in the text (Chinese has no spaces between words).
     """
+    body, at_word_start = _pattern_body(pattern, normaliser)
+    return rf"(?<!\S){body}" if at_word_start else body
+
+
+def _pattern_body(pattern: str, normaliser: Normaliser) -> tuple[str, bool]:
+    """The regex without its leading word-boundary check, and whether it needs one."""
     stripped = pattern.strip()
     if not stripped:
         raise PatternError("empty pattern")
@@ -210,7 +237,7 @@ def compile_pattern(pattern: str, normaliser: Normaliser) -> str:
         literal = normaliser(stripped).replace(" ", "")
         if not literal or not _CJK_CHAR.search(literal):
             raise PatternError("a Chinese pattern must keep its Chinese characters")
-        return re.escape(literal)
+        return re.escape(literal), False
     elements = stripped.casefold().split()
     if elements[-1] in {"..", "..."}:
         raise PatternError("can't end with '..' (a gap needs a word after it)")
@@ -218,7 +245,7 @@ def compile_pattern(pattern: str, normaliser: Normaliser) -> str:
         _element_regex(element, first=index == 0) for index, element in enumerate(elements)
     )
     _check_against_normaliser(elements, normaliser)
-    return rf"(?<!\S){body}(?!\S)"
+    return rf"{body}(?!\S)", True
 
 
 def _check_against_normaliser(elements: Sequence[str], normaliser: Normaliser) -> None:
@@ -265,15 +292,21 @@ class Rule:
 
 def compile_rule(kind: Kind, rule_id: str, patterns: Iterable[str], normaliser: Normaliser) -> Rule:
     """All of a rule's patterns in one regex; PatternError names the failing pattern."""
-    parts = []
+    at_word_start: list[str] = []
+    anywhere: list[str] = []
     for pattern in patterns:
         try:
-            parts.append(compile_pattern(pattern, normaliser))
+            body, bounded = _pattern_body(pattern, normaliser)
         except PatternError as error:
             raise PatternError(f"pattern {pattern!r}: {error}") from None
-    if not parts:
+        (at_word_start if bounded else anywhere).append(f"(?:{body})")
+    if not at_word_start and not anywhere:
         raise PatternError("needs at least one pattern")
-    return Rule(kind, rule_id, re.compile("|".join(f"(?:{part})" for part in parts)))
+    # One word-boundary check in front of all the word patterns: the regex then rejects every
+    # position inside a word at once instead of once per pattern (long messages stay cheap).
+    branches = [rf"(?<!\S)(?:{'|'.join(at_word_start)})"] if at_word_start else []
+    branches += anywhere
+    return Rule(kind, rule_id, re.compile("|".join(branches)))
 
 
 @dataclass(frozen=True)

@@ -224,3 +224,16 @@ async def test_a_sleep_question_opens_the_matching_page(bot: BotHarness) -> None
     page = bot.last(NEWCOMER)
     assert "1. Regulating melatonin secretion" in visible_text(page.raw_text or "")
     assert [label for label, _ in page.buttons][:3] == ["◀", "1/5", "▶"]
+
+
+async def test_a_crisis_reply_survives_transient_send_failures(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.handlers import safety
+
+    monkeypatch.setattr(safety, "crisis_retry_seconds", 0.01)
+    bot.api.fail_next("sendMessage", error_code=502, description="Bad Gateway", times=2)
+    bot.api.drop_connection_next("sendMessage")
+    replies = sends(await bot.send(NEWCOMER, "I want to die"))
+    assert [reply.ok for reply in replies] == [False, False, False, True]
+    assert replies[-1].params["text"] == bot.services.content.render_crisis(None)

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from datetime import timedelta
 from typing import Final
 
-from telegram import InlineKeyboardMarkup, Update
+from telegram import Chat, InlineKeyboardMarkup, Update
+from telegram.error import NetworkError, RetryAfter
 
 from bot.context import BotContext
 from bot.countries import country_for_zone
@@ -28,6 +30,10 @@ log = logging.getLogger(__name__)
 PERSON_LOOKUP_TIMEOUT: Final = 2.0
 """Seconds to wait for the database before answering a crisis with every crisis line: the
 crisis reply must never wait on, or fail with, the database."""
+CRISIS_SEND_ATTEMPTS: Final = 5
+crisis_retry_seconds = 1.0
+"""First wait before sending a crisis reply again after a network error (then doubled); a
+module variable so tests can shorten it. A duplicate is better than a crisis reply lost."""
 
 
 def _text_of(update: Update) -> str:
@@ -80,7 +86,30 @@ async def answer(update: Update, context: BotContext, verdict: Triage) -> None:
         meal_index=secrets.randbelow(len(content.meal_ideas)),
     )
     log.info("free text answered as %s (%s)", verdict.kind.value, verdict.rule or "-")
+    if planned.kind is Kind.CRISIS:
+        await _send_crisis(chat, planned.html)
+        return
     await reply(update, planned.html, _keyboard(context, planned))
+
+
+async def _send_crisis(chat: Chat, html: str) -> None:
+    """Send the crisis reply (no buttons), retrying network errors and flood waits."""
+    delay = crisis_retry_seconds
+    for attempt in range(1, CRISIS_SEND_ATTEMPTS + 1):
+        try:
+            await chat.send_message(html)
+            return
+        except RetryAfter as error:
+            if attempt == CRISIS_SEND_ATTEMPTS:
+                raise
+            value: object = error.retry_after  # an int or a timedelta, depending on PTB
+            wait = value.total_seconds() if isinstance(value, timedelta) else float(str(value))
+        except NetworkError:  # includes TimedOut; a refusal (BadRequest, Forbidden) is final
+            if attempt == CRISIS_SEND_ATTEMPTS:
+                raise
+            wait, delay = delay, delay * 2
+        log.warning("crisis reply not sent (attempt %d); trying again in %.1f s", attempt, wait)
+        await asyncio.sleep(wait)
 
 
 async def _person(context: BotContext, chat_id: int) -> Person | None:
