@@ -26,13 +26,13 @@ from telegram.ext import (
     filters,
 )
 
-from bot import callback_data
+from bot import callback_data, triage
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.content import Content, default_content_dir, load_content
 from bot.context import SERVICES_KEY, BotContext, Services, SleepApplication
 from bot.dispatch import Dispatcher
-from bot.handlers import articles, errors, reminders, settings
+from bot.handlers import articles, diet, errors, reminders, safety, settings
 from bot.ratelimit import PacedRateLimiter
 from bot.storage import open_store
 from bot.timezones import preload as preload_timezones
@@ -53,6 +53,8 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("mechanisms", "How vitamin B12 may affect sleep (5 mechanisms)"),
     ("foods", "B12-rich foods and a meal idea"),
     ("tips", "Sleep-hygiene advice"),
+    ("doctor", "When to see a doctor"),
+    ("diet", "Your diet, for meal ideas, e.g. /diet vegan"),
     ("settings", "Nightly reminders: timezone, bedtime, on/off"),
     ("bedtime", "Set your bedtime, e.g. /bedtime 22:30"),
     ("timezone", "Set your timezone, e.g. /timezone Berlin"),
@@ -64,12 +66,6 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("about", "Source, caveats and privacy"),
     ("help", "What I can do"),
 )
-
-
-async def _text_or_help(update: Update, context: BotContext) -> None:
-    """Free text answers an open prompt (timezone, bedtime) or gets a pointer to /help."""
-    if not await settings.free_text(update, context):
-        await articles.unknown(update, context)
 
 
 def register_handlers(application: SleepApplication) -> None:
@@ -92,6 +88,8 @@ def register_handlers(application: SleepApplication) -> None:
     command("tips", articles.tips)
     command("about", articles.about)
     command("help", articles.help_command)
+    command("doctor", safety.doctor_command)
+    command("diet", diet.diet_command)
     command("settings", settings.settings_command)
     command("bedtime", settings.bedtime_command)
     command("timezone", settings.timezone_command)
@@ -106,13 +104,18 @@ def register_handlers(application: SleepApplication) -> None:
     add(CallbackQueryHandler(articles.navigate_button, pattern=callback_data.NAVIGATE))
     add(CallbackQueryHandler(reminders.reminder_button, pattern=callback_data.REMINDER))
     add(CallbackQueryHandler(settings.settings_button, pattern=callback_data.SETTINGS))
+    add(CallbackQueryHandler(diet.diet_button, pattern=callback_data.DIET))
     # Last: whatever no pattern above accepted is stale or forged.
     add(CallbackQueryHandler(errors.stale_button))
-    # Last: unknown commands and free text, after every CommandHandler had its chance.
-    add(MessageHandler(filters.TEXT & ~filters.COMMAND & NEW_MESSAGE, _text_or_help))
-    add(MessageHandler(filters.COMMAND & NEW_MESSAGE, articles.unknown))
-    # Stickers, photos, voice notes...: a pointer to /help rather than silence.
-    add(MessageHandler(filters.ALL & NEW_MESSAGE & filters.ChatType.PRIVATE, articles.unknown))
+    # Last: unknown commands and free text, after every CommandHandler had its chance. Free
+    # text is triaged: a crisis is answered before an open prompt sees it (bot.handlers.safety).
+    add(MessageHandler(filters.TEXT & ~filters.COMMAND & NEW_MESSAGE, safety.free_text))
+    add(MessageHandler(filters.COMMAND & NEW_MESSAGE, safety.anything_else))
+    # Photos and videos with a caption (a crisis can be typed as one), stickers, voice notes...
+    add(MessageHandler(filters.ALL & NEW_MESSAGE & filters.ChatType.PRIVATE, safety.anything_else))
+    # Edits are not new requests, but an edit that turns a message into a crisis is answered.
+    edits = filters.UpdateType.EDITED_MESSAGE & (filters.TEXT | filters.CAPTION)
+    add(MessageHandler(edits, safety.edited))
     application.add_error_handler(errors.on_error)
 
 
@@ -139,6 +142,7 @@ def build_app(
     loaded (and validated) here, so a broken content file stops start-up before any network.
     """
     content = content or load_content(settings_.content_dir or default_content_dir())
+    triage.install(content.triage)  # triage.is_crisis() follows the content this bot runs on
     services = Services(settings=settings_, content=content, clock=clock or SystemClock())
 
     async def post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> None:

@@ -55,7 +55,8 @@ def check_content(settings: Settings) -> int:
     content = load_content(directory)
     print(
         f"{directory}: OK — {len(content.mechanisms)} mechanisms, {len(content.foods)} foods, "
-        f"{len(content.meal_ideas)} meal ideas, {len(content.reminder_kinds)} reminder kinds"
+        f"{len(content.meal_ideas)} meal ideas, {len(content.reminder_kinds)} reminder kinds, "
+        f"{len(content.safety.spec.red_flag)} red flags, {len(content.sources.source)} sources"
     )
     return 0
 

@@ -115,10 +115,12 @@ async def test_chat_walks_mechanisms_and_foods_with_the_real_handlers(tmp_path: 
 
 async def test_chat_onboarding_and_a_reminder_arriving(tmp_path: Path) -> None:
     transcript = await scripted_chat(
-        ["/start", "4", "Kathmandu", "4", ":wait 1d", ":quit"], tmp_path
+        ["/start", "4", "Kathmandu", "4", "5", ":wait 1d", ":quit"], tmp_path
     )
     assert "Which timezone are you in?" in transcript
     assert "Timezone set to Asia/Kathmandu (UTC+05:45)." in transcript
+    assert "Last step: what do you eat?" in transcript
+    assert "[5] Skip (I eat everything)" in transcript
     assert "You're set up." in transcript
     assert "[1] Done ✅" in transcript  # a reminder arrived, with its buttons
 

@@ -42,9 +42,12 @@ def _buttons(call: ApiCall) -> list[tuple[str, str]]:
 
 
 async def onboard(bot: BotHarness, chat_id: int = ADA, tz: str = "Europe/Berlin") -> None:
+    """The first set-up by command; its last question (the diet) is skipped."""
     await bot.send(chat_id, f"/timezone {tz}")
     calls = await bot.send(chat_id, "/bedtime 22:30")
-    assert "You're set up" in texts(calls)[-1]
+    assert "what do you eat?" in texts(calls)[-1]
+    calls = await bot.press_label(chat_id, "Skip")
+    assert "You're set up" in texts(calls, "editMessageText")[-1]
 
 
 async def test_onboarding_from_start_lists_tonights_reminders_in_local_time(
@@ -65,8 +68,18 @@ async def test_onboarding_from_start_lists_tonights_reminders_in_local_time(
     ]  # fmt: skip
 
     await bot.press_label(ADA, "22:30")
+    question = bot.last(ADA)  # the bedtime buttons became the last question: the diet
+    assert "what do you eat?" in visible_text(question.raw_text or "")
+    assert [label for label, _ in question.buttons] == [
+        "I eat everything", "Fish, no meat", "Vegetarian (eggs, dairy)", "Vegan",
+        "Skip (I eat everything)",
+    ]  # fmt: skip
+    await bot.press_label(ADA, "Vegetarian")
     summary = visible_text(bot.last(ADA).raw_text or "")
+    assert summary.startswith("✅ You're set up.")
+    assert bot.last(ADA).message_id == question.message_id  # edited in place, no new message
     assert "Bedtime: 22:30" in summary
+    assert "Meal ideas for: vegetarian" in summary
     assert "today 18:30 — Tonight's meal idea" in summary
     assert "today 19:30 — Ease off on exercise" in summary
     assert "today 21:30 — Time to wind down" in summary
@@ -282,8 +295,10 @@ async def test_weekend_bedtime_first_then_the_usual_one(bot: BotHarness) -> None
     assert said == "Friday and Saturday bedtime: 23:30. And on other nights?"
     person = await bot.services.store.get_person(ADA)
     assert person is not None and not person.subscribed
-    final = visible_text(texts(await bot.send(ADA, "22:30"))[-1])
+    assert "what do you eat?" in texts(await bot.send(ADA, "22:30"))[-1]
+    final = visible_text(texts(await bot.send(ADA, "vegan"))[-1])  # typed, not tapped
     assert final.startswith("✅ You're set up.")
+    assert "Meal ideas for: vegan" in final
     assert "Friday and Saturday nights: 23:30" in final
 
 
