@@ -11,8 +11,10 @@ import pytest
 
 from bot.content import load_triage_rules
 from bot.triage import Kind, Normaliser, TriageRules, compile_rule
-from tests.triage_phrases_zh import ZH_CRISIS_PHRASES, ZH_NOT_CRISIS
+from tests.triage_phrases_zh import ZH_CRISIS_PHRASES, ZH_LABELLED, ZH_NOT_CRISIS
 
+ZH_ACCURACY_FLOOR = 0.9
+"""Outside crisis a miss costs one less fitting page; the floor catches a class gone missing."""
 CONTENT_DIR = Path(__file__).resolve().parent.parent / "content"
 SAFETY_DIRS = {"en": CONTENT_DIR}
 """Every locale's content directory: crisis patterns are shared, so each must catch these."""
@@ -73,3 +75,21 @@ def test_chinese_patterns_match_exactly_where_one_of_them_is_in_the_text() -> No
             assert rule.search(text) is expected, (sorted(patterns), text)
             checked += 1
     assert checked > 10_000
+
+
+def test_chinese_questions_get_the_fitting_class(rules: TriageRules) -> None:
+    """Prints what was misrouted (pytest -s); asserts the floor and every class present."""
+    wrong = [(kind, phrase, rules.classify(phrase).kind) for kind, phrase in ZH_LABELLED]
+    wrong = [(kind, phrase, got) for kind, phrase, got in wrong if got is not kind]
+    right = len(ZH_LABELLED) - len(wrong)
+    print(f"\nChinese labelled set: {right}/{len(ZH_LABELLED)}")
+    for kind, phrase, got in wrong:
+        print(f"  {phrase!r}: expected {kind.value}, got {got.value}")
+    assert {kind for kind, _ in ZH_LABELLED} == set(Kind) - {Kind.CRISIS}
+    assert right / len(ZH_LABELLED) >= ZH_ACCURACY_FLOOR
+
+
+def test_chinese_diet_names_are_understood(rules: TriageRules) -> None:
+    assert rules.classify("纯素的人吃什么").diet == "vegan"
+    assert rules.classify("我吃素，怎么补B12").diet == "vegetarian"
+    assert rules.classify("我吃鱼不吃肉，晚饭吃什么").diet == "pescatarian"
