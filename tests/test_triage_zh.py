@@ -16,7 +16,7 @@ from tests.triage_phrases_zh import ZH_CRISIS_PHRASES, ZH_LABELLED, ZH_NOT_CRISI
 ZH_ACCURACY_FLOOR = 0.9
 """Outside crisis a miss costs one less fitting page; the floor catches a class gone missing."""
 CONTENT_DIR = Path(__file__).resolve().parent.parent / "content"
-SAFETY_DIRS = {"en": CONTENT_DIR}
+SAFETY_DIRS = {"en": CONTENT_DIR, "zh": CONTENT_DIR / "zh"}
 """Every locale's content directory: crisis patterns are shared, so each must catch these."""
 
 
