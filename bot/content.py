@@ -63,7 +63,11 @@ _MOST_RESTRICTIVE_FIRST: Final[tuple[Diet, ...]] = (
     "pescatarian",
     "omnivore",
 )
-_FORTIFIED_WORDS: Final = ("fortified", "added b12")
+# The words that show a meal idea is safe to offer, in each language content is written in
+# (content/ and content/zh/): a vegan idea's B12 is fortified; a liver idea warns about pregnancy.
+_FORTIFIED_WORDS: Final = ("fortified", "added b12", "强化", "添加了 b12", "添加了b12")
+_LIVER_WORDS: Final = ("liver", "肝")
+_PREGNANCY_WORDS: Final = ("pregnan", "孕")
 
 
 # --------------------------------------------------------------------------------------------
@@ -742,10 +746,12 @@ def _check_meal(path: Path, idea: MealIdea, sources: Sources) -> None:
         raise ContentError(
             path,
             f"{where}: a vegan idea's b12 must be a fortified food and say so ('fortified' or "
-            "'added B12'): plant foods have no B12 unless fortified",
+            "'added B12'; 强化 or 添加了 B12): plant foods have no B12 unless fortified",
         )
-    if "liver" in f"{idea.name} {idea.text_html}".casefold() and (
-        "pregnan" not in idea.caution_html.casefold()
+    dish = f"{idea.name} {idea.text_html}".casefold()
+    caution = idea.caution_html.casefold()
+    if any(word in dish for word in _LIVER_WORDS) and not any(
+        word in caution for word in _PREGNANCY_WORDS
     ):
         raise ContentError(
             path, f"{where}: an idea with liver needs a caution_html about pregnancy (NHS)"

@@ -241,8 +241,14 @@ def test_an_open_prompt_yields_only_to_something_triage_understood() -> None:
         ("Europe/London", "GB", ["116 123", "999"], ["988"]),
         ("Europe/Dublin", "IE", ["116 123", "112 or 999"], ["988"]),
         ("Australia/Sydney", "AU", ["13 11 14", "000"], ["988"]),
+        ("Asia/Shanghai", "CN", ["12356", "120 (ambulance) or 110 (police)"], ["988"]),
         ("Asia/Calcutta", "IN", ["988", "116 123", "your local emergency number"], []),
-        ("UTC+05:30", None, ["988", "116 123", "13 11 14", "your local emergency number"], []),
+        (
+            "UTC+05:30",
+            None,
+            ["988", "116 123", "13 11 14", "12356", "your local emergency number"],
+            [],
+        ),
     ],
 )
 def test_crisis_lines_follow_the_timezones_country(
