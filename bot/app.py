@@ -33,7 +33,7 @@ from bot.content import Content, default_content_dir, load_content
 from bot.context import SERVICES_KEY, BotContext, Services, SleepApplication
 from bot.dispatch import Dispatcher
 from bot.handlers import articles, errors, reminders, settings
-from bot.ratelimit import PacedRateLimiter
+from bot.ratelimit import FairRateLimiter
 from bot.storage import open_store
 from bot.timezones import preload as preload_timezones
 
@@ -192,7 +192,7 @@ def build_app(
         if base_url.endswith("/bot"):
             builder = builder.base_file_url(base_url.removesuffix("/bot") + "/file/bot")
     if rate_limit:
-        limiter = PacedRateLimiter(settings_.send_rate_per_second, max_retries=3)
+        limiter = FairRateLimiter(settings_.send_rate_per_second, max_retries=3)
         builder = builder.rate_limiter(limiter)  # type: ignore[arg-type]  # PTB generics
     application: SleepApplication = builder.build()
     application.bot_data[SERVICES_KEY] = services
