@@ -185,6 +185,7 @@ class Messages(_Frozen):
     about: Html
     unknown: Html
     mechanisms_index: Html
+    slow_down: Html
 
 
 class ArticleInfo(_Frozen):
@@ -327,6 +328,10 @@ class Content(_Frozen):
     def render_unknown(self) -> str:
         return self._fill(self.messages.unknown)
 
+    def render_slow_down(self) -> str:
+        """The one notice a chat gets when it floods the bot (bot/flood.py)."""
+        return self._fill(self.messages.slow_down)
+
     def render_tips(self) -> str:
         page = self.tips_page
         tips = "\n".join(f"• <b>{escape(tip.title)}.</b> {tip.text_html}" for tip in page.tips)
@@ -391,6 +396,7 @@ class Content(_Frozen):
         yield "messages.toml", "message 'about'", self.render_about()
         yield "messages.toml", "message 'unknown'", self.render_unknown()
         yield "messages.toml", "message 'mechanisms_index'", self.render_mechanism_index()
+        yield "messages.toml", "message 'slow_down'", self.render_slow_down()
         yield "tips.toml", "the /tips page", self.render_tips()
         for mechanism in self.mechanisms:
             where = f"mechanism {mechanism.slug!r} page"
