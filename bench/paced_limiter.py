@@ -23,6 +23,8 @@ from typing import Any
 from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
 
+from bot.ratelimit import SendOptions
+
 log = logging.getLogger(__name__)
 
 JSONDict = dict[str, Any]
@@ -34,7 +36,7 @@ def _retry_after_seconds(error: RetryAfter) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)  # type: ignore[arg-type]
 
 
-class PacedRateLimiter(BaseRateLimiter[int]):
+class PacedRateLimiter(BaseRateLimiter[int | SendOptions]):
     """At most `per_second` chat-bound requests a second, spaced evenly; retries a 429 up to
     `max_retries` times (`rate_limit_args` may override it per call)."""
 
@@ -92,10 +94,14 @@ class PacedRateLimiter(BaseRateLimiter[int]):
         kwargs: dict[str, Any],
         endpoint: str,
         data: dict[str, Any],
-        rate_limit_args: int | None,
+        rate_limit_args: int | SendOptions | None,
     ) -> bool | JSONDict | list[JSONDict]:
         if data.get("chat_id") is None:
             return await callback(*args, **kwargs)
+        # The dispatcher now passes SendOptions; before, it passed nothing (and a reminder's
+        # 429 was retried in here): ignore them, so this stays the "before" it was.
+        if isinstance(rate_limit_args, SendOptions):
+            rate_limit_args = None
         retries = self.max_retries if rate_limit_args is None else rate_limit_args
         for attempt in range(retries + 1):
             await self._wait_for_slot()
