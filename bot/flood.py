@@ -33,7 +33,9 @@ from bot.clock import Clock
 
 log = logging.getLogger(__name__)
 
-Source = int | str  # a chat id (or, for updates without a chat, the user's id)
+# Whose rate is counted: a private chat's id; in a group, (chat id, user id), so one person
+# flooding a group does not silence everyone else in it.
+Source = Hashable
 PRUNE_ABOVE: Final = 1024
 
 

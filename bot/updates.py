@@ -52,13 +52,21 @@ def update_text(update: Update) -> str:
     return message.text or message.caption or ""
 
 
-def source_of(update: Update) -> Source | None:
-    """The chat an update belongs to (its user's id when it has no chat)."""
+def line_of(update: Update) -> int | None:
+    """The chat whose updates are handled in order (the user's id when there is no chat)."""
     if update.effective_chat is not None:
         return update.effective_chat.id
     if update.effective_user is not None:
         return update.effective_user.id
     return None
+
+
+def source_of(update: Update) -> Source | None:
+    """Whose rate flood control counts: the chat, or in a group the person in that chat."""
+    chat, user = update.effective_chat, update.effective_user
+    if chat is not None and chat.type != chat.PRIVATE and user is not None:
+        return (chat.id, user.id)
+    return line_of(update)
 
 
 def button_of(update: Update) -> Hashable | None:
@@ -89,7 +97,7 @@ class ChatUpdateProcessor(BaseUpdateProcessor):
         self._slow_down = slow_down
         self._exempt = exempt
         self._running = asyncio.BoundedSemaphore(max_running)
-        self._lines: dict[Source, tuple[asyncio.Lock, int]] = {}
+        self._lines: dict[int, tuple[asyncio.Lock, int]] = {}
 
     async def initialize(self) -> None:
         """Nothing to set up."""
@@ -98,8 +106,9 @@ class ChatUpdateProcessor(BaseUpdateProcessor):
         """Nothing to release: PTB waits for the updates in progress."""
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        line = line_of(update) if isinstance(update, Update) else None
         source = source_of(update) if isinstance(update, Update) else None
-        if source is None or not isinstance(update, Update):
+        if line is None or source is None or not isinstance(update, Update):
             async with self._running:
                 await coroutine
             return
@@ -108,10 +117,10 @@ class ChatUpdateProcessor(BaseUpdateProcessor):
         if verdict is not Verdict.ADMIT:
             if inspect.iscoroutine(coroutine):
                 coroutine.close()  # never started: nothing to clean up
-            await self._refuse(update, source, verdict)
+            await self._refuse(update, line, verdict)
             return
         try:
-            async with self._line(source), self._running:
+            async with _ChatLine(self._lines, line), self._running:
                 await coroutine
         finally:
             self.gate.finished(source, button=button)
@@ -124,24 +133,21 @@ class ChatUpdateProcessor(BaseUpdateProcessor):
             log.exception("the flood-control exemption rule failed; letting the update through")
             return True
 
-    def _line(self, source: Source) -> _ChatLine:
-        return _ChatLine(self._lines, source)
-
-    async def _refuse(self, update: Update, source: Source, verdict: Verdict) -> None:
+    async def _refuse(self, update: Update, chat: int, verdict: Verdict) -> None:
         """Answer a dropped button press (so its spinner stops); tell a new flood once."""
         try:
             if update.callback_query is not None:
                 await update.callback_query.answer()
             if verdict is Verdict.NOTIFY and update.effective_chat is not None:
-                await update.get_bot().send_message(source, self._slow_down())
+                await update.get_bot().send_message(chat, self._slow_down())
         except TelegramError as error:
-            log.info("could not answer a dropped update from chat %s: %s", source, error)
+            log.info("could not answer a dropped update from chat %s: %s", chat, error)
 
 
 class _ChatLine:
     """One chat's lock, shared by its updates in hand and forgotten when none is left."""
 
-    def __init__(self, lines: dict[Source, tuple[asyncio.Lock, int]], source: Source) -> None:
+    def __init__(self, lines: dict[int, tuple[asyncio.Lock, int]], source: int) -> None:
         self._lines = lines
         self._source = source
         lock, users = lines.get(source) or (asyncio.Lock(), 0)

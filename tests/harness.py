@@ -86,6 +86,11 @@ class BotHarness:
         await self.stop()
         await self.start()
 
+    @property
+    def processed(self) -> int:
+        """How many updates the bot has finished handling (dropped ones never are)."""
+        return len(self._processed)
+
     async def _mark_processed(self, update: Update, context: BotContext) -> None:
         async with self._changed:
             self._processed.add(update.update_id)

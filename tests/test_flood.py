@@ -113,15 +113,17 @@ def test_exempt_updates_always_pass_even_mid_flood() -> None:
 # --- the update processor ---------------------------------------------------------------------
 
 
-def message_update(update_id: int, chat: int, text: str) -> Update:
+def message_update(update_id: int, chat: int, text: str, *, sender: int | None = None) -> Update:
+    """A text message; a negative `chat` is a group, where `sender` says who wrote it."""
+    kind = {"type": "group", "title": "G"} if chat < 0 else {"type": "private", "first_name": "A"}
     return Update.de_json(
         {
             "update_id": update_id,
             "message": {
                 "message_id": update_id,
                 "date": 0,
-                "chat": {"id": chat, "type": "private", "first_name": "A"},
-                "from": {"id": chat, "is_bot": False, "first_name": "A"},
+                "chat": {"id": chat, **kind},
+                "from": {"id": sender or chat, "is_bot": False, "first_name": "A"},
                 "text": text,
             },
         },
@@ -200,3 +202,21 @@ async def test_a_flood_is_told_once_and_crisis_text_still_gets_through() -> None
     assert handled == ["a", "b", "urgent: please read"]
     assert notices.sent == [(SPAMMER, "slow down")]
     assert button_of(message_update(9, PERSON, "x")) is None
+
+
+async def test_in_a_group_one_person_flooding_does_not_silence_the_others() -> None:
+    group = -100
+    processor = ChatUpdateProcessor(gate(max_updates=3), lambda: "slow down")
+    notices = NoticeRecorder()
+    handled: list[int] = []
+
+    async def handle(sender: int) -> None:
+        handled.append(sender)
+
+    for n in range(6):
+        update = message_update(n, group, "/help", sender=SPAMMER)
+        update.set_bot(cast(Bot, notices))
+        await processor.process_update(update, handle(SPAMMER))
+    await processor.process_update(message_update(9, group, "/help", sender=PERSON), handle(PERSON))
+    assert handled == [SPAMMER] * 3 + [PERSON]
+    assert notices.sent == [(group, "slow down")]
