@@ -9,7 +9,9 @@ per 1.1 s); the reminder test ~4 s.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
@@ -17,11 +19,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import insert
+from telegram.ext import ExtBot
 
+from bot.clock import SystemClock
+from bot.content import default_content_dir, load_content
+from bot.dispatch import Dispatcher
 from bot.fake_telegram import ApiCall, ChatRate, FakeBotApi
+from bot.ratelimit import FairRateLimiter
+from bot.storage import Store
+from bot.storage.models import PEOPLE, REMINDERS
 from bot.updates import update_text
 from tests.conftest import TEST_TOKEN
 from tests.harness import BotHarness, bot_harness
+from tests.pg import BACKENDS, fresh_database
 
 SPAMMER = 666
 PERSON = 4242
@@ -79,7 +90,7 @@ async def test_a_spammer_cannot_starve_a_newcomer_and_is_told_once(
         )
         # Every admitted update is handled once its reply is out; then nothing more can come.
         await api.wait_for(
-            lambda: len(bot._processed) == flood.counters.admitted, 60, what="replies sent"
+            lambda: bot.processed == flood.counters.admitted, 60, what="replies sent"
         )
         await api.wait_for(
             lambda: slow_down in api.sent_texts(SPAMMER), 10, what="the slow-down notice"
@@ -195,3 +206,78 @@ async def test_one_chats_30_s_flood_wait_delays_the_other_reminders_by_at_most_2
     assert (report.sent, report.retried) == (99, 1)
     assert [call.status for call in api.calls_to("sendMessage") if call.chat_id == FLOODED] == [429]
     assert max(delays) <= 2.0
+
+
+# --- item 5: no duplicate when sending outlasts a claim -------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs owner + heartbeat claims (branch 'delivery'): today a claim expires while "
+    "its batch is still being sent, and a second dispatcher sends it again",
+)
+async def test_two_dispatchers_with_slow_sends_and_a_short_claim_send_each_reminder_once(
+    tmp_path: Path, backend: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 12 item 5, scaled down: 30 due, each dispatcher's limiter at 10 msg/s (3 s to
+    send a batch), a 1 s claim lease, the second dispatcher ticking while the first sends."""
+    content = load_content(default_content_dir())
+    offsets: dict[str, int] = {k.kind: k.default_offset_minutes for k in content.reminder_kinds}
+    now = datetime.now(UTC)
+    chats = list(range(20_001, 20_031))
+    async with fresh_database(backend, tmp_path) as db:
+        stores = [await db.open_store(offsets), await db.open_store(offsets)]
+        try:
+            await insert_due(stores[0], chats, now)
+            async with FakeBotApi(TEST_TOKEN) as api:
+                for chat in chats:
+                    api.add_chat(chat)
+                bots = [
+                    ExtBot(TEST_TOKEN, base_url=api.base_url, rate_limiter=FairRateLimiter(10))
+                    for _ in stores
+                ]
+                async with bots[0], bots[1]:
+                    first, second = (
+                        Dispatcher(store, bot, content, SystemClock(), lease=timedelta(seconds=1))
+                        for store, bot in zip(stores, bots, strict=True)
+                    )
+                    sending = asyncio.create_task(first.tick())
+                    await api.wait_for(
+                        lambda: len(api.calls_to("sendMessage")) >= 15, 10, what="half sent"
+                    )
+                    await asyncio.gather(sending, second.tick())
+                sent = Counter(c.chat_id for c in api.calls_to("sendMessage", ok_only=True))
+        finally:
+            for store in stores:
+                await store.close()
+    duplicates = sum(n - 1 for n in sent.values())
+    with capsys.disabled():
+        print(f"\n[short claim, {backend}] {sum(sent.values())} sends, {duplicates} duplicates")
+    assert set(sent) == set(chats) and duplicates == 0
+
+
+async def insert_due(store: Store, chats: list[int], now: datetime) -> None:
+    """People with one wind-down reminder each, due now (bulk, as the 10k test does)."""
+    async with store.engine.begin() as connection:
+        await connection.execute(
+            insert(PEOPLE),
+            [
+                {
+                    "chat_id": chat, "timezone": "UTC", "bedtime": clock_time(22, 0),
+                    "diet": "omnivore", "subscribed": True, "recent_meals": [],
+                    "created_at": now, "updated_at": now,
+                }
+                for chat in chats
+            ],
+        )  # fmt: skip
+        await connection.execute(
+            insert(REMINDERS),
+            [
+                {
+                    "chat_id": chat, "kind": "wind_down", "enabled": True,
+                    "offset_minutes": 60, "next_fire_at": now,
+                }
+                for chat in chats
+            ],
+        )  # fmt: skip
