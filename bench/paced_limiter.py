@@ -17,23 +17,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import timedelta
 from typing import Any
 
 from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
 
-from bot.ratelimit import SendOptions
+from bot.ratelimit import SendOptions, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
 JSONDict = dict[str, Any]
 SAFETY = 1.01
-
-
-def _retry_after_seconds(error: RetryAfter) -> float:
-    value: object = error.retry_after
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)  # type: ignore[arg-type]
 
 
 class PacedRateLimiter(BaseRateLimiter[int | SendOptions]):
@@ -110,7 +104,7 @@ class PacedRateLimiter(BaseRateLimiter[int | SendOptions]):
             except RetryAfter as error:
                 if attempt == retries:
                     raise
-                seconds = _retry_after_seconds(error) + 0.1
+                seconds = retry_after_seconds(error) + 0.1
                 log.info("flood control on %s: every send waits %.1f s", endpoint, seconds)
                 self._pause(seconds)
         raise AssertionError("unreachable: the loop returns or raises")
