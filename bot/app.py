@@ -16,6 +16,7 @@ from telegram.constants import ParseMode
 from telegram.ext import (
     Application,
     ApplicationBuilder,
+    BaseRateLimiter,
     CallbackQueryHandler,
     ChatMemberHandler,
     CommandHandler,
@@ -32,16 +33,24 @@ from bot.config import Settings
 from bot.content import Content, default_content_dir, load_content
 from bot.context import SERVICES_KEY, BotContext, Services, SleepApplication
 from bot.dispatch import Dispatcher
+from bot.flood import FloodGate
 from bot.handlers import articles, diet, errors, reminders, safety, settings
-from bot.ratelimit import PacedRateLimiter
+from bot.ratelimit import FairRateLimiter
 from bot.storage import open_store
 from bot.timezones import preload as preload_timezones
+from bot.updates import ChatUpdateProcessor, Exempt, update_text
 
 log = logging.getLogger(__name__)
 
 DISPATCH_JOB = "reminder-dispatcher"
 NEW_MESSAGE = filters.UpdateType.MESSAGE
 Handler = Callable[[Update, BotContext], Coroutine[Any, Any, None]]
+
+
+def crisis_exempt(update: Update) -> bool:
+    """Flood control never drops, merges or delays an update that might be a crisis."""
+    text = update_text(update)
+    return bool(text) and triage.is_crisis(text)
 
 
 class StartupError(Exception):
@@ -134,16 +143,28 @@ def build_app(
     content: Content | None = None,
     clock: Clock | None = None,
     rate_limit: bool = True,
+    rate_limiter: BaseRateLimiter[Any] | None = None,
     dispatch: bool = True,
+    flood_exempt: Exempt | None = None,
 ) -> SleepApplication:
     """The Application with handlers, lifecycle hooks and the reminder dispatcher.
 
     `token` defaults to the settings' (required); `chat` and tests pass their own. Content is
     loaded (and validated) here, so a broken content file stops start-up before any network.
+    `rate_limiter` replaces the production limiter (benchmarks compare limiters);
+    `flood_exempt` names updates flood control must never drop (default: crisis text).
     """
     content = content or load_content(settings_.content_dir or default_content_dir())
     triage.install(content.triage)  # triage.is_crisis() follows the content this bot runs on
     services = Services(settings=settings_, content=content, clock=clock or SystemClock())
+    services.flood = FloodGate(
+        services.clock,
+        max_updates=settings_.flood_max_updates,
+        window=timedelta(seconds=settings_.flood_window_seconds),
+    )
+    processor = ChatUpdateProcessor(
+        services.flood, content.render_slow_down, exempt=flood_exempt or crisis_exempt
+    )
 
     async def post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
         try:
@@ -188,6 +209,7 @@ def build_app(
         .defaults(Defaults(parse_mode=ParseMode.HTML))
         .post_init(post_init)
         .post_shutdown(post_shutdown)
+        .concurrent_updates(processor)
     )
     if settings_.telegram_api_base_url:
         # Like PTB's own default "https://api.telegram.org/bot": the token is appended to it.
@@ -196,7 +218,7 @@ def build_app(
         if base_url.endswith("/bot"):
             builder = builder.base_file_url(base_url.removesuffix("/bot") + "/file/bot")
     if rate_limit:
-        limiter = PacedRateLimiter(settings_.send_rate_per_second, max_retries=3)
+        limiter = rate_limiter or FairRateLimiter(settings_.send_rate_per_second, max_retries=3)
         builder = builder.rate_limiter(limiter)  # type: ignore[arg-type]  # PTB generics
     application: SleepApplication = builder.build()
     application.bot_data[SERVICES_KEY] = services

@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     send_rate_per_second: float = Field(default=30.0, gt=0, le=30)
     snooze_minutes: int = Field(default=15, ge=1, le=180)
     delivery_history_days: int = Field(default=30, ge=1, le=3650)
+    # Incoming flood control (bot/flood.py): more than this many updates from one chat within
+    # the window, and its excess is dropped after one "slow down". 20 in 10 s is several
+    # messages a second for ten seconds: a script, not a person typing.
+    flood_max_updates: int = Field(default=20, ge=1, le=10_000)
+    flood_window_seconds: float = Field(default=10.0, gt=0, le=3600)
 
     @field_validator("log_level", mode="before")
     @classmethod

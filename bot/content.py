@@ -167,6 +167,7 @@ class Messages(Frozen):
     about: Html
     unknown: Html
     mechanisms_index: Html
+    slow_down: Html
 
 
 class ArticleInfo(Frozen):
@@ -384,6 +385,10 @@ class Content(Frozen):
             raise ValueError(f"the generic reply is only for 'other', not {verdict.kind.value!r}")
         return self._fill(self.messages.unknown)
 
+    def render_slow_down(self) -> str:
+        """The one notice a chat gets when it floods the bot (bot/flood.py)."""
+        return self._fill(self.messages.slow_down)
+
     def render_tips(self) -> str:
         page = self.tips_page
         tips = "\n".join(f"• <b>{escape(tip.title)}.</b> {tip.text_html}" for tip in page.tips)
@@ -525,6 +530,7 @@ class Content(Frozen):
         yield "messages.toml", "message 'about'", self.render_about()
         yield "messages.toml", "message 'unknown'", self.render_unknown(OTHER)
         yield "messages.toml", "message 'mechanisms_index'", self.render_mechanism_index()
+        yield "messages.toml", "message 'slow_down'", self.render_slow_down()
         yield "tips.toml", "the /tips page", self.render_tips()
         for mechanism in self.mechanisms:
             where = f"mechanism {mechanism.slug!r} page"

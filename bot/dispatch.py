@@ -48,6 +48,7 @@ from bot.clock import Clock, FakeClock
 from bot.content import Content
 from bot.keyboards import reminder_keyboard
 from bot.meals import choose_meal
+from bot.ratelimit import SendOptions
 from bot.storage import ClaimedDelivery, SendOutcome, Store
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,9 @@ log = logging.getLogger(__name__)
 BACKOFF_START: Final = timedelta(seconds=5)
 BACKOFF_CAP: Final = timedelta(minutes=5)
 PURGE_EVERY: Final = timedelta(hours=1)
+# No in-process retry of a 429, and no waiting longer than this for a held-back chat: the
+# delivery is rescheduled instead, so the send slot goes to another chat.
+REMINDER_SEND: Final = SendOptions(max_retries=0, max_wait=2.0)
 
 
 @dataclass
@@ -100,7 +104,6 @@ class Dispatcher:
         grace: timedelta = timedelta(minutes=30),
         batch_size: int = 500,
         lease: timedelta = timedelta(minutes=5),
-        per_chat_interval: timedelta = timedelta(seconds=1),
         max_concurrency: int = 16,
         retention: timedelta = timedelta(days=30),
     ) -> None:
@@ -115,11 +118,12 @@ class Dispatcher:
         self.grace = grace
         self.batch_size = batch_size
         self.lease = lease
-        self.per_chat_interval = per_chat_interval
         self.max_concurrency = max_concurrency
-        # Telegram allows about one message per second per private chat, and PTB's
-        # AIORateLimiter only enforces that for groups, so pacing per chat is our job.
-        self._last_send: dict[int, datetime] = {}
+        # Per-chat pacing is the bot's rate limiter's (bot/ratelimit.py). A chat it holds back
+        # for long (a 429) answers RetryAfter at once, and the delivery is rescheduled.
+        self._send_options: dict[str, Any] = (
+            {"rate_limit_args": REMINDER_SEND} if getattr(bot, "rate_limiter", None) else {}
+        )
         self._running = asyncio.Lock()
         self.retention = retention
         self._next_purge_at: datetime | None = None
@@ -199,14 +203,10 @@ class Dispatcher:
         semaphore = asyncio.Semaphore(self.max_concurrency)
         while True:
             now = self.clock.now()
-            self._forget_old_sends(now)
 
-            def accept(chat_id: int, now: datetime = now) -> bool:
-                # At most one message per chat per tick, and not within per_chat_interval.
+            def accept(chat_id: int) -> bool:
+                # At most one message per chat per tick: a chat's reminders keep their order.
                 if chat_id in chats_this_tick:
-                    return False
-                last = self._last_send.get(chat_id)
-                if last is not None and now - last < self.per_chat_interval:
                     return False
                 chats_this_tick.add(chat_id)
                 return True
@@ -246,13 +246,13 @@ class Dispatcher:
                 text = self.content.render_reminder(delivery.kind, meal)
             except KeyError:
                 return self._failed(delivery, f"unknown reminder kind {delivery.kind!r}")
-            self._last_send[delivery.chat_id] = self.clock.now()
             try:
                 message = await self.bot.send_message(
                     delivery.chat_id,
                     text,
                     parse_mode=ParseMode.HTML,
                     reply_markup=reminder_keyboard(delivery.id),
+                    **self._send_options,
                 )
             except RetryAfter as error:
                 wait = _retry_after(error)
@@ -351,13 +351,6 @@ class Dispatcher:
                     report.deactivated += 1
             else:
                 report.failed += 1
-
-    def _forget_old_sends(self, now: datetime) -> None:
-        """Keep the per-chat pacing map small: only sends within the interval matter."""
-        if len(self._last_send) < 4 * self.batch_size:
-            return
-        horizon = now - self.per_chat_interval
-        self._last_send = {chat: at for chat, at in self._last_send.items() if at > horizon}
 
 
 def _backoff(attempt: int) -> timedelta:

@@ -39,9 +39,11 @@ class BotHarness:
         token: str,
         *,
         rate_limit: bool = False,
+        app_options: dict[str, Any] | None = None,
     ) -> None:
         self.api = api
         self.rate_limit = rate_limit
+        self.app_options = app_options or {}
         self.settings = settings
         self.clock = clock
         self.token = token
@@ -60,7 +62,11 @@ class BotHarness:
     async def start(self, *, dispatch_job: bool = False) -> None:
         """Start a fresh Application (on the same database, if restarted)."""
         self.app = build_app(
-            self.settings, token=self.token, clock=self.clock, rate_limit=self.rate_limit
+            self.settings,
+            token=self.token,
+            clock=self.clock,
+            rate_limit=self.rate_limit,
+            **self.app_options,
         )
         self.app.add_handler(TypeHandler(Update, self._mark_processed), group=LAST_GROUP)
         self._stack = AsyncExitStack()
@@ -79,6 +85,11 @@ class BotHarness:
         """Stop this process's Application and start a new one, as after a crash or deploy."""
         await self.stop()
         await self.start()
+
+    @property
+    def processed(self) -> int:
+        """How many updates the bot has finished handling (dropped ones never are)."""
+        return len(self._processed)
 
     async def _mark_processed(self, update: Update, context: BotContext) -> None:
         async with self._changed:
@@ -148,8 +159,10 @@ async def bot_harness(
     *,
     start: datetime = START,
     rate_limit: bool = False,
+    app_options: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> AsyncIterator[BotHarness]:
+    """A started bot; `app_options` go to build_app, `overrides` to its Settings."""
     settings = Settings(
         _env_file=None,
         telegram_api_base_url=api.base_url,
@@ -158,7 +171,9 @@ async def bot_harness(
         ),
         **overrides,
     )
-    harness = BotHarness(api, settings, FakeClock(start), token, rate_limit=rate_limit)
+    harness = BotHarness(
+        api, settings, FakeClock(start), token, rate_limit=rate_limit, app_options=app_options
+    )
     await harness.start()
     try:
         yield harness
