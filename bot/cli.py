@@ -51,8 +51,11 @@ def run(settings: Settings) -> int:
 
 
 def check_content(settings: Settings) -> int:
+    from bot.diary.text import load_diary_text
+
     directory = settings.content_dir or default_content_dir()
     content = load_content(directory)
+    load_diary_text(directory)  # not wired into the bot yet (issue 9); checked all the same
     print(
         f"{directory}: OK — {len(content.mechanisms)} mechanisms, {len(content.foods)} foods, "
         f"{len(content.meal_ideas)} meal ideas, {len(content.reminder_kinds)} reminder kinds, "

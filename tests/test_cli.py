@@ -73,6 +73,18 @@ def test_check_content_reports_ok_or_the_problem(tmp_path: Path, broken_content:
     assert bad.returncode == 2 and "article.toml" in bad.stderr
 
 
+def test_check_content_covers_the_diary_words(tmp_path: Path) -> None:
+    directory = tmp_path / "content"
+    shutil.copytree(default_content_dir().resolve(), directory)
+    diary = directory / "diary.toml"
+    diary.write_text(
+        diary.read_text().replace("you {habit}:", "you {habbit}:", 1), encoding="utf-8"
+    )
+    bad = run_cli("check-content", cwd=tmp_path, CONTENT_DIR=str(directory))
+    assert bad.returncode == 2
+    assert "diary.toml" in bad.stderr and "unknown placeholder {habbit}" in bad.stderr
+
+
 def test_invalid_setting_is_named(tmp_path: Path) -> None:
     result = run_cli("check-content", cwd=tmp_path, DISPATCH_INTERVAL_SECONDS="-1")
     assert result.returncode == 2
