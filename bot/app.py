@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -33,6 +34,7 @@ from bot.content import Content, default_content_dir, load_content
 from bot.context import SERVICES_KEY, BotContext, Services, SleepApplication
 from bot.dispatch import Dispatcher
 from bot.handlers import articles, errors, reminders, settings
+from bot.polling import Intake
 from bot.ratelimit import PacedRateLimiter
 from bot.storage import open_store
 from bot.timezones import preload as preload_timezones
@@ -184,6 +186,9 @@ def build_app(
         .defaults(Defaults(parse_mode=ParseMode.HTML))
         .post_init(post_init)
         .post_shutdown(post_shutdown)
+        # Our own poller stores each batch before confirming it (bot.polling); PTB's Updater
+        # confirms batches that only exist in memory.
+        .updater(None)
     )
     if settings_.telegram_api_base_url:
         # Like PTB's own default "https://api.telegram.org/bot": the token is appended to it.
@@ -202,28 +207,49 @@ def build_app(
 
 @asynccontextmanager
 async def running(application: SleepApplication, *, poll: bool) -> AsyncIterator[SleepApplication]:
-    """Start and stop the Application as run_polling would, without owning the event loop.
+    """Start the Application, and stop it in a fixed order, without owning the event loop.
 
-    `run_polling` calls post_init/post_shutdown itself; tests and `sleepbot chat` share a loop
-    with other work, so they use this instead. With `poll=False` updates are fed directly to
-    `process_update` (the chat), with `poll=True` they arrive over getUpdates (the tests).
+    `sleepbot run` (see `serve`), the tests and `sleepbot chat` all use it. With `poll=True`
+    updates arrive over getUpdates through the inbox (`bot.polling`); with `poll=False` the
+    caller feeds `process_update` directly (the chat).
+
+    Stop order: (1) stop polling and confirm what is stored, (2) let the update in hand finish,
+    (3) `Application.stop()`: the JobQueue and with it the reminder dispatcher, (4) shutdown
+    and post_shutdown (the database closes last).
     """
     await application.initialize()
     try:
         if application.post_init is not None:
             await application.post_init(application)
         await application.start()
-        if poll and application.updater is not None:
-            await application.updater.start_polling(
-                poll_interval=0.0, timeout=timedelta(seconds=10), allowed_updates=Update.ALL_TYPES
-            )
+        intake: Intake | None = None
+        if poll:
+            services = application.bot_data[SERVICES_KEY]
+            intake = Intake(application, services.store.inbox, services.clock)
+            intake.start()
         try:
             yield application
         finally:
-            if application.updater is not None and application.updater.running:
-                await application.updater.stop()
+            if intake is not None:
+                await intake.stop()
             await application.stop()
     finally:
         await application.shutdown()
         if application.post_shutdown is not None:
             await application.post_shutdown(application)
+
+
+async def serve(application: SleepApplication) -> None:
+    """`sleepbot run`: poll until SIGINT or SIGTERM, then stop in `running`'s order."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with running(application, poll=True):
+            log.info("sleepbot is running; SIGINT or SIGTERM stops it")
+            await stop.wait()
+            log.info("stopping")
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)

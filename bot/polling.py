@@ -1,0 +1,251 @@
+"""Updates in: getUpdates → the inbox on disk → confirm → handle. Replaces PTB's Updater.
+
+PTB's Updater confirms a batch to Telegram (the next getUpdates offset) as soon as it fetches
+the next one, while the batch still waits in memory: a process killed with a backlog lost it
+(issue 7: 250 of 300 messages never answered). Here :class:`UpdatePoller` commits each batch to
+the inbox first and only then asks with ``offset = last + 1``; :class:`InboxWorker` feeds the
+stored updates, in order, to ``Application.process_update`` and marks each one handled. See
+``bot.storage.inbox`` for the guarantee (at least once, de-duplicated by update_id).
+
+A webhook endpoint (later) stores into the same inbox before answering 200 and calls
+:meth:`InboxWorker.wake`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Final
+
+from telegram import Bot, Update
+from telegram.error import Conflict, InvalidToken, NetworkError, TelegramError
+
+from bot.clock import Clock
+from bot.context import SleepApplication
+from bot.storage.inbox import Inbox, IncomingUpdate
+
+log = logging.getLogger(__name__)
+
+POLL_TIMEOUT_S: Final = 10  # long polling: Telegram holds the request until an update arrives
+BATCH: Final = 100  # getUpdates' maximum
+RETRY_FIRST_S: Final = 0.5
+RETRY_MAX_S: Final = 30.0
+IDLE_RECHECK_S: Final = 5.0  # also notice updates stored by another process
+PRUNE_EVERY_S: Final = 600.0
+STOP_GRACE_S: Final = 5.0  # how long stop() lets the update being handled finish
+CONFIRM_TIMEOUT_S: Final = 2.0
+
+
+def incoming(update: Update) -> IncomingUpdate:
+    """The stored form of an update; the chat (or, with none, the user) is kept for erasure."""
+    chat = update.effective_chat
+    user = update.effective_user
+    chat_id = chat.id if chat is not None else (user.id if user is not None else None)
+    return IncomingUpdate(update.update_id, chat_id, update.to_dict())
+
+
+def _problem(method: str, error: TelegramError) -> tuple[str, str]:
+    """(kind, one log line) for a failed call: the operator learns what to do, not a traceback."""
+    if isinstance(error, Conflict):
+        return "conflict", (
+            f"409 Conflict from {method}: another process is polling with this bot token, "
+            "or a webhook is set; stop the other one"
+        )
+    if isinstance(error, InvalidToken):
+        return "token", f"{method}: Telegram no longer accepts TELEGRAM_BOT_TOKEN"
+    if isinstance(error, NetworkError):  # includes TimedOut
+        return "network", f"{method} failed: {type(error).__name__}"
+    return "telegram", f"{method} failed: {error}"
+
+
+class _Backoff:
+    """Exponential retry delay, and one log line per streak of failures instead of one each."""
+
+    def __init__(self) -> None:
+        self.delay = RETRY_FIRST_S
+        self.failing: str | None = None
+
+    def failed(self, kind: str, message: str) -> float:
+        if self.failing != kind:
+            log.error("%s; retrying until it works", message)
+            self.failing = kind
+        delay, self.delay = self.delay, min(self.delay * 2, RETRY_MAX_S)
+        return delay
+
+    def succeeded(self) -> None:
+        if self.failing is not None:
+            log.info("polling works again")
+        self.failing, self.delay = None, RETRY_FIRST_S
+
+
+class UpdatePoller:
+    """Long polling that confirms a batch only once it is committed to the inbox."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        inbox: Inbox,
+        clock: Clock,
+        *,
+        on_stored: asyncio.Event,
+        timeout: int = POLL_TIMEOUT_S,
+    ) -> None:
+        self._bot = bot
+        self._inbox = inbox
+        self._clock = clock
+        self._on_stored = on_stored
+        self._timeout = timeout
+        self._offset: int | None = None  # next update_id to ask for: confirms all before it
+        self._confirmed: int | None = None  # the offset Telegram has last seen
+
+    async def run(self) -> None:
+        """Poll until cancelled. Cancelling at any point loses nothing: an unstored batch was
+        never confirmed, so Telegram sends it again."""
+        backoff = _Backoff()
+        await self._delete_webhook(backoff)
+        while True:
+            try:
+                updates = await self._bot.get_updates(
+                    offset=self._offset,
+                    timeout=self._timeout,
+                    limit=BATCH,
+                    allowed_updates=Update.ALL_TYPES,
+                )
+            except TelegramError as error:
+                await asyncio.sleep(backoff.failed(*_problem("getUpdates", error)))
+                continue
+            self._confirmed = self._offset
+            if updates:
+                try:
+                    await self._inbox.store([incoming(u) for u in updates], self._clock.now())
+                except Exception as error:
+                    # Not stored, so not confirmed either: Telegram sends the batch again.
+                    message = f"could not store updates in the inbox: {type(error).__name__}"
+                    await asyncio.sleep(backoff.failed("inbox", message))
+                    continue
+                self._offset = max(u.update_id for u in updates) + 1
+                self._on_stored.set()
+            backoff.succeeded()
+
+    async def confirm(self) -> None:
+        """On the way out: tell Telegram about the last stored batch (best effort, bounded).
+
+        Not needed for correctness (a re-delivered update is ignored), it just saves the next
+        process from downloading the batch again.
+        """
+        if self._offset is None or self._offset == self._confirmed:
+            return
+        with contextlib.suppress(TelegramError, TimeoutError):
+            async with asyncio.timeout(CONFIRM_TIMEOUT_S):
+                await self._bot.get_updates(offset=self._offset, timeout=0, limit=1)
+
+    async def _delete_webhook(self, backoff: _Backoff) -> None:
+        """getUpdates refuses to work while a webhook is set (PTB's Updater does the same)."""
+        while True:
+            try:
+                await self._bot.delete_webhook(drop_pending_updates=False)
+            except TelegramError as error:
+                await asyncio.sleep(backoff.failed(*_problem("deleteWebhook", error)))
+                continue
+            backoff.succeeded()
+            return
+
+
+class InboxWorker:
+    """Hands stored updates to the Application one at a time, in update_id order."""
+
+    def __init__(
+        self, application: SleepApplication, inbox: Inbox, clock: Clock, *, wake: asyncio.Event
+    ) -> None:
+        self._application = application
+        self._inbox = inbox
+        self._clock = clock
+        self._wake = wake
+        self._stopping = asyncio.Event()
+        self._last_prune: float | None = None
+
+    def wake(self) -> None:
+        """New updates were stored (by the poller or a webhook endpoint)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Finish the update in hand, then return from run(); the rest waits in the inbox."""
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            # Cleared before looking, so an update stored meanwhile still wakes the wait below.
+            self._wake.clear()
+            try:
+                batch = await self._inbox.next_batch(BATCH)
+                for item in batch:
+                    if self._stopping.is_set():
+                        return
+                    await self._handle(item.update_id, item.payload)
+                await self._prune_now_and_then()
+            except Exception:
+                # The database or the Application failed outside any handler: the update stays
+                # pending (begin() counts the attempt), so it is retried, then given up.
+                log.exception("the inbox worker failed; retrying shortly")
+                await asyncio.sleep(RETRY_FIRST_S)
+                continue
+            if not batch:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(IDLE_RECHECK_S):
+                        await self._wake.wait()
+
+    async def _handle(self, update_id: int, payload: dict[str, object]) -> None:
+        if not await self._inbox.begin(update_id, self._clock.now()):
+            return
+        update = Update.de_json(payload, self._application.bot)
+        await self._application.process_update(update)
+        await self._inbox.mark_done(update_id, self._clock.now())
+
+    async def _prune_now_and_then(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if self._last_prune is not None and now - self._last_prune < PRUNE_EVERY_S:
+            return
+        self._last_prune = now
+        pruned = await self._inbox.prune(self._clock.now())
+        if pruned:
+            log.info("pruned %d handled updates from the inbox", pruned)
+
+
+class Intake:
+    """The poller and the worker as one unit, started and stopped in a fixed order."""
+
+    def __init__(self, application: SleepApplication, inbox: Inbox, clock: Clock) -> None:
+        stored = asyncio.Event()
+        self.poller = UpdatePoller(application.bot, inbox, clock, on_stored=stored)
+        self.worker = InboxWorker(application, inbox, clock, wake=stored)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self.worker.run(), name="inbox-worker"),
+            asyncio.create_task(self.poller.run(), name="update-poller"),
+        ]
+
+    async def stop(self) -> None:
+        """1. stop asking Telegram (cancel the long poll), confirm what is stored;
+        2. let the worker finish the update in hand (≤ STOP_GRACE_S, then cancel it: it is
+        handled again by the next process). Unhandled updates stay in the inbox."""
+        if not self._tasks:
+            return
+        worker, poller = self._tasks
+        self._tasks = []
+        poller.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await poller
+        await self.poller.confirm()
+        self.worker.stop()
+        try:
+            async with asyncio.timeout(STOP_GRACE_S):
+                await asyncio.shield(worker)
+        except TimeoutError:
+            log.warning("stopping: the update in hand did not finish; the next start handles it")
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker

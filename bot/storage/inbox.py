@@ -1,0 +1,177 @@
+"""The inbox: every incoming update is on disk before Telegram is told it arrived.
+
+Telegram forgets an update once it is confirmed: in polling mode by the next getUpdates offset,
+in webhook mode by the HTTP 200. PTB's Updater confirms a batch while it still waits in memory,
+so a killed process lost it. Here the receiver calls :meth:`Inbox.store` (one transaction,
+insert-or-ignore by update_id) and confirms only after it returned; a worker then takes
+:meth:`Inbox.next_batch` in update_id order, calls :meth:`Inbox.begin` before handling each
+update and :meth:`Inbox.mark_done` after.
+
+Guarantee: at least once, de-duplicated by update_id. An update handled before a crash is never
+handled again (a re-delivered update_id is ignored); one whose handling was under way when the
+process died is handled again by the next process. An update that was under way in
+``MAX_ATTEMPTS`` processes that all died is given up with a log line, so one poisonous update
+cannot crash-loop the bot.
+
+Privacy: a handled row keeps neither its payload (names, message text) nor its chat_id. The
+bare update_id stays for ``KEEP_HANDLED`` (Telegram re-delivers unconfirmed updates for up to
+24 hours) and is then pruned. Rows not yet handled are erased with the person's data
+(:func:`erase_chat`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy import Delete, Update, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.storage.dialects import insert_ignoring_conflicts
+from bot.storage.models import INBOX, InboxRow, InboxStatus
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS: Final = 3
+KEEP_HANDLED: Final = timedelta(hours=24)
+
+TransactionFactory = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+
+
+@dataclass(frozen=True)
+class IncomingUpdate:
+    """One update as received: its JSON, and whose it is (for /deletedata before handling)."""
+
+    update_id: int
+    chat_id: int | None
+    payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class StoredUpdate:
+    update_id: int
+    payload: dict[str, Any]
+    attempts: int  # processes that began handling it so far
+
+
+class Inbox:
+    """Durable update queue; every method is one short transaction on the Store's engine."""
+
+    def __init__(self, transaction: TransactionFactory, dialect: str) -> None:
+        self._transaction = transaction
+        self._dialect = dialect
+
+    async def store(self, updates: Sequence[IncomingUpdate], now: datetime) -> None:
+        """Commit a batch; an update_id already stored (pending or handled) is ignored."""
+        if not updates:
+            return
+        rows = [
+            {
+                "update_id": incoming.update_id,
+                "chat_id": incoming.chat_id,
+                "payload": json.dumps(incoming.payload, ensure_ascii=False),
+                "status": InboxStatus.PENDING,
+                "attempts": 0,
+                "received_at": now,
+            }
+            for incoming in updates
+        ]
+        statement = insert_ignoring_conflicts(self._dialect, INBOX, "update_id")
+        async with self._transaction() as session:
+            await session.execute(statement, rows)
+
+    async def next_batch(self, limit: int = 100) -> list[StoredUpdate]:
+        """The oldest pending updates, in update_id order (Telegram's order)."""
+        async with self._transaction() as session:
+            rows = (
+                await session.execute(
+                    select(InboxRow.update_id, InboxRow.payload, InboxRow.attempts)
+                    .where(InboxRow.status == InboxStatus.PENDING)
+                    .order_by(InboxRow.update_id)
+                    .limit(limit)
+                )
+            ).all()
+        return [
+            StoredUpdate(int(update_id), json.loads(payload or "{}"), int(attempts))
+            for update_id, payload, attempts in rows
+        ]
+
+    async def begin(self, update_id: int, now: datetime) -> bool:
+        """Count one more attempt; False if the update is gone, handled, or given up now."""
+        async with self._transaction() as session:
+            attempts = (
+                await session.execute(
+                    select(InboxRow.attempts)
+                    .where(InboxRow.update_id == update_id, InboxRow.status == InboxStatus.PENDING)
+                    .with_for_update()
+                )
+            ).scalar_one_or_none()
+            if attempts is None:
+                return False
+            if attempts >= MAX_ATTEMPTS:
+                await session.execute(_finish(update_id, InboxStatus.FAILED, now))
+                log.error(
+                    "update %d was being handled by %d processes that all stopped; giving up on it",
+                    update_id,
+                    attempts,
+                )
+                return False
+            await session.execute(
+                update(InboxRow)
+                .where(InboxRow.update_id == update_id)
+                .values(attempts=InboxRow.attempts + 1)
+            )
+        return True
+
+    async def mark_done(self, update_id: int, now: datetime) -> None:
+        """Handled: forget the payload and chat at once; the bare id guards against re-delivery."""
+        async with self._transaction() as session:
+            await session.execute(_finish(update_id, InboxStatus.DONE, now))
+
+    async def prune(self, now: datetime) -> int:
+        """Delete handled rows older than KEEP_HANDLED; pending ones stay, whatever their age."""
+        async with self._transaction() as session:
+            result = await session.execute(
+                delete(InboxRow).where(
+                    InboxRow.status != InboxStatus.PENDING,
+                    InboxRow.processed_at < now - KEEP_HANDLED,
+                )
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def counts(self) -> dict[str, int]:
+        """Rows per status, for tests, logs and benchmarks."""
+        async with self._transaction() as session:
+            rows = (
+                await session.execute(
+                    select(InboxRow.status, func.count()).group_by(InboxRow.status)
+                )
+            ).all()
+        counts = dict.fromkeys(InboxStatus.ALL, 0)
+        counts.update({str(status): int(count) for status, count in rows})
+        return counts
+
+
+def _finish(update_id: int, status: str, now: datetime) -> Update:
+    return (
+        update(InboxRow)
+        .where(InboxRow.update_id == update_id, InboxRow.status == InboxStatus.PENDING)
+        .values(status=status, payload=None, chat_id=None, processed_at=now)
+    )
+
+
+def erase_chat(chat_id: int, *, through: int | None = None) -> Delete:
+    """/deletedata: the chat's stored updates up to ``through`` (the request itself).
+
+    Later updates are messages sent after the request: they are still to be answered (and lose
+    their payload once handled). Handled rows hold no chat_id, so there is nothing else to find.
+    """
+    statement = delete(InboxRow).where(InboxRow.chat_id == chat_id)
+    if through is not None:
+        statement = statement.where(InboxRow.update_id <= through)
+    return statement

@@ -1,0 +1,114 @@
+"""The inbox on its own: durable, de-duplicated, ordered, forgetful once handled."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.storage import Store
+from bot.storage.inbox import KEEP_HANDLED, MAX_ATTEMPTS, IncomingUpdate
+from bot.storage.models import INBOX
+from tests.pg import BACKENDS, TestDatabase, fresh_database
+
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+ADA, BOB = 4242, 5151
+
+
+def incoming(update_id: int, chat_id: int | None = ADA, text: str = "hi") -> IncomingUpdate:
+    payload = {"update_id": update_id, "message": {"text": text, "chat": {"id": chat_id}}}
+    return IncomingUpdate(update_id, chat_id, payload)
+
+
+@pytest.fixture(params=BACKENDS)
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TestDatabase]:
+    async with fresh_database(request.param, tmp_path) as database:
+        yield database
+
+
+@pytest.fixture
+async def store(db: TestDatabase) -> AsyncIterator[Store]:
+    opened = await db.open_store()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def raw_rows(store: Store) -> list[dict[str, object]]:
+    async with store.engine.connect() as connection:
+        result = await connection.execute(select(INBOX).order_by(INBOX.c.update_id))
+        return [dict(row._mapping) for row in result]
+
+
+async def test_updates_come_back_in_update_id_order_once_each(store: Store) -> None:
+    inbox = store.inbox
+    await inbox.store([incoming(12), incoming(10, BOB, "¹²³ 🌙")], NOW)
+    # Telegram re-delivers what was not confirmed: the same ids are stored once.
+    await inbox.store([incoming(10, BOB, "¹²³ 🌙"), incoming(11), incoming(12)], NOW)
+    batch = await inbox.next_batch()
+    assert [item.update_id for item in batch] == [10, 11, 12]
+    assert batch[0].payload["message"]["text"] == "¹²³ 🌙"
+    assert [item.attempts for item in batch] == [0, 0, 0]
+    assert [item.update_id for item in await inbox.next_batch(limit=2)] == [10, 11]
+
+
+async def test_a_handled_update_is_forgotten_and_never_handled_again(store: Store) -> None:
+    inbox = store.inbox
+    await inbox.store([incoming(10, text="my secret"), incoming(11)], NOW)
+    assert await inbox.begin(10, NOW)
+    await inbox.mark_done(10, NOW)
+    assert [item.update_id for item in await inbox.next_batch()] == [11]
+    [done, _pending] = await raw_rows(store)
+    assert done["payload"] is None and done["chat_id"] is None and done["status"] == "done"
+    # Re-delivered after it was handled (crash before the offset reached Telegram): ignored.
+    await inbox.store([incoming(10, text="my secret")], NOW)
+    assert [item.update_id for item in await inbox.next_batch()] == [11]
+    assert not await inbox.begin(10, NOW)
+    assert await inbox.counts() == {"pending": 1, "done": 1, "failed": 0}
+
+
+async def test_an_update_that_outlived_every_attempt_is_given_up(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    inbox = store.inbox
+    await inbox.store([incoming(10, text="poison")], NOW)
+    for _ in range(MAX_ATTEMPTS):  # each process began handling it, then died
+        assert await inbox.begin(10, NOW)
+    [item] = await inbox.next_batch()
+    assert item.attempts == MAX_ATTEMPTS
+    with caplog.at_level(logging.ERROR):
+        assert not await inbox.begin(10, NOW)
+    assert await inbox.next_batch() == []
+    [row] = await raw_rows(store)
+    assert row["status"] == "failed" and row["payload"] is None
+    assert "update 10" in caplog.text and "poison" not in caplog.text
+
+
+async def test_prune_keeps_pending_updates_whatever_their_age(store: Store) -> None:
+    inbox = store.inbox
+    await inbox.store([incoming(10), incoming(11), incoming(12)], NOW)
+    for update_id in (10, 11):
+        await inbox.begin(update_id, NOW)
+    await inbox.mark_done(10, NOW)
+    await inbox.mark_done(11, NOW + timedelta(hours=2))
+    assert await inbox.prune(NOW + KEEP_HANDLED) == 0
+    assert await inbox.prune(NOW + KEEP_HANDLED + timedelta(hours=1)) == 1
+    assert [row["update_id"] for row in await raw_rows(store)] == [11, 12]
+    assert await inbox.prune(NOW + timedelta(days=400)) == 1
+    assert [row["update_id"] for row in await raw_rows(store)] == [12]
+
+
+async def test_deleting_a_person_erases_their_updates_up_to_the_request(store: Store) -> None:
+    inbox = store.inbox
+    await store.ensure_person(ADA, NOW)
+    await inbox.store([incoming(10), incoming(11, BOB), incoming(12), incoming(13)], NOW)
+    # 12 is the "Yes, erase it" press being handled; 13 came after it and is still to answer.
+    assert await store.delete_person(ADA, inbox_through=12)
+    assert [(r["update_id"], r["chat_id"]) for r in await raw_rows(store)] == [(11, BOB), (13, ADA)]
+    await store.delete_person(ADA)
+    assert [r["update_id"] for r in await raw_rows(store)] == [11]
