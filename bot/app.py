@@ -33,7 +33,7 @@ from bot.config import Settings
 from bot.content import Content, default_content_dir, load_content
 from bot.context import SERVICES_KEY, BotContext, Services, SleepApplication
 from bot.dispatch import Dispatcher
-from bot.handlers import articles, errors, reminders, settings
+from bot.handlers import articles, errors, guard, reminders, settings
 from bot.polling import Intake
 from bot.ratelimit import PacedRateLimiter
 from bot.storage import open_store
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 DISPATCH_JOB = "reminder-dispatcher"
 NEW_MESSAGE = filters.UpdateType.MESSAGE
+PRIVATE_MESSAGE = NEW_MESSAGE & filters.ChatType.PRIVATE
 Handler = Callable[[Update, BotContext], Coroutine[Any, Any, None]]
 
 
@@ -77,8 +78,18 @@ async def _text_or_help(update: Update, context: BotContext) -> None:
 def register_handlers(application: SleepApplication) -> None:
     """The one list of handlers. Order matters only where noted."""
     add = application.add_handler
-    # Groups -2 and -1 run before everything (one handler per group handles an update):
-    # any command closes an open prompt, then a person who had blocked the bot is back.
+    # Groups -3, -2 and -1 run before everything (one handler per group handles an update).
+    # -3: personal features only in private chats; button presses we cannot act on stop here.
+    not_private = ~filters.ChatType.PRIVATE & NEW_MESSAGE
+    for guard_handler in (
+        CommandHandler(guard.PERSONAL_COMMANDS, guard.private_only, filters=not_private),
+        CommandHandler(
+            "start", guard.private_only, filters=not_private & filters.Regex(guard.PERSONAL_START)
+        ),
+        CallbackQueryHandler(guard.button),
+    ):
+        application.add_handler(guard_handler, group=-3)
+    # -2: any command closes an open prompt; -1: a person who had blocked the bot is back.
     application.add_handler(MessageHandler(filters.COMMAND, settings.close_prompt), group=-2)
     application.add_handler(TypeHandler(Update, settings.welcome_back), group=-1)
     add(ChatMemberHandler(settings.membership_changed, ChatMemberHandler.MY_CHAT_MEMBER))
@@ -102,7 +113,7 @@ def register_handlers(application: SleepApplication) -> None:
     command("stop", settings.stop_command)
     command("mydata", settings.mydata_command)
     command("deletedata", settings.deletedata_command)
-    add(MessageHandler(filters.LOCATION & NEW_MESSAGE, settings.location_message))
+    add(MessageHandler(filters.LOCATION & PRIVATE_MESSAGE, settings.location_message))
     add(CallbackQueryHandler(articles.mechanism_button, pattern=callback_data.MECHANISM))
     add(CallbackQueryHandler(articles.foods_button, pattern=callback_data.FOODS))
     add(CallbackQueryHandler(articles.navigate_button, pattern=callback_data.NAVIGATE))
@@ -110,11 +121,12 @@ def register_handlers(application: SleepApplication) -> None:
     add(CallbackQueryHandler(settings.settings_button, pattern=callback_data.SETTINGS))
     # Last: whatever no pattern above accepted is stale or forged.
     add(CallbackQueryHandler(errors.stale_button))
-    # Last: unknown commands and free text, after every CommandHandler had its chance.
-    add(MessageHandler(filters.TEXT & ~filters.COMMAND & NEW_MESSAGE, _text_or_help))
-    add(MessageHandler(filters.COMMAND & NEW_MESSAGE, articles.unknown))
+    # Last: unknown commands and free text, after every CommandHandler had its chance. Only in
+    # private chats: in a group, other people's chatter and other bots' commands are not ours.
+    add(MessageHandler(filters.TEXT & ~filters.COMMAND & PRIVATE_MESSAGE, _text_or_help))
+    add(MessageHandler(filters.COMMAND & PRIVATE_MESSAGE, articles.unknown))
     # Stickers, photos, voice notes...: a pointer to /help rather than silence.
-    add(MessageHandler(filters.ALL & NEW_MESSAGE & filters.ChatType.PRIVATE, articles.unknown))
+    add(MessageHandler(filters.ALL & PRIVATE_MESSAGE, articles.unknown))
     application.add_error_handler(errors.on_error)
 
 
@@ -201,6 +213,7 @@ def build_app(
         builder = builder.rate_limiter(limiter)  # type: ignore[arg-type]  # PTB generics
     application: SleepApplication = builder.build()
     application.bot_data[SERVICES_KEY] = services
+    services.intake = Intake(application)
     register_handlers(application)
     return application
 
@@ -222,11 +235,10 @@ async def running(application: SleepApplication, *, poll: bool) -> AsyncIterator
         if application.post_init is not None:
             await application.post_init(application)
         await application.start()
-        intake: Intake | None = None
-        if poll:
-            services = application.bot_data[SERVICES_KEY]
-            intake = Intake(application, services.store.inbox, services.clock)
-            intake.start()
+        services: Services = application.bot_data[SERVICES_KEY]
+        intake = services.intake if poll else None
+        if intake is not None:
+            intake.start(services.store.inbox, services.clock)
         try:
             yield application
         finally:

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from bot.config import Settings
     from bot.content import Content
     from bot.dispatch import Dispatcher
+    from bot.polling import Intake
     from bot.storage import Store
 
 SERVICES_KEY = "services"
@@ -27,6 +28,7 @@ class Services:
     clock: Clock
     _store: Store | None = field(default=None, repr=False)
     dispatcher: Dispatcher | None = None
+    intake: Intake | None = None  # getUpdates → inbox → handlers; None until build_app sets it
     background: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
 
     @property

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from telegram import Bot, Update
@@ -115,6 +116,10 @@ class UpdatePoller:
             except TelegramError as error:
                 await asyncio.sleep(backoff.failed(*_problem("getUpdates", error)))
                 continue
+            except Exception as error:  # e.g. PTB could not parse the batch: never die silently
+                problem = f"getUpdates failed: {type(error).__name__}"
+                await asyncio.sleep(backoff.failed("unexpected", problem))
+                continue
             self._confirmed = self._offset
             if updates:
                 try:
@@ -156,9 +161,16 @@ class InboxWorker:
     """Hands stored updates to the Application one at a time, in update_id order."""
 
     def __init__(
-        self, application: SleepApplication, inbox: Inbox, clock: Clock, *, wake: asyncio.Event
+        self,
+        application: SleepApplication,
+        inbox: Inbox,
+        clock: Clock,
+        *,
+        wake: asyncio.Event,
+        on_handled: Sequence[Callable[[int], None]] = (),
     ) -> None:
         self._application = application
+        self._on_handled = on_handled
         self._inbox = inbox
         self._clock = clock
         self._wake = wake
@@ -199,9 +211,17 @@ class InboxWorker:
     async def _handle(self, update_id: int, payload: dict[str, object]) -> None:
         if not await self._inbox.begin(update_id, self._clock.now()):
             return
-        update = Update.de_json(payload, self._application.bot)
+        try:
+            update = Update.de_json(payload, self._application.bot)
+        except Exception as error:  # only a webhook could store one; getUpdates parsed it
+            problem = type(error).__name__
+            log.error("update %d is not a valid Update (%s); skipped", update_id, problem)
+            await self._inbox.give_up(update_id, self._clock.now())
+            return
         await self._application.process_update(update)
         await self._inbox.mark_done(update_id, self._clock.now())
+        for listener in self._on_handled:
+            listener(update_id)
 
     async def _prune_now_and_then(self) -> None:
         now = asyncio.get_running_loop().time()
@@ -214,15 +234,26 @@ class InboxWorker:
 
 
 class Intake:
-    """The poller and the worker as one unit, started and stopped in a fixed order."""
+    """The poller and the worker as one unit, started and stopped in a fixed order.
 
-    def __init__(self, application: SleepApplication, inbox: Inbox, clock: Clock) -> None:
-        stored = asyncio.Event()
-        self.poller = UpdatePoller(application.bot, inbox, clock, on_stored=stored)
-        self.worker = InboxWorker(application, inbox, clock, wake=stored)
+    Built with the Application (``Services.intake``) so that listeners can be added before the
+    first update arrives; started by ``bot.app.running`` once the store is open.
+    """
+
+    def __init__(self, application: SleepApplication) -> None:
+        self._application = application
+        # Called with each handled update_id, after it is marked done (the tests wait on it).
+        self.on_handled: list[Callable[[int], None]] = []
+        self.poller: UpdatePoller | None = None
+        self.worker: InboxWorker | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
-    def start(self) -> None:
+    def start(self, inbox: Inbox, clock: Clock) -> None:
+        stored = asyncio.Event()
+        self.poller = UpdatePoller(self._application.bot, inbox, clock, on_stored=stored)
+        self.worker = InboxWorker(
+            self._application, inbox, clock, wake=stored, on_handled=self.on_handled
+        )
         self._tasks = [
             asyncio.create_task(self.worker.run(), name="inbox-worker"),
             asyncio.create_task(self.poller.run(), name="update-poller"),
@@ -232,7 +263,7 @@ class Intake:
         """1. stop asking Telegram (cancel the long poll), confirm what is stored;
         2. let the worker finish the update in hand (≤ STOP_GRACE_S, then cancel it: it is
         handled again by the next process). Unhandled updates stay in the inbox."""
-        if not self._tasks:
+        if not self._tasks or self.poller is None or self.worker is None:
             return
         worker, poller = self._tasks
         self._tasks = []

@@ -8,10 +8,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from alembic import command
+from sqlalchemy import select, text
 
-from bot.storage import Store
+from bot.storage import Store, create_engine, upgrade_to_head
 from bot.storage.inbox import KEEP_HANDLED, MAX_ATTEMPTS, IncomingUpdate
+from bot.storage.migrate import alembic_config
 from bot.storage.models import INBOX
 from tests.pg import BACKENDS, TestDatabase, fresh_database
 
@@ -112,3 +114,33 @@ async def test_deleting_a_person_erases_their_updates_up_to_the_request(store: S
     assert [(r["update_id"], r["chat_id"]) for r in await raw_rows(store)] == [(11, BOB), (13, ADA)]
     await store.delete_person(ADA)
     assert [r["update_id"] for r in await raw_rows(store)] == [11]
+
+
+async def test_migration_0004_erases_what_groups_had_stored(db: TestDatabase) -> None:
+    """Settings are private-only now: a group's rows could not be seen or erased by anyone."""
+    engine = create_engine(db.url, schema=db.schema)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(lambda c: command.upgrade(alembic_config(c), "0002"))
+            for chat_id in (ADA, -ADA, -1_000_000_000_000 - ADA):
+                await connection.execute(
+                    text(
+                        "INSERT INTO people (chat_id, subscribed, created_at, updated_at) "
+                        "VALUES (:chat_id, true, :now, :now)"
+                    ),
+                    {"chat_id": chat_id, "now": NOW.replace(tzinfo=None)},
+                )
+                await connection.execute(
+                    text(
+                        "INSERT INTO reminders (chat_id, kind, offset_minutes) "
+                        "VALUES (:chat_id, 'meal', 240)"
+                    ),
+                    {"chat_id": chat_id},
+                )
+        await upgrade_to_head(engine)
+        async with engine.connect() as connection:
+            for table in ("people", "reminders"):
+                rows = await connection.scalars(text(f"SELECT chat_id FROM {table}"))
+                assert list(rows) == [ADA]
+    finally:
+        await engine.dispose()

@@ -133,6 +133,11 @@ class Inbox:
         async with self._transaction() as session:
             await session.execute(_finish(update_id, InboxStatus.DONE, now))
 
+    async def give_up(self, update_id: int, now: datetime) -> None:
+        """Never to be handled (e.g. not a valid update): forget it like a handled one."""
+        async with self._transaction() as session:
+            await session.execute(_finish(update_id, InboxStatus.FAILED, now))
+
     async def prune(self, now: datetime) -> int:
         """Delete handled rows older than KEEP_HANDLED; pending ones stay, whatever their age."""
         async with self._transaction() as session:

@@ -7,6 +7,12 @@ Create Date: 2026-11-25
 A killed process used to lose the updates long polling had already confirmed; now they wait
 here until handled (bot/storage/inbox.py). Hand-written; tests/test_storage.py checks that the
 schema matches bot/storage/models.py.
+
+Also: settings, reminders and data rights are now for private chats only (bot/handlers/guard.py),
+so what a group had stored (negative chat ids are groups and channels) can no longer be seen,
+changed or erased by anyone, and its reminders could not be stopped from the group. It is
+deleted here; a group that wants reminders is pointed to private chats. Not restored by the
+downgrade.
 """
 
 from __future__ import annotations
@@ -43,6 +49,9 @@ def upgrade() -> None:
     op.create_index(op.f("ix_inbox_chat_id"), "inbox", ["chat_id"])
     op.create_index(op.f("ix_inbox_processed_at"), "inbox", ["processed_at"])
     op.create_index(op.f("ix_inbox_status_update_id"), "inbox", ["status", "update_id"])
+    # Children first: no reliance on ON DELETE CASCADE being enforced by the connection.
+    for table in ("deliveries", "reminders", "people"):
+        op.execute(sa.text(f"DELETE FROM {table} WHERE chat_id < 0"))  # noqa: S608 (constant)
 
 
 def downgrade() -> None:
