@@ -32,7 +32,7 @@ def run(settings: Settings) -> int:
     from bot.app import StartupError, build_app, serve
 
     token = settings.require_token()
-    configure_logging(settings.log_level, secrets=[token])
+    configure_logging(settings.log_level, secrets=[token], personal_data=settings.log_personal_data)
     application = build_app(settings, token=token)
     try:
         asyncio.run(serve(application))

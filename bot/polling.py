@@ -211,6 +211,7 @@ class InboxWorker:
     async def _handle(self, update_id: int, payload: dict[str, object]) -> None:
         if not await self._inbox.begin(update_id, self._clock.now()):
             return
+        log.debug("handling update %d", update_id)
         try:
             update = Update.de_json(payload, self._application.bot)
         except Exception as error:  # only a webhook could store one; getUpdates parsed it

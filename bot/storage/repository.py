@@ -756,7 +756,7 @@ class Store:
         try:
             tz = tzinfo_for(person.timezone)
         except UnknownTimezone:
-            log.warning("chat %s has an unknown timezone %r", person.chat_id, person.timezone)
+            log.warning("chat %s has an unknown timezone: not scheduled", person.chat_id)
             return None
         start = now
         current = reminder.next_fire_at
