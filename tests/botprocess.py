@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import re
 import signal
 import sys
@@ -164,10 +165,15 @@ async def kill_with_backlog(
     chats: int = 30,
     kill_after: int = 50,
     signal_: Literal["SIGKILL", "SIGTERM"] = "SIGKILL",
+    jitter_s: float = 0.0,
     timeout: float = 120.0,  # noqa: ASYNC109 (a bound per wait)
 ) -> KillReport:
     """Queue `messages` at the fake, start the bot, send it `signal_` once every message has
-    been received (confirmed to "Telegram") and `kill_after` answered, restart it, count."""
+    been received (confirmed to "Telegram") and `kill_after` answered, restart it, count.
+
+    The signal goes right after an answer was accepted, the worst moment for a duplicate (the
+    answer is out, its update not yet marked handled); `jitter_s` delays it by a random
+    fraction of that, to hit any moment (bench/inbox_kill.py)."""
     markers = queue_messages(api, messages, chats)
     bot = BotProcess(api, workdir)
     try:
@@ -177,6 +183,8 @@ async def kill_with_backlog(
             timeout,
             what=f"all {messages} received and {kill_after} answered",
         )
+        if jitter_s:
+            await asyncio.sleep(random.uniform(0, jitter_s))
         signalled = time.monotonic()
         if signal_ == "SIGKILL":
             bot.kill()

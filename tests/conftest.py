@@ -10,6 +10,7 @@ import pytest
 
 from bot.fake_telegram import FakeBotApi
 from tests.harness import BotHarness, bot_harness
+from tests.pg import BACKENDS, TestDatabase, fresh_database
 
 # Realistic format (\d+:[A-Za-z0-9_-]{35}) so PTB treats it like a real token; never valid.
 TEST_TOKEN: Final = "123456789:AAFakeTokenForTestsOnly_abcdefghijk"
@@ -27,3 +28,10 @@ async def bot(fake_api: FakeBotApi, tmp_path: Path) -> AsyncIterator[BotHarness]
     """The real Application, polling the fake Bot API, on a fresh SQLite file, clock at START."""
     async with bot_harness(fake_api, tmp_path, TEST_TOKEN) as harness:
         yield harness
+
+
+@pytest.fixture(params=BACKENDS)
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TestDatabase]:
+    """A fresh database per test, once on SQLite and once on PostgreSQL (when configured)."""
+    async with fresh_database(request.param, tmp_path) as database:
+        yield database

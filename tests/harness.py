@@ -63,6 +63,9 @@ class BotHarness:
         intake.on_handled.append(self._mark_processed)
         self._stack = AsyncExitStack()
         await self._stack.enter_async_context(running(self.app, poll=True))
+        # Polling has begun (deleteWebhook, then a parked getUpdates): no start-up call can
+        # fall into the first test step's window.
+        await self.api.wait_for(lambda: self.api.long_polls_waiting > 0, what="the first poll")
         if not dispatch_job and self.app.job_queue is not None:
             # Tests drive the dispatcher with the fake clock via tick(); one test keeps the job.
             for job in self.app.job_queue.get_jobs_by_name(DISPATCH_JOB):

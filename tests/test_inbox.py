@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from alembic import command
@@ -15,7 +14,7 @@ from bot.storage import Store, create_engine, upgrade_to_head
 from bot.storage.inbox import KEEP_HANDLED, MAX_ATTEMPTS, IncomingUpdate
 from bot.storage.migrate import alembic_config
 from bot.storage.models import INBOX
-from tests.pg import BACKENDS, TestDatabase, fresh_database
+from tests.pg import TestDatabase
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 ADA, BOB = 4242, 5151
@@ -24,12 +23,6 @@ ADA, BOB = 4242, 5151
 def incoming(update_id: int, chat_id: int | None = ADA, text: str = "hi") -> IncomingUpdate:
     payload = {"update_id": update_id, "message": {"text": text, "chat": {"id": chat_id}}}
     return IncomingUpdate(update_id, chat_id, payload)
-
-
-@pytest.fixture(params=BACKENDS)
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TestDatabase]:
-    async with fresh_database(request.param, tmp_path) as database:
-        yield database
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Final
 
-from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
+from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest
 
 log = logging.getLogger(__name__)
@@ -33,8 +33,8 @@ async def edit_in_place(
     and a button on a message that is gone (deleted, too old to edit, not text) gets its answer
     as a fresh message instead."""
     message = query.message
-    if query.inline_message_id is None and not isinstance(message, Message):
-        # Telegram sends an InaccessibleMessage (date 0) for messages it won't let us touch.
+    if query.inline_message_id is None and (message is None or not message.is_accessible):
+        # Telegram sends messages it won't let us touch (older than 48 h) with date 0.
         if message is not None:
             await message.chat.send_message(text, reply_markup=markup)
         return
