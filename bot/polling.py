@@ -187,9 +187,11 @@ class InboxWorker:
         self._wake.set()
 
     async def run(self) -> None:
+        await self._count_the_head()
         while not self._stopping.is_set():
             # Cleared before looking, so an update stored meanwhile still wakes the wait below.
             self._wake.clear()
+            batch = []
             try:
                 batch = await self._inbox.next_batch(BATCH)
                 for item in batch:
@@ -199,18 +201,24 @@ class InboxWorker:
                 await self._prune_now_and_then()
             except Exception:
                 # The database or the Application failed outside any handler: the update stays
-                # pending (begin() counts the attempt), so it is retried, then given up.
+                # pending and is retried, until count_attempt gives it up.
                 log.exception("the inbox worker failed; retrying shortly")
                 await asyncio.sleep(RETRY_FIRST_S)
+                await self._count_the_head()
                 continue
             if not batch:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(IDLE_RECHECK_S):
                         await self._wake.wait()
 
+    async def _count_the_head(self) -> None:
+        """The oldest pending update may be the one a dead process (or a failure) left half
+        handled: count that, so a poisonous update is given up instead of looping forever."""
+        with contextlib.suppress(Exception):  # the database is down: the loop retries anyway
+            for head in await self._inbox.next_batch(1):
+                await self._inbox.count_attempt(head.update_id, self._clock.now())
+
     async def _handle(self, update_id: int, payload: dict[str, object]) -> None:
-        if not await self._inbox.begin(update_id, self._clock.now()):
-            return
         log.debug("handling update %d", update_id)
         try:
             update = Update.de_json(payload, self._application.bot)

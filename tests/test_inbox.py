@@ -55,7 +55,6 @@ async def test_updates_come_back_in_update_id_order_once_each(store: Store) -> N
 async def test_a_handled_update_is_forgotten_and_never_handled_again(store: Store) -> None:
     inbox = store.inbox
     await inbox.store([incoming(10, text="my secret"), incoming(11)], NOW)
-    assert await inbox.begin(10, NOW)
     await inbox.mark_done(10, NOW)
     assert [item.update_id for item in await inbox.next_batch()] == [11]
     [done, _pending] = await raw_rows(store)
@@ -63,7 +62,7 @@ async def test_a_handled_update_is_forgotten_and_never_handled_again(store: Stor
     # Re-delivered after it was handled (crash before the offset reached Telegram): ignored.
     await inbox.store([incoming(10, text="my secret")], NOW)
     assert [item.update_id for item in await inbox.next_batch()] == [11]
-    assert not await inbox.begin(10, NOW)
+    assert not await inbox.count_attempt(10, NOW)  # nothing pending by that id
     assert await inbox.counts() == {"pending": 1, "done": 1, "failed": 0}
 
 
@@ -71,24 +70,22 @@ async def test_an_update_that_outlived_every_attempt_is_given_up(
     store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     inbox = store.inbox
-    await inbox.store([incoming(10, text="poison")], NOW)
+    await inbox.store([incoming(10, text="poison"), incoming(11)], NOW)
     for _ in range(MAX_ATTEMPTS):  # each process began handling it, then died
-        assert await inbox.begin(10, NOW)
-    [item] = await inbox.next_batch()
+        assert await inbox.count_attempt(10, NOW)
+    [item, _] = await inbox.next_batch()
     assert item.attempts == MAX_ATTEMPTS
     with caplog.at_level(logging.ERROR):
-        assert not await inbox.begin(10, NOW)
-    assert await inbox.next_batch() == []
-    [row] = await raw_rows(store)
-    assert row["status"] == "failed" and row["payload"] is None
+        assert not await inbox.count_attempt(10, NOW)
+    assert [item.update_id for item in await inbox.next_batch()] == [11]
+    [row, _] = await raw_rows(store)
+    assert row["status"] == "failed" and row["payload"] is None and row["chat_id"] is None
     assert "update 10" in caplog.text and "poison" not in caplog.text
 
 
 async def test_prune_keeps_pending_updates_whatever_their_age(store: Store) -> None:
     inbox = store.inbox
     await inbox.store([incoming(10), incoming(11), incoming(12)], NOW)
-    for update_id in (10, 11):
-        await inbox.begin(update_id, NOW)
     await inbox.mark_done(10, NOW)
     await inbox.mark_done(11, NOW + timedelta(hours=2))
     assert await inbox.prune(NOW + KEEP_HANDLED) == 0

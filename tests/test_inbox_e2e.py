@@ -131,3 +131,23 @@ async def test_a_second_poller_on_the_token_is_one_clear_log_line(
     assert "another process is polling with this bot token" in conflict[0].getMessage()
     assert [r.getMessage() for r in ours][-1] == "polling works again"
     assert not [r for r in caplog.records if r.exc_info is not None]
+
+
+async def test_an_update_that_killed_three_processes_is_given_up_at_the_next_start(
+    bot: BotHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    await bot.stop()
+    poison, fine = bot.api.send_text(ADA, "/tips"), bot.api.send_text(ADA, "/about")
+    store = await open_store(bot.settings.database_url)
+    try:
+        await receive_only(bot.api, store)
+        for _ in range(3):  # three processes started it, and each died while handling it
+            assert await store.inbox.count_attempt(poison["update_id"], START)
+    finally:
+        await store.close()
+    with caplog.at_level(logging.ERROR, logger="bot.storage.inbox"):
+        await bot.start()
+        [answer] = texts(await bot._handled(fine))
+    assert "Source" in answer  # /about; /tips was never answered
+    assert f"update {poison['update_id']} was begun by 3 processes" in caplog.text
+    assert await bot.services.store.inbox.counts() == {"pending": 0, "done": 1, "failed": 1}

@@ -4,8 +4,9 @@ Telegram forgets an update once it is confirmed: in polling mode by the next get
 in webhook mode by the HTTP 200. PTB's Updater confirms a batch while it still waits in memory,
 so a killed process lost it. Here the receiver calls :meth:`Inbox.store` (one transaction,
 insert-or-ignore by update_id) and confirms only after it returned; a worker then takes
-:meth:`Inbox.next_batch` in update_id order, calls :meth:`Inbox.begin` before handling each
-update and :meth:`Inbox.mark_done` after.
+:meth:`Inbox.next_batch` in update_id order, handles each update and calls
+:meth:`Inbox.mark_done` (one write per update; :meth:`Inbox.count_attempt` counts the rare
+restarts and failures).
 
 Guarantee: at least once, de-duplicated by update_id. An update handled before a crash is never
 handled again (a re-delivered update_id is ignored); one whose handling was under way when the
@@ -56,7 +57,7 @@ class IncomingUpdate:
 class StoredUpdate:
     update_id: int
     payload: dict[str, Any]
-    attempts: int  # processes that began handling it so far
+    attempts: int  # processes (or failures) that began it without finishing it
 
 
 class Inbox:
@@ -101,32 +102,29 @@ class Inbox:
             for update_id, payload, attempts in rows
         ]
 
-    async def begin(self, update_id: int, now: datetime) -> bool:
-        """Count one more attempt; False if the update is gone, handled, or given up now."""
+    async def count_attempt(self, update_id: int, now: datetime) -> bool:
+        """One more process began this update and did not finish it; False (and the update is
+        given up) once MAX_ATTEMPTS did. The worker calls it for the oldest pending update when
+        it starts (updates are handled one at a time in order, so only that one can have been
+        in hand when a process died) and after a failure outside any handler."""
         async with self._transaction() as session:
             attempts = (
                 await session.execute(
-                    select(InboxRow.attempts)
+                    update(InboxRow)
                     .where(InboxRow.update_id == update_id, InboxRow.status == InboxStatus.PENDING)
-                    .with_for_update()
+                    .values(attempts=InboxRow.attempts + 1)
+                    .returning(InboxRow.attempts)
                 )
             ).scalar_one_or_none()
-            if attempts is None:
-                return False
-            if attempts >= MAX_ATTEMPTS:
-                await session.execute(_finish(update_id, InboxStatus.FAILED, now))
-                log.error(
-                    "update %d was being handled by %d processes that all stopped; giving up on it",
-                    update_id,
-                    attempts,
-                )
-                return False
-            await session.execute(
-                update(InboxRow)
-                .where(InboxRow.update_id == update_id)
-                .values(attempts=InboxRow.attempts + 1)
-            )
-        return True
+            if attempts is None or attempts <= MAX_ATTEMPTS:
+                return attempts is not None
+            await session.execute(_finish(update_id, InboxStatus.FAILED, now))
+        log.error(
+            "update %d was begun by %d processes that all stopped; giving up on it",
+            update_id,
+            MAX_ATTEMPTS,
+        )
+        return False
 
     async def mark_done(self, update_id: int, now: datetime) -> None:
         """Handled: forget the payload and chat at once; the bare id guards against re-delivery."""
