@@ -24,7 +24,7 @@ from telegram.error import Conflict, InvalidToken, NetworkError, TelegramError
 
 from bot.clock import Clock
 from bot.context import SleepApplication
-from bot.storage.inbox import Inbox, IncomingUpdate
+from bot.storage import Inbox, IncomingUpdate
 
 log = logging.getLogger(__name__)
 
