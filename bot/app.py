@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -34,7 +35,8 @@ from bot.content import Content, default_content_dir, load_content
 from bot.context import SERVICES_KEY, BotContext, Services, SleepApplication
 from bot.dispatch import Dispatcher
 from bot.flood import FloodGate
-from bot.handlers import articles, diet, errors, reminders, safety, settings
+from bot.handlers import articles, diet, errors, guard, reminders, safety, settings
+from bot.polling import Intake
 from bot.ratelimit import FairRateLimiter
 from bot.storage import open_store
 from bot.timezones import preload as preload_timezones
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 
 DISPATCH_JOB = "reminder-dispatcher"
 NEW_MESSAGE = filters.UpdateType.MESSAGE
+PRIVATE_MESSAGE = NEW_MESSAGE & filters.ChatType.PRIVATE
 Handler = Callable[[Update, BotContext], Coroutine[Any, Any, None]]
 
 
@@ -80,8 +83,18 @@ COMMANDS: tuple[tuple[str, str], ...] = (
 def register_handlers(application: SleepApplication) -> None:
     """The one list of handlers. Order matters only where noted."""
     add = application.add_handler
-    # Groups -2 and -1 run before everything (one handler per group handles an update):
-    # any command closes an open prompt, then a person who had blocked the bot is back.
+    # Groups -3, -2 and -1 run before everything (one handler per group handles an update).
+    # -3: personal features only in private chats; button presses we cannot act on stop here.
+    not_private = ~filters.ChatType.PRIVATE & NEW_MESSAGE
+    for guard_handler in (
+        CommandHandler(guard.PERSONAL_COMMANDS, guard.private_only, filters=not_private),
+        CommandHandler(
+            "start", guard.private_only, filters=not_private & filters.Regex(guard.PERSONAL_START)
+        ),
+        CallbackQueryHandler(guard.button),
+    ):
+        application.add_handler(guard_handler, group=-3)
+    # -2: any command closes an open prompt; -1: a person who had blocked the bot is back.
     application.add_handler(MessageHandler(filters.COMMAND, settings.close_prompt), group=-2)
     application.add_handler(TypeHandler(Update, settings.welcome_back), group=-1)
     add(ChatMemberHandler(settings.membership_changed, ChatMemberHandler.MY_CHAT_MEMBER))
@@ -107,7 +120,7 @@ def register_handlers(application: SleepApplication) -> None:
     command("stop", settings.stop_command)
     command("mydata", settings.mydata_command)
     command("deletedata", settings.deletedata_command)
-    add(MessageHandler(filters.LOCATION & NEW_MESSAGE, settings.location_message))
+    add(MessageHandler(filters.LOCATION & PRIVATE_MESSAGE, settings.location_message))
     add(CallbackQueryHandler(articles.mechanism_button, pattern=callback_data.MECHANISM))
     add(CallbackQueryHandler(articles.foods_button, pattern=callback_data.FOODS))
     add(CallbackQueryHandler(articles.navigate_button, pattern=callback_data.NAVIGATE))
@@ -116,15 +129,20 @@ def register_handlers(application: SleepApplication) -> None:
     add(CallbackQueryHandler(diet.diet_button, pattern=callback_data.DIET))
     # Last: whatever no pattern above accepted is stale or forged.
     add(CallbackQueryHandler(errors.stale_button))
-    # Last: unknown commands and free text, after every CommandHandler had its chance. Free
-    # text is triaged: a crisis is answered before an open prompt sees it (bot.handlers.safety).
-    add(MessageHandler(filters.TEXT & ~filters.COMMAND & NEW_MESSAGE, safety.free_text))
-    add(MessageHandler(filters.COMMAND & NEW_MESSAGE, safety.anything_else))
+    # Last: unknown commands and free text, after every CommandHandler had its chance, in
+    # private chats only: in a group, other people's chatter and other bots' commands are not
+    # ours. Free text is triaged: a crisis is answered before an open prompt sees it
+    # (bot.handlers.safety).
+    add(MessageHandler(filters.TEXT & ~filters.COMMAND & PRIVATE_MESSAGE, safety.free_text))
+    add(MessageHandler(filters.COMMAND & PRIVATE_MESSAGE, safety.anything_else))
     # Photos and videos with a caption (a crisis can be typed as one), stickers, voice notes...
-    add(MessageHandler(filters.ALL & NEW_MESSAGE & filters.ChatType.PRIVATE, safety.anything_else))
-    # Edits are not new requests, but an edit that turns a message into a crisis is answered.
-    edits = filters.UpdateType.EDITED_MESSAGE & (filters.TEXT | filters.CAPTION)
-    add(MessageHandler(edits, safety.edited))
+    add(MessageHandler(filters.ALL & PRIVATE_MESSAGE, safety.anything_else))
+    # What is left is group text, and edits. Neither is a request, but what triage reads as a
+    # crisis is answered, there too, with the crisis reply alone.
+    crisis_candidates = (filters.TEXT | filters.CAPTION) & (
+        NEW_MESSAGE | filters.UpdateType.EDITED_MESSAGE
+    )
+    add(MessageHandler(crisis_candidates, safety.crisis_only))
     application.add_error_handler(errors.on_error)
 
 
@@ -210,6 +228,9 @@ def build_app(
         .post_init(post_init)
         .post_shutdown(post_shutdown)
         .concurrent_updates(processor)
+        # Our own poller stores each batch before confirming it (bot.polling); PTB's Updater
+        # confirms batches that only exist in memory.
+        .updater(None)
     )
     if settings_.telegram_api_base_url:
         # Like PTB's own default "https://api.telegram.org/bot": the token is appended to it.
@@ -222,34 +243,55 @@ def build_app(
         builder = builder.rate_limiter(limiter)  # type: ignore[arg-type]  # PTB generics
     application: SleepApplication = builder.build()
     application.bot_data[SERVICES_KEY] = services
+    services.intake = Intake(application)
     register_handlers(application)
     return application
 
 
 @asynccontextmanager
 async def running(application: SleepApplication, *, poll: bool) -> AsyncIterator[SleepApplication]:
-    """Start and stop the Application as run_polling would, without owning the event loop.
+    """Start the Application, and stop it in a fixed order, without owning the event loop.
 
-    `run_polling` calls post_init/post_shutdown itself; tests and `sleepbot chat` share a loop
-    with other work, so they use this instead. With `poll=False` updates are fed directly to
-    `process_update` (the chat), with `poll=True` they arrive over getUpdates (the tests).
+    `sleepbot run` (see `serve`), the tests and `sleepbot chat` all use it. With `poll=True`
+    updates arrive over getUpdates through the inbox (`bot.polling`); with `poll=False` the
+    caller feeds `process_update` directly (the chat).
+
+    Stop order: (1) stop polling and confirm what is stored, (2) let the update in hand finish,
+    (3) `Application.stop()`: the JobQueue and with it the reminder dispatcher, (4) shutdown
+    and post_shutdown (the database closes last).
     """
     await application.initialize()
     try:
         if application.post_init is not None:
             await application.post_init(application)
         await application.start()
-        if poll and application.updater is not None:
-            await application.updater.start_polling(
-                poll_interval=0.0, timeout=timedelta(seconds=10), allowed_updates=Update.ALL_TYPES
-            )
+        services: Services = application.bot_data[SERVICES_KEY]
+        intake = services.intake if poll else None
+        if intake is not None:
+            intake.start(services.store.inbox, services.clock)
         try:
             yield application
         finally:
-            if application.updater is not None and application.updater.running:
-                await application.updater.stop()
+            if intake is not None:
+                await intake.stop()
             await application.stop()
     finally:
         await application.shutdown()
         if application.post_shutdown is not None:
             await application.post_shutdown(application)
+
+
+async def serve(application: SleepApplication) -> None:
+    """`sleepbot run`: poll until SIGINT or SIGTERM, then stop in `running`'s order."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with running(application, poll=True):
+            log.info("sleepbot is running; SIGINT or SIGTERM stops it")
+            await stop.wait()
+            log.info("stopping")
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)

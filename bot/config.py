@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     )
     database_url: str = DEFAULT_DATABASE_URL
     log_level: LogLevel = "INFO"
+    # Off: logs never hold names, usernames, message texts, locations or callback data.
+    log_personal_data: bool = False
     content_dir: Path | None = None
     dispatch_interval_seconds: float = Field(default=5.0, gt=0, le=60)
     # At least a minute: every reminder is seen a few seconds after its minute, never exactly.

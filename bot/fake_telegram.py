@@ -1114,7 +1114,17 @@ class FakeBotApi:
 
     def _learn_from(self, kind: str, value: JSONDict) -> None:
         """Mark the chat of a hand-made update as known and remember its user message, so
-        replies to it and later message ids behave as for factory-made updates."""
+        replies to it and later message ids behave as for factory-made updates; a hand-made
+        callback query can be answered like a real one."""
+        if kind == "callback_query" and isinstance(value.get("id"), str):
+            message = value.get("message")
+            chat = message.get("chat") if isinstance(message, dict) else None
+            chat_id = chat.get("id") if isinstance(chat, dict) else None
+            message_id = message.get("message_id") if isinstance(message, dict) else None
+            self._pending_queries[value["id"]] = (
+                chat_id if isinstance(chat_id, int) else 0,
+                message_id if isinstance(message_id, int) else 0,
+            )
         chat_json = value.get("chat")
         if chat_json is None and isinstance(value.get("message"), dict):
             chat_json = value["message"].get("chat")
@@ -1141,6 +1151,10 @@ class FakeBotApi:
                 entities=value.get("entities"),
                 location=value.get("location"),
             )
+
+    def next_message_id(self, chat_id: int) -> int:
+        """Reserve the chat's next message id, for a hand-made update (see push_update)."""
+        return self._chat(chat_id).next_message_id()
 
     def _user_message(self, chat_id: int, first_name: str | None, **content: Any) -> StoredMessage:
         chat = self._chat(chat_id, first_name or "Ada")

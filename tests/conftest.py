@@ -12,6 +12,7 @@ import pytest
 from bot.content import ContentError, load_content
 from bot.fake_telegram import FakeBotApi
 from tests.harness import BotHarness, bot_harness
+from tests.pg import BACKENDS, TestDatabase, fresh_database
 
 # Realistic format (\d+:[A-Za-z0-9_-]{35}) so PTB treats it like a real token; never valid.
 TEST_TOKEN: Final = "123456789:AAFakeTokenForTestsOnly_abcdefghijk"
@@ -51,3 +52,10 @@ def broken(tmp_path: Path) -> Callable[[str, str, str], str]:
         return message
 
     return breaker
+
+
+@pytest.fixture(params=BACKENDS)
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TestDatabase]:
+    """A fresh database per test, once on SQLite and once on PostgreSQL (when configured)."""
+    async with fresh_database(request.param, tmp_path) as database:
+        yield database

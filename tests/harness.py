@@ -1,7 +1,7 @@
 """Runs the real Application against the fake Bot API and knows when an update was handled.
 
-A TypeHandler in the last group records every processed update id, so tests wait for "the bot
-finished handling what I sent" instead of sleeping or guessing how many replies will come.
+The inbox worker reports every handled update id (``Intake.on_handled``), so tests wait for "the
+bot finished handling what I sent" instead of sleeping or guessing how many replies will come.
 """
 
 from __future__ import annotations
@@ -13,17 +13,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from telegram import Update
-from telegram.ext import TypeHandler
-
 from bot.app import DISPATCH_JOB, build_app, running
 from bot.clock import FakeClock
 from bot.config import Settings
-from bot.context import SERVICES_KEY, BotContext, Services, SleepApplication
+from bot.context import SERVICES_KEY, Services, SleepApplication
 from bot.dispatch import TickReport, run_simulated
 from bot.fake_telegram import ApiCall, FakeBotApi, StoredMessage
 
-LAST_GROUP = 10_000
 HANDLING_TIMEOUT = 10.0  # seconds; a generous bound, not a synchronisation sleep
 START = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
@@ -48,7 +44,7 @@ class BotHarness:
         self.clock = clock
         self.token = token
         self._processed: set[int] = set()
-        self._changed = asyncio.Condition()
+        self._handled_now = asyncio.Event()  # replaced after each handled update
         self._stack: AsyncExitStack | None = None
         self.app: SleepApplication | None = None
 
@@ -68,9 +64,14 @@ class BotHarness:
             rate_limit=self.rate_limit,
             **self.app_options,
         )
-        self.app.add_handler(TypeHandler(Update, self._mark_processed), group=LAST_GROUP)
+        intake = self.services.intake
+        assert intake is not None
+        intake.on_handled.append(self._mark_processed)
         self._stack = AsyncExitStack()
         await self._stack.enter_async_context(running(self.app, poll=True))
+        # Polling has begun (deleteWebhook, then a parked getUpdates): no start-up call can
+        # fall into the first test step's window.
+        await self.api.wait_for(lambda: self.api.long_polls_waiting > 0, what="the first poll")
         if not dispatch_job and self.app.job_queue is not None:
             # Tests drive the dispatcher with the fake clock via tick(); one test keeps the job.
             for job in self.app.job_queue.get_jobs_by_name(DISPATCH_JOB):
@@ -88,19 +89,20 @@ class BotHarness:
 
     @property
     def processed(self) -> int:
-        """How many updates the bot has finished handling (dropped ones never are)."""
+        """How many updates the bot has finished with (handled, or dropped by flood control)."""
         return len(self._processed)
 
-    async def _mark_processed(self, update: Update, context: BotContext) -> None:
-        async with self._changed:
-            self._processed.add(update.update_id)
-            self._changed.notify_all()
+    def _mark_processed(self, update_id: int) -> None:
+        self._processed.add(update_id)
+        self._handled_now.set()
+        self._handled_now = asyncio.Event()
 
     async def _handled(self, update: dict[str, Any]) -> list[ApiCall]:
         before = len(self.api.calls)
         update_id = int(update["update_id"])
-        async with asyncio.timeout(HANDLING_TIMEOUT), self._changed:
-            await self._changed.wait_for(lambda: update_id in self._processed)
+        async with asyncio.timeout(HANDLING_TIMEOUT):
+            while update_id not in self._processed:
+                await self._handled_now.wait()
         return [call for call in self.api.calls[before:] if call.method != "getUpdates"]
 
     async def send(self, chat_id: int, text: str) -> list[ApiCall]:

@@ -59,8 +59,8 @@ async def anything_else(update: Update, context: BotContext) -> None:
     await answer(update, context, context.content.triage.classify(_text_of(update)))
 
 
-async def edited(update: Update, context: BotContext) -> None:
-    """An edit is not a new request, except when it turns a message into a crisis message."""
+async def crisis_only(update: Update, context: BotContext) -> None:
+    """Group text and edits are not requests to us: only a crisis is answered."""
     verdict = context.content.triage.classify(_text_of(update))
     if verdict.kind is Kind.CRISIS:
         await answer(update, context, verdict)

@@ -629,7 +629,8 @@ async def settings_button(update: Update, context: BotContext) -> None:
     if action == "delete":
         await query.answer()
         if value == "yes":
-            erased = await store.delete_person(chat_id)
+            # Their stored updates go too, up to this one: later ones are still to answer.
+            erased = await store.delete_person(chat_id, inbox_through=update.update_id)
             if context.user_data is not None:
                 context.user_data.clear()
             await edit_in_place(
