@@ -188,6 +188,11 @@ class InboxWorker:
         self._slots = asyncio.Semaphore(max_in_flight)
         self._in_flight: set[asyncio.Task[None]] = set()
         self._handed_on: int | None = None  # the newest update_id handed on by this process
+        # Handled, not yet recorded: written together by _record_done (a group commit), so
+        # the window in which an answered update could be answered again after a kill stays
+        # one short transaction even with many chats answered at once.
+        self._done: list[int] = []
+        self._done_now = asyncio.Event()
 
     def wake(self) -> None:
         """New updates were stored (by the poller or a webhook endpoint)."""
@@ -199,6 +204,7 @@ class InboxWorker:
         self._wake.set()
 
     async def run(self) -> None:
+        recorder = asyncio.create_task(self._record_done(), name="inbox-done")
         try:
             while not self._stopping.is_set():
                 # Cleared before looking, so an update stored meanwhile still wakes the wait.
@@ -219,6 +225,36 @@ class InboxWorker:
         finally:
             if self._in_flight:
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
+            recorder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await recorder
+            await self._flush_done()  # what finished last is recorded before we return
+
+    async def _record_done(self) -> None:
+        """Write finished update ids as they come, all that finished meanwhile at once."""
+        while True:
+            await self._done_now.wait()
+            self._done_now.clear()
+            try:
+                await self._flush_done()
+            except Exception:
+                # Not recorded: after a restart they would be handled again. Try again soon.
+                log.exception("could not record handled updates; retrying")
+                await asyncio.sleep(RETRY_FIRST_S)
+                self._done_now.set()
+
+    async def _flush_done(self) -> None:
+        done, self._done = self._done, []
+        if not done:
+            return
+        try:
+            await self._inbox.mark_done_many(done, self._clock.now())
+        except BaseException:
+            self._done[:0] = done
+            raise
+        for update_id in done:
+            for listener in self._on_handled:
+                listener(update_id)
 
     async def _hand_on_next(self) -> int:
         """Hand on the next stored updates, as slots free up; how many were handed on."""
@@ -261,15 +297,14 @@ class InboxWorker:
             await application.update_processor.process_update(
                 update, application.process_update(update)
             )
-            await self._inbox.mark_done(item.update_id, self._clock.now())
         except Exception:
             # Not marked handled: the next process handles it again (or gives it up).
             log.exception("update %d could not be finished", item.update_id)
             return
         finally:
             self._slots.release()
-        for listener in self._on_handled:
-            listener(item.update_id)
+        self._done.append(item.update_id)
+        self._done_now.set()
 
     async def _prune_now_and_then(self) -> None:
         now = asyncio.get_running_loop().time()

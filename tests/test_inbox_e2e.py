@@ -11,7 +11,7 @@ from telegram import Bot
 
 from bot.clock import FakeClock
 from bot.fake_telegram import FakeBotApi
-from bot.polling import UpdatePoller
+from bot.polling import MAX_IN_FLIGHT, UpdatePoller
 from bot.storage import Store, open_store
 from bot.storage.inbox import Inbox
 from tests.botprocess import kill_with_backlog
@@ -27,8 +27,9 @@ async def test_sigkill_with_300_unanswered_messages_loses_none(
     print(report.line())
     assert report.first_exit_code == -9
     assert report.lost == 0 and report.answered == 300
-    # At least once: only the message being handled at the kill may be answered again.
-    assert report.duplicates <= 1
+    # At least once: what was answered but not yet recorded as handled when the process died is
+    # answered again. Chats are handled concurrently, so that is up to the updates in hand.
+    assert report.duplicates <= MAX_IN_FLIGHT
     assert report.inbox == {"pending": 0, "done": 300, "failed": 0}
 
 

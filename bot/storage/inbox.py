@@ -149,6 +149,17 @@ class Inbox:
         )
         return False
 
+    async def mark_done_many(self, update_ids: Sequence[int], now: datetime) -> None:
+        """Several handled at once: one transaction (the worker's group commit)."""
+        if not update_ids:
+            return
+        async with self._transaction() as session:
+            await session.execute(
+                update(InboxRow)
+                .where(InboxRow.update_id.in_(update_ids), InboxRow.status == InboxStatus.PENDING)
+                .values(status=InboxStatus.DONE, payload=None, chat_id=None, processed_at=now)
+            )
+
     async def mark_done(self, update_id: int, now: datetime) -> None:
         """Handled: forget the payload and chat at once; the bare id guards against re-delivery."""
         async with self._transaction() as session:
