@@ -164,6 +164,7 @@ def build_app(
                 grace=timedelta(minutes=settings_.reminder_grace_minutes),
                 retention=timedelta(days=settings_.delivery_history_days),
             )
+            await services.dispatcher.start()
             application.job_queue.run_repeating(
                 services.dispatcher.run_job,
                 interval=settings_.dispatch_interval_seconds,
@@ -172,6 +173,12 @@ def build_app(
                 # Never skip a tick because the loop was busy, never run two at once.
                 job_kwargs={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
             )
+
+    async def post_stop(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        # SIGTERM: PTB has stopped polling and the JobQueue; now end the dispatcher's tick
+        # (it runs beside the JobQueue) and give its unsent claims back, within seconds.
+        if services.dispatcher is not None:
+            await services.dispatcher.stop()
 
     async def post_shutdown(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
         if services._store is not None:
@@ -183,6 +190,7 @@ def build_app(
         .context_types(ContextTypes(context=BotContext))
         .defaults(Defaults(parse_mode=ParseMode.HTML))
         .post_init(post_init)
+        .post_stop(post_stop)
         .post_shutdown(post_shutdown)
     )
     if settings_.telegram_api_base_url:
@@ -204,9 +212,9 @@ def build_app(
 async def running(application: SleepApplication, *, poll: bool) -> AsyncIterator[SleepApplication]:
     """Start and stop the Application as run_polling would, without owning the event loop.
 
-    `run_polling` calls post_init/post_shutdown itself; tests and `sleepbot chat` share a loop
-    with other work, so they use this instead. With `poll=False` updates are fed directly to
-    `process_update` (the chat), with `poll=True` they arrive over getUpdates (the tests).
+    `run_polling` calls post_init/post_stop/post_shutdown itself; tests and `sleepbot chat`
+    share a loop with other work, so they use this instead. With `poll=False` updates are fed
+    directly to `process_update` (the chat), with `poll=True` they arrive over getUpdates.
     """
     await application.initialize()
     try:
@@ -223,6 +231,8 @@ async def running(application: SleepApplication, *, poll: bool) -> AsyncIterator
             if application.updater is not None and application.updater.running:
                 await application.updater.stop()
             await application.stop()
+            if application.post_stop is not None:
+                await application.post_stop(application)
     finally:
         await application.shutdown()
         if application.post_shutdown is not None:

@@ -6,6 +6,10 @@ and are released together, drawing the next 429. Measured with 10,000 due remind
 fake that enforces 30 msg/s: 2,034 answers of 429 and 24.9 msg/s (bench/README.md). Spacing
 each request 1/rate apart, and pushing every later slot behind a 429's retry_after, avoids both.
 Requests without a chat_id (getUpdates, getMe, setMyCommands) are not flood-limited.
+
+A request may carry a ``LastMoment`` check as its ``rate_limit_args``: it runs after the wait for
+a slot, right before each attempt goes out, and a "no" withdraws the request (``Withdrawn``).
+The reminder dispatcher uses it so that a person's /stop during that wait is still obeyed.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -30,9 +35,21 @@ def _retry_after_seconds(error: RetryAfter) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)  # type: ignore[arg-type]
 
 
-class PacedRateLimiter(BaseRateLimiter[int]):
+@dataclass(frozen=True)
+class LastMoment:
+    """``rate_limit_args`` for a request that must still be wanted when it is about to go."""
+
+    still_wanted: Callable[[], Awaitable[bool]]
+
+
+class Withdrawn(Exception):
+    """A request's ``LastMoment`` check said no after its wait: nothing was sent."""
+
+
+class PacedRateLimiter(BaseRateLimiter[int | LastMoment]):
     """At most `per_second` chat-bound requests a second, spaced evenly; retries a 429 up to
-    `max_retries` times (`rate_limit_args` may override it per call)."""
+    `max_retries` times (an int `rate_limit_args` overrides it per call; a `LastMoment` is
+    asked right before every attempt)."""
 
     def __init__(
         self,
@@ -88,13 +105,16 @@ class PacedRateLimiter(BaseRateLimiter[int]):
         kwargs: dict[str, Any],
         endpoint: str,
         data: dict[str, Any],
-        rate_limit_args: int | None,
+        rate_limit_args: int | LastMoment | None,
     ) -> bool | JSONDict | list[JSONDict]:
         if data.get("chat_id") is None:
             return await callback(*args, **kwargs)
-        retries = self.max_retries if rate_limit_args is None else rate_limit_args
+        retries = rate_limit_args if isinstance(rate_limit_args, int) else self.max_retries
+        last_moment = rate_limit_args if isinstance(rate_limit_args, LastMoment) else None
         for attempt in range(retries + 1):
             await self._wait_for_slot()
+            if last_moment is not None and not await last_moment.still_wanted():
+                raise Withdrawn(endpoint)
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as error:

@@ -23,7 +23,7 @@ from telegram import Bot
 
 from bot.clock import FakeClock
 from bot.content import Content, default_content_dir, load_content
-from bot.dispatch import Dispatcher, TickReport
+from bot.dispatch import DEAD_AFTER, Dispatcher, TickReport
 from bot.fake_telegram import ApiCall, FakeBotApi
 from bot.storage import Person, Store
 from bot.storage.models import PEOPLE, REMINDERS
@@ -301,9 +301,11 @@ async def test_run_job_logs_a_summary_when_something_happened(
     with caplog.at_level(logging.DEBUG, logger="bot.dispatch"):
         h.clock.set(berlin(10, 18, 0))
         await h.dispatcher.run_job(context)
+        await h.dispatcher.idle()
         assert caplog.records == []  # nothing happened, nothing logged
         h.clock.set(berlin(10, 18, 30))
         await h.dispatcher.run_job(context)
+        await h.dispatcher.idle()
     (record,) = caplog.records
     assert record.levelno == logging.INFO
     assert "materialized=1" in record.getMessage() and "sent=1" in record.getMessage()
@@ -354,31 +356,76 @@ async def test_short_downtime_still_sends_once(h: Harness) -> None:
     assert len(h.sends(CHAT)) == 1
 
 
-async def test_a_killed_process_is_recovered_after_the_lease(h: Harness) -> None:
+async def claim_as_dead_process(h: Harness, due: datetime, owner: str = "dead") -> int:
+    """A process claims the due delivery (its heartbeat at ``due``), then dies unannounced."""
+    h.clock.set(due)
+    await h.store.heartbeat(owner, due)
+    await h.store.materialize_due(due, grace=GRACE, limit=10, choose_meal=lambda d, r: None)
+    claim = await h.store.claim_deliveries(due, owner=owner, grace=GRACE, limit=10)
+    (delivery,) = claim.claimed
+    return delivery.id
+
+
+async def test_a_killed_process_is_taken_over_within_15_seconds(h: Harness) -> None:
     await sign_up(h, only=["meal"])
     due = berlin(10, 18, 30)
-    h.clock.set(due)
-    # The "old process" claims the delivery, then dies before sending or recording anything.
-    await h.store.materialize_due(due, grace=GRACE, limit=10, choose_meal=lambda d, r: None)
-    claim = await h.store.claim_deliveries(due, lease=timedelta(minutes=5), grace=GRACE, limit=10)
-    assert len(claim.claimed) == 1
+    await claim_as_dead_process(h, due)
     await h.store.close()
 
-    # A new process on the same database.
+    # A new process on the same database, ticking every second of simulated time.
     store = await h.db.open_store(offsets(h.content))
     try:
         dispatcher = h.new_dispatcher(store)
-        h.clock.set(due + timedelta(minutes=4, seconds=59))
-        assert (await dispatcher.tick()).sent == 0  # still leased to the dead process
-        h.clock.set(due + timedelta(minutes=5, seconds=1))
-        assert (await dispatcher.tick()).sent == 1
-        h.clock.set(due + timedelta(minutes=6))
-        assert (await dispatcher.tick()).sent == 0
+        sent_after: list[int] = []
+        for second in range(0, 30):
+            h.clock.set(due + timedelta(seconds=second))
+            report = await dispatcher.tick()
+            if report.sent:
+                assert report.taken_over == 1
+                sent_after.append(second)
+        assert len(sent_after) == 1
+        assert DEAD_AFTER.total_seconds() < sent_after[0] <= 15
         assert len(h.sends(CHAT)) == 1
         exported = await store.export_person(CHAT)
         assert exported is not None and exported["deliveries"][0]["status"] == "sent"
     finally:
         await store.close()
+
+
+async def test_a_live_owners_claim_is_never_taken_however_slow(h: Harness) -> None:
+    await sign_up(h, only=["meal"])
+    due = berlin(10, 18, 30)
+    await claim_as_dead_process(h, due, owner="slow")
+    other = h.new_dispatcher()
+    for second in range(0, 120):
+        h.clock.set(due + timedelta(seconds=second))
+        if second % 2 == 0:
+            await h.store.heartbeat("slow", h.clock.now())  # its heartbeat task, still running
+        assert (await other.tick()).taken_over == 0
+    assert h.sends() == []
+    assert [d["status"] for d in await h.deliveries()] == ["sending"]
+    # Its heartbeat stops: now it is taken over, within the promised 15 s.
+    stopped = h.clock.now()
+    while not h.sends(CHAT):
+        h.clock.advance(timedelta(seconds=1))
+        await other.tick()
+    assert h.clock.now() - stopped <= timedelta(seconds=15)
+
+
+async def test_graceful_stop_releases_unsent_claims_for_the_next_process_at_once(
+    h: Harness,
+) -> None:
+    await sign_up(h, only=["meal"])
+    due = berlin(10, 18, 30)
+    h.clock.set(due)
+    first = h.new_dispatcher(owner="first")
+    await first.start()
+    await h.store.materialize_due(due, grace=GRACE, limit=10, choose_meal=lambda d, r: None)
+    await h.store.claim_deliveries(due, owner="first", grace=GRACE, limit=10)
+    await first.stop()
+    assert [d["status"] for d in await h.deliveries()] == ["pending"]
+    second = h.new_dispatcher()
+    assert (await second.tick()).sent == 1  # no waiting for a heartbeat to go stale
 
 
 # --- buttons -------------------------------------------------------------------------------

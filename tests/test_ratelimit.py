@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from telegram.error import RetryAfter
 
-from bot.ratelimit import PacedRateLimiter
+from bot.ratelimit import LastMoment, PacedRateLimiter, Withdrawn
 
 
 class SimulatedTime:
@@ -101,3 +101,33 @@ async def test_retries_run_out_and_the_error_surfaces() -> None:
 
     with pytest.raises(RetryAfter):
         await pacer.process_request(always_flooded, (), {}, "sendMessage", {"chat_id": 1}, 2)
+
+
+async def test_a_last_moment_check_runs_after_the_wait_and_can_withdraw() -> None:
+    clock = SimulatedTime()
+    pacer = limiter(clock)
+    sent: list[int] = []
+    asked_at: dict[int, float] = {}
+
+    async def send(*args: Any) -> bool:
+        sent.append(args[0])
+        return True
+
+    def wanted_unless(chat_id: int) -> LastMoment:
+        async def still_wanted() -> bool:
+            asked_at[chat_id] = clock.now
+            return chat_id != 5
+
+        return LastMoment(still_wanted)
+
+    results = await asyncio.gather(
+        *(
+            pacer.process_request(send, (i,), {}, "sendMessage", {"chat_id": i}, wanted_unless(i))
+            for i in range(10)
+        ),
+        return_exceptions=True,
+    )
+    assert sent == [0, 1, 2, 3, 4, 6, 7, 8, 9]
+    assert isinstance(results[5], Withdrawn)
+    # Asked at its own slot, not when it joined the queue: the 10th waited ~9/30 s.
+    assert asked_at[9] == pytest.approx(9 * 1.01 / 30)
