@@ -70,7 +70,9 @@ class PacedRateLimiter(BaseRateLimiter[int | LastMoment]):
         self._sleep = sleep
         self._next_slot = 0.0
         self._paused_until = 0.0
+        self._last_departure = float("-inf")
         self._lock = asyncio.Lock()
+        self._departures = asyncio.Lock()
 
     async def initialize(self) -> None:
         """Nothing to set up: the first request starts the clock."""
@@ -95,6 +97,16 @@ class PacedRateLimiter(BaseRateLimiter[int | LastMoment]):
                 await self._sleep(ready - now)
             self._next_slot = self._now() + self.interval
 
+    async def _depart(self) -> None:
+        """Requests leave at least one interval apart, however long each one's last-moment
+        check took after its turn came (checks of varying length would otherwise bunch two
+        requests together and draw a 429 from a strict 30-in-any-second limit)."""
+        async with self._departures:
+            wait = self._last_departure + self.interval - self._now()
+            if wait > 0:
+                await self._sleep(wait)
+            self._last_departure = self._now()
+
     def _pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, self._now() + seconds)
 
@@ -115,6 +127,7 @@ class PacedRateLimiter(BaseRateLimiter[int | LastMoment]):
             await self._wait_for_slot()
             if last_moment is not None and not await last_moment.still_wanted():
                 raise Withdrawn(endpoint)
+            await self._depart()
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as error:
