@@ -220,6 +220,7 @@ class Dispatcher:
         self._workers: dict[asyncio.Task[bool], str] = {}
         self._unrecorded: set[int] = set()  # sent or not, its outcome could not be written
         self._withdrawn: set[int] = set()  # not sent and still claimed: to be released
+        self._released_on_stop = 0
         self._checks: _GroupCall[int, str | None] = _GroupCall(self._check_batch)
         self._records: _GroupCall[SendOutcome, RecordedOutcome] = _GroupCall(self._record_batch)
         self._tick_task: asyncio.Task[None] | None = None
@@ -278,7 +279,7 @@ class Dispatcher:
         if self._heartbeat_task is not None:
             self._heartbeat_task.cancel()
             await asyncio.gather(self._heartbeat_task, return_exceptions=True)
-        released = await self.store.retire_dispatcher(self.owner)
+        released = self._released_on_stop + await self.store.retire_dispatcher(self.owner)
         log.info("dispatcher stopped; %d unsent claims released for the next process", released)
 
     async def run_job(self, context: CallbackContext[Any, Any, Any, Any]) -> None:
@@ -439,7 +440,10 @@ class Dispatcher:
             for delivery in ready:
                 self._busy_chats.discard(delivery.chat_id)
             if unsent:
-                report.released += await self.store.release_claims(self.owner, unsent)
+                released = await self.store.release_claims(self.owner, unsent)
+                report.released += released
+                if self.stopping:
+                    self._released_on_stop += released
 
     async def _claim(self, report: TickReport) -> tuple[list[ClaimedDelivery], bool]:
         """Claim up to ``claim_size``; also says whether more may be due."""

@@ -18,15 +18,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import insert
 from telegram import Bot
 
+from bench.population import insert_due_people
 from bot.clock import FakeClock
 from bot.content import Content, default_content_dir, load_content
 from bot.dispatch import DEAD_AFTER, Dispatcher, TickReport
 from bot.fake_telegram import ApiCall, FakeBotApi
 from bot.storage import Person, Store
-from bot.storage.models import PEOPLE, REMINDERS
 from tests.conftest import TEST_TOKEN
 from tests.pg import BACKENDS, TestDatabase, fresh_database
 
@@ -515,36 +514,7 @@ async def test_two_dispatchers_send_10000_due_reminders_exactly_once_on_postgres
     async with fresh_database("postgresql", tmp_path) as db:
         stores = [await db.open_store(offsets(content)), await db.open_store(offsets(content))]
         try:
-            async with stores[0].engine.begin() as connection:
-                await connection.execute(
-                    insert(PEOPLE),
-                    [
-                        {
-                            "chat_id": chat,
-                            "timezone": "UTC",
-                            "bedtime": time(22, 0),
-                            "diet": "omnivore",
-                            "subscribed": True,
-                            "recent_meals": [],
-                            "created_at": now,
-                            "updated_at": now,
-                        }
-                        for chat in chats
-                    ],
-                )
-                await connection.execute(
-                    insert(REMINDERS),
-                    [
-                        {
-                            "chat_id": chat,
-                            "kind": "wind_down",
-                            "enabled": True,
-                            "offset_minutes": 60,
-                            "next_fire_at": now,
-                        }
-                        for chat in chats
-                    ],
-                )
+            await insert_due_people(stores[0].engine, chats, now)
             async with FakeBotApi(TEST_TOKEN) as api:
                 for chat in chats:
                     api.add_chat(chat)

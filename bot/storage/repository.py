@@ -19,6 +19,7 @@ each claimed delivery against ``bot.eligibility`` right before sending it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -30,7 +31,12 @@ from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import eligibility, schedule
-from bot.storage.dialects import create_engine, insert_ignoring_conflicts, is_single_connection
+from bot.storage.dialects import (
+    READ_ONLY,
+    create_engine,
+    insert_ignoring_conflicts,
+    is_single_connection,
+)
 from bot.storage.migrate import upgrade_to_head
 from bot.storage.models import (
     DELIVERIES,
@@ -127,14 +133,19 @@ class Store:
                 yield session
 
     @asynccontextmanager
-    async def _core(self) -> AsyncIterator[AsyncConnection]:
-        """A transaction without the ORM: the dispatcher's per-send statements are hot."""
-        if self._serial is None:
-            async with self.engine.begin() as connection:
-                yield connection
-        else:
-            async with self._serial, self.engine.begin() as connection:
-                yield connection
+    async def _core(self, *, read_only: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A transaction without the ORM: the dispatcher's per-send statements are hot.
+
+        ``read_only``: it will not write, so on SQLite it need not wait for the write lock.
+        """
+        async with contextlib.AsyncExitStack() as stack:
+            if self._serial is not None:
+                await stack.enter_async_context(self._serial)
+            connection = await stack.enter_async_context(self.engine.connect())
+            if read_only:
+                connection = await connection.execution_options(**{READ_ONLY: True})
+            await stack.enter_async_context(connection.begin())
+            yield connection
 
     # --- people --------------------------------------------------------------------------
 
@@ -587,11 +598,13 @@ class Store:
         """
         if not delivery_ids:
             return {}
-        async with self._core() as connection:
+        async with self._core(read_only=True) as connection:
             states = await _delivery_states(connection, delivery_ids, lock=False)
-            verdicts = {i: eligibility.why_not(states.get(i), owner) for i in delivery_ids}
-            await _skip(connection, owner, states, verdicts)
-            return verdicts
+        verdicts = {i: eligibility.why_not(states.get(i), owner) for i in delivery_ids}
+        if any(_skippable(states.get(i), owner, reason) for i, reason in verdicts.items()):
+            async with self._core() as connection:  # guarded: only rows still claimed by us
+                await _skip(connection, owner, states, verdicts)
+        return verdicts
 
     async def record_outcomes(
         self, owner: str, outcomes: Sequence[SendOutcome]
@@ -1020,13 +1033,7 @@ async def _skip(
     """Refused rows still claimed by ``owner`` become ``skipped``, with the reason."""
     by_reason: dict[str, list[int]] = {}
     for delivery_id, reason in verdicts.items():
-        state = states.get(delivery_id)
-        if (
-            reason is not None
-            and state is not None
-            and state.status == DeliveryStatus.SENDING
-            and state.claimed_by == owner
-        ):
+        if reason is not None and _skippable(states.get(delivery_id), owner, reason):
             by_reason.setdefault(reason, []).append(delivery_id)
     for reason, delivery_ids in by_reason.items():
         await connection.execute(
@@ -1038,6 +1045,16 @@ async def _skip(
             )
             .values(status=DeliveryStatus.SKIPPED, last_error=f"not sent: {reason}")
         )
+
+
+def _skippable(state: eligibility.DeliveryState | None, owner: str, reason: str | None) -> bool:
+    """A refused delivery that is still ours to mark: claimed by ``owner``, still sending."""
+    return (
+        reason is not None
+        and state is not None
+        and state.status == DeliveryStatus.SENDING
+        and state.claimed_by == owner
+    )
 
 
 async def _deactivate_gone(connection: AsyncConnection, gone: Sequence[SendOutcome]) -> None:
