@@ -521,7 +521,7 @@ async def _send_database(ctx: Context, name: str, count: int) -> Path:
 
 
 WHAT_IF_CONCURRENCY: Final = 8
-CHECK_ROUNDS: Final = 2  # with and without the eligibility check, alternating, this many times
+CHECK_ROUNDS: Final = 3  # with and without the eligibility check, alternating, this many times
 
 
 async def scenario_send_unlimited(ctx: Context) -> Result:
@@ -543,7 +543,7 @@ async def scenario_send_unlimited(ctx: Context) -> Result:
             results.append(await _unlimited_once(run, count, None, store_class))
     fresh_copy(pristine, run)
     what_if = await _unlimited_once(run, count, WHAT_IF_CONCURRENCY, TimedStore)
-    defaults = max(checked, key=lambda r: float(r["msg_per_s"]))
+    defaults = sorted(checked, key=lambda r: float(r["msg_per_s"]))[len(checked) // 2]
     rates = [r["msg_per_s"] for r in checked]
     rates_unchecked = [r["msg_per_s"] for r in unchecked]
     log(
@@ -555,7 +555,7 @@ async def scenario_send_unlimited(ctx: Context) -> Result:
         "msg_per_s_each_round": rates,
         "without_check": {
             "msg_per_s_each_round": rates_unchecked,
-            "best": max(unchecked, key=lambda r: float(r["msg_per_s"])),
+            "median": sorted(unchecked, key=lambda r: float(r["msg_per_s"]))[len(unchecked) // 2],
         },
         "what_if_concurrency": what_if,
     }
