@@ -21,10 +21,11 @@ Crash safety: each outcome is committed as soon as its send returns (small group
 a worker takes its next delivery only after that commit, so a SIGKILL can repeat at most the
 sends that were in flight (≤ ``max_concurrency``). Claims carry their owner; a heartbeat task
 renews the owner's row every ``heartbeat_every``, independently of sending. Claims of an
-owner silent for ``dead_after`` are put back to pending by any live dispatcher at its next
-tick (``dead_after`` + the tick interval: 15 s by default); a live owner's claims are never
-taken, however slowly it sends. ``stop()`` (SIGTERM) stops claiming, lets requests already
-on the wire finish, and gives unsent claims back at once.
+owner silent for ``dead_after`` (8 s) are put back to pending by any live dispatcher at its
+next tick, or within a heartbeat interval mid-burst: at most 8 + 5 = 13 s after the crash by
+default; a live owner's claims are never taken, however slowly it sends. ``stop()``
+(SIGTERM) stops claiming, lets requests already on the wire finish, and gives unsent claims
+back at once.
 
 Several processes may share one PostgreSQL database: every claim uses ``FOR UPDATE SKIP
 LOCKED``, so each reminder is materialised once and each delivery claimed by one process.
@@ -73,7 +74,7 @@ BACKOFF_START: Final = timedelta(seconds=5)
 BACKOFF_CAP: Final = timedelta(minutes=5)
 PURGE_EVERY: Final = timedelta(hours=1)
 HEARTBEAT_EVERY: Final = timedelta(seconds=2)
-DEAD_AFTER: Final = timedelta(seconds=10)
+DEAD_AFTER: Final = timedelta(seconds=8)
 # Graceful stop: how long requests already on the wire may take before they are abandoned
 # (their claims are then released too: a possible duplicate, never a loss).
 DRAIN_SECONDS: Final = 5.0
@@ -274,7 +275,11 @@ class Dispatcher:
             )
             for task in list(self._workers):
                 task.cancel()
-            await self._idle.wait()
+            try:  # the tick now releases what it holds; it only needs the database
+                await asyncio.wait_for(self._idle.wait(), min(2.0, drain_seconds))
+            except TimeoutError:
+                if self._tick_task is not None:
+                    self._tick_task.cancel()
         await self._records.flush()  # outcomes first, so no sent message is released
         if self._heartbeat_task is not None:
             self._heartbeat_task.cancel()

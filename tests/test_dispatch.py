@@ -427,6 +427,26 @@ async def test_graceful_stop_releases_unsent_claims_for_the_next_process_at_once
     assert (await second.tick()).sent == 1  # no waiting for a heartbeat to go stale
 
 
+async def test_stop_abandons_a_send_stuck_on_the_wire_and_releases_its_claim(
+    h: Harness,
+) -> None:
+    await sign_up(h, only=["meal"])
+    await sign_up(h, OTHER, only=["meal"])
+    stuck = h.api.hold("sendMessage", chat_ids=[CHAT])
+    h.clock.set(berlin(10, 18, 30))
+    tick = asyncio.create_task(h.dispatcher.tick())
+    await h.api.wait_for(lambda: stuck.arrived == 1 and len(h.sends(OTHER)) == 1)
+    started = wallclock.monotonic()
+    await h.dispatcher.stop(drain_seconds=0.3)
+    assert wallclock.monotonic() - started < 3
+    report = await tick
+    assert (report.sent, report.released) == (1, 1)
+    # Given back, not lost: the next process sends it (at least once).
+    assert [d["status"] for d in await h.deliveries()] == ["pending"]
+    stuck.release()
+    assert (await h.new_dispatcher().tick()).sent == 1
+
+
 # --- buttons -------------------------------------------------------------------------------
 
 
