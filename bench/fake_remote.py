@@ -22,11 +22,16 @@ TOKEN: Final = "123456789:AAFakeTokenForTestsOnly_abcdefghijk"
 REPLY_TIMEOUT_S: Final = 120.0
 
 
-def _serve_entry(connection: Connection, token: str, enforce_global_rate: int | None) -> None:
+def _serve_entry(
+    connection: Connection,
+    token: str,
+    enforce_global_rate: int | None,
+    chat_rate: tuple[float, int] | None,
+) -> None:
     # Imported here, not at the top: only the server process may load aiohttp.
     from bench.fake_server import serve
 
-    serve(connection, token, enforce_global_rate)
+    serve(connection, token, enforce_global_rate, chat_rate)
 
 
 @dataclass(frozen=True)
@@ -53,9 +58,17 @@ class FakeReport:
 class RemoteFakeApi:
     """``async with RemoteFakeApi() as api:`` → ``api.base_url`` serves the Bot API."""
 
-    def __init__(self, *, enforce_global_rate: int | None = None, token: str = TOKEN) -> None:
+    def __init__(
+        self,
+        *,
+        enforce_global_rate: int | None = None,
+        enforce_chat_rate: tuple[float, int] | None = None,
+        token: str = TOKEN,
+    ) -> None:
+        """`enforce_chat_rate` is (messages per second, burst) per chat, as ChatRate."""
         self.token = token
         self._rate = enforce_global_rate
+        self._chat_rate = enforce_chat_rate
         self._connection: Connection | None = None
         self._process: Any = None
         self.base_url = ""
@@ -65,7 +78,7 @@ class RemoteFakeApi:
         ours, theirs = context.Pipe()
         self._process = context.Process(
             target=_serve_entry,
-            args=(theirs, self.token, self._rate),
+            args=(theirs, self.token, self._rate, self._chat_rate),
             name="fake-telegram",
             daemon=True,
         )

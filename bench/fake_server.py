@@ -11,15 +11,28 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from bot.fake_telegram import FakeBotApi
+from bot.fake_telegram import ChatRate, FakeBotApi
 
 
-def serve(connection: Connection, token: str, enforce_global_rate: int | None) -> None:
-    asyncio.run(_serve(connection, token, enforce_global_rate))
+def serve(
+    connection: Connection,
+    token: str,
+    enforce_global_rate: int | None,
+    chat_rate: tuple[float, int] | None,
+) -> None:
+    asyncio.run(_serve(connection, token, enforce_global_rate, chat_rate))
 
 
-async def _serve(connection: Connection, token: str, enforce_global_rate: int | None) -> None:
-    async with FakeBotApi(token, enforce_global_rate=enforce_global_rate) as api:
+async def _serve(
+    connection: Connection,
+    token: str,
+    enforce_global_rate: int | None,
+    chat_rate: tuple[float, int] | None,
+) -> None:
+    per_chat = ChatRate(*chat_rate) if chat_rate else None
+    async with FakeBotApi(
+        token, enforce_global_rate=enforce_global_rate, enforce_chat_rate=per_chat
+    ) as api:
         connection.send(("ready", api.base_url))
         while True:
             try:
@@ -45,7 +58,7 @@ def _report(api: FakeBotApi) -> dict[str, Any]:
     """Every answered sendMessage as (arrival monotonic time, HTTP status, chat id), plus flood
     checks. Requests still being answered are left out (polled mid-burst, they have no status)."""
     sends = [call for call in api.calls_to("sendMessage") if call.done]
-    violations = api.flood_violations(per_chat_interval=1.0, global_per_second=30)
+    violations = api.flood_violations(per_chat_interval=1.0, global_per_second=30, per_chat_burst=3)
     return {
         "sends": [(call.at, call.status, call.chat_id) for call in sends],
         "per_chat_violations": sum(1 for v in violations if v.kind == "per_chat"),

@@ -14,7 +14,9 @@ Scenarios, in run order (``--only`` pulls in what a scenario needs, e.g. its dat
 * ``store-100k``      start-up, RSS, empty-tick cost, and one tick with 1% of reminders due
 * ``populate-1m``, ``app-1m``, ``store-1m``   the same at 1M people (skipped by ``--quick``)
 * ``send-unlimited``  our own send ceiling through Dispatcher.tick, no rate limiter
-* ``send-limited``    the bot's rate limiter vs a fake enforcing 30 msg/s: rate, 429s, lateness
+* ``send-limited``    the bot's rate limiter vs a fake enforcing 30 msg/s and 1 msg/s per chat:
+                      rate, 429s, lateness
+* ``send-limited-paced``  the same with the previous limiter (bench/paced_limiter.py): before/after
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ ORDER: Final = (
     "store-1m",
     "send-unlimited",
     "send-limited",
+    "send-limited-paced",
 )
 NEEDS: Final[dict[str, tuple[str, ...]]] = {
     "app-100k": ("populate-100k",),
@@ -63,6 +66,7 @@ TIMEOUTS: Final[dict[str, float]] = {
     "populate-1m": 900,
     "store-1m": 1500,
     "send-limited": 1200,
+    "send-limited-paced": 1200,
     "jobqueue-100k": 900,
 }
 DEFAULT_TIMEOUT: Final = 600.0

@@ -535,12 +535,39 @@ def _sending(results: Results) -> list[str]:
                 ]
             ),
         ]
+    lines += _limiters_compared(limited, results.get("send-limited-paced", {}))
     lines += [
         "",
         "Lateness is measured from the tick start; in production the JobQueue starts a tick up "
         "to `dispatch_interval_seconds` (5 s) after the due minute, on top of this.",
         "",
     ]
+    return lines
+
+
+def _limiters_compared(after: dict[str, Any], before: dict[str, Any]) -> list[str]:
+    """The production limiter next to the previous one, measured in the same run."""
+    if not before or "error" in before or not after or "error" in after:
+        return []
+    rows = [
+        ("sustained msg/s", "sustained_msg_per_s", ".2f"),
+        ("steady msg/s (after the first 2 s)", "steady_msg_per_s", ".2f"),
+        ("429 answers", "http_429", ","),
+        ("max lateness beyond k/30 s", "max_lateness_s", ".2f"),
+        ("max lateness beyond k/(achieved rate)", "max_lateness_vs_achieved_rate_s", ".2f"),
+        ("bot CPU during the tick", "bot_cpu_s", ".2f"),
+    ]
+    lines = [
+        "",
+        f"Same run, same {num(after.get('chats'))} due reminders, same fake: "
+        f"`{before.get('limiter')}` (before) vs `{after.get('limiter')}` (now):",
+        "",
+        _row(["", "before", "now", "now / before"]),
+        _row(["---", "--:", "--:", "--:"]),
+    ]
+    for label, key, spec in rows:
+        old, new = before.get(key), after.get(key)
+        lines.append(_row([label, num(old, spec), num(new, spec), ratio(new, old)]))
     return lines
 
 

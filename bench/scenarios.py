@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import aiosqlite  # noqa: F401 - part of "the bot imported": open_store loads it lazily
-from telegram.ext import ApplicationBuilder, CallbackContext
+from telegram.ext import ApplicationBuilder, BaseRateLimiter, CallbackContext
 
 from bench.fake_remote import TOKEN, FakeReport, RemoteFakeApi
 from bench.measure import (
@@ -36,6 +36,7 @@ from bench.measure import (
     percentile,
     rss_mb,
 )
+from bench.paced_limiter import PacedRateLimiter
 from bench.population import chat_id, populate, quantile_instant, self_check
 from bot.app import build_app, running
 from bot.clock import Clock, FakeClock
@@ -57,6 +58,7 @@ DUE_FRACTION: Final = 0.01
 UNLIMITED_CHATS: Final = 5_000
 LIMITED_CHATS: Final = {False: 10_000, True: 1_000}  # keyed by --quick
 TELEGRAM_RATE: Final = 30  # messages per second, Telegram's documented broadcast limit
+TELEGRAM_CHAT_RATE: Final = (1.0, 3)  # per chat: 1 msg/s after a short burst (Bot FAQ)
 NAIVE_PEOPLE: Final = 100_000
 
 
@@ -475,13 +477,16 @@ async def _production_dispatcher(
     clock: Clock,
     *,
     rate_limit: bool,
+    rate_limiter: BaseRateLimiter[Any] | None = None,
     store_class: type[TimedStore] = TimedStore,
 ) -> tuple[SleepApplication, Dispatcher, TimedStore]:
     """build_app + initialize + post_init: the real wiring, minus starting the JobQueue.
 
     ``store_class`` UncheckedStore drops the last-moment eligibility check, to measure it.
     """
-    application = build_app(settings, token=TOKEN, clock=clock, rate_limit=rate_limit)
+    application = build_app(
+        settings, token=TOKEN, clock=clock, rate_limit=rate_limit, rate_limiter=rate_limiter
+    )
     await application.initialize()
     assert application.post_init is not None
     await application.post_init(application)
@@ -619,8 +624,19 @@ async def _unlimited_once(
     }
 
 
-async def scenario_send_limited(ctx: Context) -> Result:
-    """The production limiter against a fake that answers 429 above 30 msg/s, like Telegram.
+def make_send_limited(previous: bool) -> Scenario:
+    """`send-limited` with the production limiter, or `send-limited-paced` with the previous
+    one (bench/paced_limiter.py), so one invocation compares before and after."""
+
+    async def scenario(ctx: Context) -> Result:
+        return await _send_limited(ctx, previous=previous)
+
+    return scenario
+
+
+async def _send_limited(ctx: Context, *, previous: bool) -> Result:
+    """A limiter against a fake that answers 429 above 30 msg/s and above 1 msg/s per chat
+    (after a burst of 3), like Telegram.
 
     The clock is the wall clock restarted at the due minute right before the tick, so due
     times in the database and seconds on the fake's clock line up: the k-th message (1-based,
@@ -628,12 +644,17 @@ async def scenario_send_limited(ctx: Context) -> Result:
     JobQueue's polling delay (up to dispatch_interval_seconds) comes on top in production.
     """
     count = LIMITED_CHATS[ctx.quick]
-    path = await _send_database(ctx, "send-limited", count)
-    async with RemoteFakeApi(enforce_global_rate=TELEGRAM_RATE) as api:
+    name = "send-limited-paced" if previous else "send-limited"
+    path = await _send_database(ctx, name, count)
+    # The previous limiter with the settings app.py gave it: 30 msg/s, 3 retries.
+    limiter = PacedRateLimiter(TELEGRAM_RATE, max_retries=3) if previous else None
+    async with RemoteFakeApi(
+        enforce_global_rate=TELEGRAM_RATE, enforce_chat_rate=TELEGRAM_CHAT_RATE
+    ) as api:
         await api.add_chats([chat_id(i) for i in range(count)])
         clock = MovableWallClock(SEND_DUE - timedelta(hours=1))
         application, dispatcher, store = await _production_dispatcher(
-            settings_for(path, api), clock, rate_limit=True
+            settings_for(path, api), clock, rate_limit=True, rate_limiter=limiter
         )
         try:
             log(f"limited: {count:,} reminders due at once; ~{count / TELEGRAM_RATE:.0f} s")
@@ -654,6 +675,7 @@ async def scenario_send_limited(ctx: Context) -> Result:
         finally:
             await _stop(application)
     return {
+        "limiter": type(limiter or application.bot.rate_limiter).__name__,
         "chats": count,
         "tick": tick_dict(report),
         "tick_s": round(elapsed, 2),
@@ -733,5 +755,6 @@ SCENARIOS: Final[dict[str, Scenario]] = {
     "app-1m": make_app("1m"),
     "store-1m": make_store("1m"),
     "send-unlimited": scenario_send_unlimited,
-    "send-limited": scenario_send_limited,
+    "send-limited": make_send_limited(previous=False),
+    "send-limited-paced": make_send_limited(previous=True),
 }

@@ -11,12 +11,16 @@ import re
 from typing import Final, Literal
 
 MECHANISM: Final = re.compile(r"^mech:(index|[1-9])$")
-FOODS: Final = re.compile(r"^food:(\d{1,3})$")
+FOODS: Final = re.compile(r"^food:(\d{1,3})(?::([a-z]{1,16}))?$")
+"""Meal idea number, and the diet whose ideas are shown (none: the person's own)."""
 NAVIGATE: Final = re.compile(r"^nav:(mechanisms|foods|tips|setup|settings)$")
 REMINDER: Final = re.compile(r"^rem:(done|snooze|why|back|off):(\d{1,18})$")
 SETTINGS: Final = re.compile(r"^set:([a-z_]{1,20})(?::([0-9A-Za-z_+\-/:.]{1,40}))?$")
+DIET: Final = re.compile(r"^diet:(pick|set|setup)(?::([a-z]{1,16}))?$")
+"""pick: show the choices; set: choose (from /diet or settings); setup: the set-up question."""
 
 ReminderAction = Literal["done", "snooze", "why", "back", "off"]
+DietAction = Literal["pick", "set", "setup"]
 Section = Literal["mechanisms", "foods", "tips", "setup", "settings"]
 
 
@@ -24,8 +28,8 @@ def mechanism(number: int | None) -> str:
     return "mech:index" if number is None else f"mech:{number}"
 
 
-def foods(meal_index: int) -> str:
-    return f"food:{meal_index}"
+def foods(meal_index: int, diet: str | None = None) -> str:
+    return f"food:{meal_index}" if diet is None else f"food:{meal_index}:{diet}"
 
 
 def navigate(section: Section) -> str:
@@ -40,4 +44,11 @@ def settings(action: str, value: str | None = None) -> str:
     data = f"set:{action}" if value is None else f"set:{action}:{value}"
     if not SETTINGS.match(data):
         raise ValueError(f"settings callback data out of shape: {data!r}")
+    return data
+
+
+def diet(action: DietAction, value: str | None = None) -> str:
+    data = f"diet:{action}" if value is None else f"diet:{action}:{value}"
+    if not DIET.match(data):
+        raise ValueError(f"diet callback data out of shape: {data!r}")
     return data

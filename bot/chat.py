@@ -76,7 +76,7 @@ class ChatSession:
             return False
         if line == ":help":
             self.write(HELP)
-        elif line.isdigit():
+        elif line.isdecimal():  # not isdigit: int() refuses '²'
             await self._press(int(line))
         elif line.startswith(":location"):
             await self._location(line.removeprefix(":location"))

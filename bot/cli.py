@@ -26,20 +26,16 @@ def _load_settings() -> Settings:
 
 
 def run(settings: Settings) -> int:
-    """Long polling until Ctrl-C / SIGTERM; PTB handles the signals and a clean shutdown."""
-    from telegram import Update
+    """Long polling through the inbox until Ctrl-C / SIGTERM, then a clean, ordered stop."""
     from telegram.error import InvalidToken, NetworkError
 
-    from bot.app import (
-        StartupError,
-        build_app,
-    )
+    from bot.app import StartupError, build_app, serve
 
     token = settings.require_token()
-    configure_logging(settings.log_level, secrets=[token])
+    configure_logging(settings.log_level, secrets=[token], personal_data=settings.log_personal_data)
     application = build_app(settings, token=token)
     try:
-        application.run_polling(allowed_updates=Update.ALL_TYPES)
+        asyncio.run(serve(application))
     except InvalidToken:
         return _fail("Telegram rejected TELEGRAM_BOT_TOKEN; check it with @BotFather (/token).")
     except NetworkError as error:
@@ -51,11 +47,15 @@ def run(settings: Settings) -> int:
 
 
 def check_content(settings: Settings) -> int:
+    from bot.diary.text import load_diary_text
+
     directory = settings.content_dir or default_content_dir()
     content = load_content(directory)
+    load_diary_text(directory)  # not wired into the bot yet (issue 9); checked all the same
     print(
         f"{directory}: OK — {len(content.mechanisms)} mechanisms, {len(content.foods)} foods, "
-        f"{len(content.meal_ideas)} meal ideas, {len(content.reminder_kinds)} reminder kinds"
+        f"{len(content.meal_ideas)} meal ideas, {len(content.reminder_kinds)} reminder kinds, "
+        f"{len(content.safety.spec.red_flag)} red flags, {len(content.sources.source)} sources"
     )
     return 0
 

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     )
     database_url: str = DEFAULT_DATABASE_URL
     log_level: LogLevel = "INFO"
+    # Off: logs never hold names, usernames, message texts, locations or callback data.
+    log_personal_data: bool = False
     content_dir: Path | None = None
     dispatch_interval_seconds: float = Field(default=5.0, gt=0, le=60)
     # At least a minute: every reminder is seen a few seconds after its minute, never exactly.
@@ -39,6 +41,11 @@ class Settings(BaseSettings):
     send_rate_per_second: float = Field(default=30.0, gt=0, le=30)
     snooze_minutes: int = Field(default=15, ge=1, le=180)
     delivery_history_days: int = Field(default=30, ge=1, le=3650)
+    # Incoming flood control (bot/flood.py): more than this many updates from one chat within
+    # the window, and its excess is dropped after one "slow down". 20 in 10 s is several
+    # messages a second for ten seconds: a script, not a person typing.
+    flood_max_updates: int = Field(default=20, ge=1, le=10_000)
+    flood_window_seconds: float = Field(default=10.0, gt=0, le=3600)
 
     @field_validator("log_level", mode="before")
     @classmethod

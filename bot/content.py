@@ -4,76 +4,74 @@ Non-programmers edit the TOML files, so every mistake must surface at start-up a
 naming the file and the problem (ContentError), never as a Telegram "can't parse entities"
 error in front of a user at 22:00. Validation therefore runs on every *rendered* message, not
 just on the fragments, because that is what Telegram sees. Pure: no Telegram imports.
+
+Safety content (sources.toml, safety.toml) is loaded by bot.safety and held here as `safety`.
 """
 
 from __future__ import annotations
 
 import re
 import sys
-import tomllib
-from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal, TypeVar
+from typing import Annotated, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
-from pydantic_core import ErrorDetails
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field
 
-from bot.telegram_html import (
-    MAX_MESSAGE_LENGTH,
-    TelegramHTMLError,
-    check_telegram_html,
-    escape,
-    telegram_length,
+from bot.content_schema import MAX_BUTTON_LABEL_LENGTH as MAX_BUTTON_LABEL_LENGTH
+from bot.content_schema import ContentError as ContentError
+from bot.content_schema import (
+    Frozen,
+    Html,
+    Label,
+    PlainText,
+    Slug,
+    check_html,
+    check_rendered,
+    check_unique,
+    load_toml,
 )
+from bot.safety import MECHANISM_PAGE_PREFIX, Safety, Sources, load_safety, load_sources
+from bot.telegram_html import escape
+from bot.triage import OTHER, Kind, Triage, TriageRules
 
-Diet = Literal["omnivore", "pescatarian", "vegetarian"]
-DIETS: Final[tuple[Diet, ...]] = ("omnivore", "pescatarian", "vegetarian")
+Diet = Literal["omnivore", "pescatarian", "vegetarian", "vegan"]
+DIETS: Final[tuple[Diet, ...]] = ("omnivore", "pescatarian", "vegetarian", "vegan")
+"""The one list of diets: content tags meals with them, people choose one (storage reuses it)."""
+DEFAULT_DIET: Final[Diet] = "omnivore"
 ReminderKindName = Literal["meal", "exercise", "wind_down"]
 REMINDER_KINDS: Final[frozenset[str]] = frozenset({"meal", "exercise", "wind_down"})
 MECHANISM_NUMBERS: Final = (1, 2, 3, 4, 5)
-MAX_BUTTON_LABEL_LENGTH: Final = 64
 MIN_MEALS_PER_DIET: Final = 8
 """Eight ideas per diet, so nobody is offered the same meal twice within seven nights."""
+MIN_MEAL_B12_PERCENT_DV: Final = 20
+"""A meal idea is "rich in" B12 only at 20% of the Daily Value or more (the FDA's definition)."""
 MEAL_PLACEHOLDER: Final = "{meal}"
 ARTICLE_SOURCE: Final = "article"
 """The `source` value of foods the article itself names."""
 
-_PLACEHOLDER: Final = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
-_LOOKS_LIKE_HTML: Final = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*[\s>/]|&(?:[A-Za-z]+|#\w+);")
-_SLUG_PATTERN: Final = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
-# Which diets each diet implies: a vegetarian dish is also fine for pescatarians and omnivores.
+# Which diets each diet implies: a vegan dish also suits everyone else, and so on down.
 _IMPLIED_DIETS: Final[dict[Diet, frozenset[Diet]]] = {
+    "vegan": frozenset({"vegetarian", "pescatarian", "omnivore"}),
     "vegetarian": frozenset({"pescatarian", "omnivore"}),
     "pescatarian": frozenset({"omnivore"}),
     "omnivore": frozenset(),
 }
-
-
-class ContentError(Exception):
-    """A problem in content/: str() is one line, '<file>: <what is wrong>'."""
-
-    def __init__(self, path: Path | str, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path = str(path)
-        self.problem = problem
+_MOST_RESTRICTIVE_FIRST: Final[tuple[Diet, ...]] = (
+    "vegan",
+    "vegetarian",
+    "pescatarian",
+    "omnivore",
+)
+# The words that show a meal idea is safe to offer, in each language content is written in
+# (content/ and content/zh/): a vegan idea's B12 is fortified; a liver idea warns about pregnancy.
+_FORTIFIED_WORDS: Final = ("fortified", "added b12", "强化", "添加了 b12", "添加了b12")
+_LIVER_WORDS: Final = ("liver", "肝")
+_PREGNANCY_WORDS: Final = ("pregnan", "孕")
 
 
 # --------------------------------------------------------------------------------------------
 # Field types
-
-
-def _plain_text(value: str) -> str:
-    """Plain-text fields are escaped when shown, so HTML there would appear literally."""
-    if _LOOKS_LIKE_HTML.search(value):
-        raise ValueError("plain text only, no HTML tags or entities here (only *_html fields)")
-    return value
-
-
-def _single_line(value: str) -> str:
-    if "\n" in value:
-        raise ValueError("must be a single line")
-    return value
 
 
 def normalise_key(key: str) -> str:
@@ -86,16 +84,7 @@ def _normalise_alias(value: object) -> object:
     return normalise_key(value) if isinstance(value, str) else value
 
 
-def _slug(value: str) -> str:
-    if not re.fullmatch(_SLUG_PATTERN, value):
-        raise ValueError(
-            "use only lowercase letters, digits and single hyphens, like 'salmon-rice'"
-        )
-    return value
-
-
 def _alias(value: str) -> str:
-    _slug(value)
     if value.isdigit():
         raise ValueError("an alias can't be just a number (numbers already pick mechanisms)")
     return value
@@ -107,30 +96,16 @@ def _diets(value: frozenset[Diet]) -> frozenset[Diet]:
     return value
 
 
-Html = Annotated[str, Field(min_length=1)]
-PlainText = Annotated[str, Field(min_length=1), AfterValidator(_plain_text)]
-Label = Annotated[
-    str,
-    Field(min_length=1, max_length=MAX_BUTTON_LABEL_LENGTH),
-    AfterValidator(_single_line),
-    AfterValidator(_plain_text),
-]
-Slug = Annotated[str, Field(max_length=40), AfterValidator(_slug)]
-Alias = Annotated[
-    str, BeforeValidator(_normalise_alias), Field(max_length=40), AfterValidator(_alias)
-]
+Alias = Annotated[Slug, BeforeValidator(_normalise_alias), AfterValidator(_alias)]
 Diets = Annotated[frozenset[Diet], AfterValidator(_diets)]
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+SourceIds = tuple[Slug, ...]
 
 
 # --------------------------------------------------------------------------------------------
 # Public models
 
 
-class Mechanism(_Frozen):
+class Mechanism(Frozen):
     """One of the article's five numbered sections, as a page in /mechanisms."""
 
     number: int = Field(ge=1, le=5)
@@ -139,27 +114,34 @@ class Mechanism(_Frozen):
     title: PlainText
     label: Label
     body_html: Html
+    caveat_footer: bool = True
+    """False where the page already carries the article's own caveat, so it shows once."""
 
 
-class Food(_Frozen):
-    """A B12-rich food; `source` is "article" or the authoritative source naming it."""
+class Food(Frozen):
+    """A B12-rich food; `source` is "article" or the id of the source (sources.toml) naming it."""
 
     name: PlainText
     note_html: str = ""
+    note_sources: SourceIds = ()
     diets: Diets
-    source: PlainText
+    source: Slug
 
 
-class MealIdea(_Frozen):
-    """An evening meal idea; `diets` lists everyone who can eat it."""
+class MealIdea(Frozen):
+    """An evening meal idea; `diets` lists everyone who can eat it, `b12` its source in words."""
 
     id: Slug
     name: Annotated[PlainText, Field(max_length=MAX_BUTTON_LABEL_LENGTH)]
     diets: Diets
     text_html: Html
+    b12: PlainText
+    b12_daily_value_percent: int = Field(ge=0, le=100_000)
+    caution_html: str = ""
+    caution_sources: SourceIds = ()
 
 
-class ReminderKind(_Frozen):
+class ReminderKind(Frozen):
     """One of the three nightly reminders and the article passage that justifies it."""
 
     kind: ReminderKindName
@@ -170,14 +152,14 @@ class ReminderKind(_Frozen):
     why_html: Html
 
 
-class Tip(_Frozen):
+class Tip(Frozen):
     """One piece of the article's sleep advice (/tips)."""
 
     title: PlainText
     text_html: Html
 
 
-class Messages(_Frozen):
+class Messages(Frozen):
     """The bot's own copy (messages.toml); all values are Telegram HTML templates."""
 
     start: Html
@@ -185,26 +167,54 @@ class Messages(_Frozen):
     about: Html
     unknown: Html
     mechanisms_index: Html
+    slow_down: Html
 
 
-class ArticleInfo(_Frozen):
+class ArticleInfo(Frozen):
     """What the bot says about its single source."""
 
     title: PlainText
     note: PlainText
 
 
-class FoodsPage(_Frozen):
-    """Wording around the food list on /foods."""
+class DietInfo(Frozen):
+    """One diet a person can choose: how it is named, chosen, labelled and introduced."""
+
+    name: PlainText
+    button: Label
+    label: PlainText
+    intro_html: Html
+    note_html: str = ""
+    note_sources: SourceIds = ()
+
+
+class DietText(Frozen):
+    """The words around /diet and the diet question that ends the first set-up."""
+
+    setup_question_html: Html
+    skip_label: Label
+    current_html: Html
+    saved_html: Html
+    unknown_html: Html
+    footer_html: Html
+    back_label: Label
+    stale_button: Annotated[PlainText, Field(max_length=200)]
+
+
+class FoodsPage(Frozen):
+    """Wording around the food list on /foods, per diet."""
 
     title: PlainText
-    intro_html: Html
     article_heading: PlainText
     other_heading: PlainText
-    diet_labels: dict[Diet, PlainText]
+    meal_heading: PlainText
+    b12_label: PlainText
+    sources_label: PlainText
+    diet: dict[Diet, DietInfo]
+    diet_text: DietText
 
 
-class TipsPage(_Frozen):
+class TipsPage(Frozen):
     """Wording of /tips and the caveats that must always accompany it."""
 
     title: PlainText
@@ -212,38 +222,44 @@ class TipsPage(_Frozen):
     tips: tuple[Tip, ...]
     caveats_title: PlainText
     caveats_html: Html
+    doctor_html: Html
 
 
 # --------------------------------------------------------------------------------------------
 # File schemas (the TOML layout; keys are singular because each [[table]] is one item)
 
 
-class _ArticleFile(_Frozen):
+class _ArticleFile(Frozen):
     source: ArticleInfo
     lead_html: Html
     mechanism: tuple[Mechanism, ...]
 
 
-class _FoodsFile(_Frozen):
+class _FoodsFile(Frozen):
     title: PlainText
-    intro_html: Html
     article_heading: PlainText
     other_heading: PlainText
-    diet_labels: dict[Diet, PlainText]
+    meal_heading: PlainText
+    b12_label: PlainText
+    sources_label: PlainText
+    meal_b12_sources: SourceIds = Field(min_length=1)
+    diet: dict[Diet, DietInfo]
+    diet_text: DietText
     food: tuple[Food, ...] = Field(min_length=1)
     meal: tuple[MealIdea, ...] = Field(min_length=1)
 
 
-class _TipsFile(_Frozen):
+class _TipsFile(Frozen):
     caveat_html: Html
     title: PlainText
     intro_html: Html
     tip: tuple[Tip, ...] = Field(min_length=1)
     caveats_title: PlainText
     caveats_html: Html
+    doctor_html: Html
 
 
-class _RemindersFile(_Frozen):
+class _RemindersFile(Frozen):
     meal_fallback_html: Html
     why_heading: PlainText = "Why this reminder?"
     reminder: tuple[ReminderKind, ...]
@@ -253,8 +269,10 @@ class _RemindersFile(_Frozen):
 # Content
 
 
-class Content(_Frozen):
+class Content(Frozen):
     """All bot content, validated; render_* return Telegram HTML that is known to be valid."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     article: ArticleInfo
     lead_html: str
@@ -268,8 +286,17 @@ class Content(_Frozen):
     messages: Messages
     meal_fallback_html: str
     why_heading: str
+    safety: Safety
 
     # -- look-ups ------------------------------------------------------------------------
+
+    @property
+    def sources(self) -> Sources:
+        return self.safety.sources
+
+    @property
+    def triage(self) -> TriageRules:
+        return self.safety.triage
 
     def find_mechanism(self, key: str) -> Mechanism | None:
         """By number ("3"), slug or alias; case-, space- and underscore-insensitive."""
@@ -303,10 +330,34 @@ class Content(_Frozen):
                 return reminder
         raise KeyError(kind)
 
+    def known_diet(self, diet: str | None) -> Diet:
+        """`diet` if it is one of DIETS, else the default (omnivore)."""
+        for known in DIETS:
+            if diet == known:
+                return known
+        return DEFAULT_DIET
+
+    def find_diet(self, typed: str) -> Diet | None:
+        """A diet from what a person typed: its id, its name or a word the triage knows it by."""
+        wanted = normalise_key(typed)
+        for diet in DIETS:
+            if wanted in (diet, normalise_key(self.foods_page.diet[diet].name)):
+                return diet
+        named = self.triage.classify(typed).diet
+        return self.known_diet(named) if named in DIETS else None
+
+    def diet_name(self, diet: str | None) -> str:
+        """How the diet is shown to people (plain text)."""
+        return self.foods_page.diet[self.known_diet(diet)].name
+
     # -- rendering -----------------------------------------------------------------------
 
     def _fill(self, template: str, **extra: str) -> str:
-        values = {"{source_title}": escape(self.article.title)}
+        values = {
+            "{source_title}": escape(self.article.title),
+            "{sources}": self.sources.link_list(),
+            "{reviewed}": f"{self.sources.reviewed.day} {self.sources.reviewed:%B %Y}",
+        }
         values.update({"{" + name + "}": value for name, value in extra.items()})
         for placeholder, value in values.items():
             template = template.replace(placeholder, value)
@@ -324,50 +375,67 @@ class Content(_Frozen):
     def render_about(self) -> str:
         return self._fill(self.messages.about)
 
-    def render_unknown(self) -> str:
+    def render_unknown(self, verdict: Triage) -> str:
+        """The short pointer to /help, only ever for text that triage found to be nothing else.
+
+        Taking the verdict (and refusing any but "other") is what makes it impossible for a
+        crisis message, or a red flag, to be answered with "Sorry, I didn't understand".
+        """
+        if verdict.kind is not Kind.OTHER:
+            raise ValueError(f"the generic reply is only for 'other', not {verdict.kind.value!r}")
         return self._fill(self.messages.unknown)
+
+    def render_slow_down(self) -> str:
+        """The one notice a chat gets when it floods the bot (bot/flood.py)."""
+        return self._fill(self.messages.slow_down)
 
     def render_tips(self) -> str:
         page = self.tips_page
         tips = "\n".join(f"• <b>{escape(tip.title)}.</b> {tip.text_html}" for tip in page.tips)
         return (
             f"<b>{escape(page.title)}</b>\n\n{page.intro_html}\n\n{tips}\n\n"
-            f"<b>{escape(page.caveats_title)}</b>\n{page.caveats_html}"
+            f"<b>{escape(page.caveats_title)}</b>\n{page.caveats_html}\n\n{page.doctor_html}"
         )
 
     def render_mechanism_index(self) -> str:
         return self._fill(self.messages.mechanisms_index, lead=self.lead_html)
 
     def render_mechanism(self, number: int) -> str:
-        """Title + the article's text + caveat footer; KeyError for an unknown number."""
+        """Title + the article's text (+ the caveat footer); KeyError for an unknown number."""
         mechanism = self.mechanism(number)
-        return (
-            f"<b>{mechanism.number}. {escape(mechanism.title)}</b>\n\n"
-            f"{mechanism.body_html}\n\n{self._footer()}"
-        )
+        page = f"<b>{mechanism.number}. {escape(mechanism.title)}</b>\n\n{mechanism.body_html}"
+        return f"{page}\n\n{self._footer()}" if mechanism.caveat_footer else page
 
-    def render_foods(self, meal_index: int) -> str:
-        """The B12-rich food list plus meal idea number meal_index (wrapping around)."""
+    def render_foods(self, diet: str, meal_index: int) -> str:
+        """B12-rich foods for this diet plus its meal idea number meal_index (wrapping around)."""
         page = self.foods_page
-        named = [food for food in self.foods if food.source == ARTICLE_SOURCE]
-        others = [food for food in self.foods if food.source != ARTICLE_SOURCE]
-        parts = [f"<b>{escape(page.title)}</b>", page.intro_html]
+        known = self.known_diet(diet)
+        info = page.diet[known]
+        foods = [food for food in self.foods if known in food.diets]
+        named = [food for food in foods if food.source == ARTICLE_SOURCE]
+        others = [food for food in foods if food.source != ARTICLE_SOURCE]
+        parts = [f"<b>{escape(page.title)}</b>", info.intro_html]
+        cited: list[str] = []
         if named:
-            parts.append(f"<b>{escape(page.article_heading)}</b>\n{_food_list(named)}")
+            parts.append(f"<b>{escape(page.article_heading)}</b>\n{self._food_list(named)}")
         if others:
-            sources = "; ".join(dict.fromkeys(escape(food.source) for food in others))
-            parts.append(
-                f"<b>{escape(page.other_heading)}</b>\n{_food_list(others)}\n"
-                f"<i>Source: {sources}</i>"
-            )
-        position = meal_index % len(self.meal_ideas)
-        idea = self.meal_ideas[position]
-        label = escape(page.diet_labels[_most_restrictive(idea.diets)])
-        parts.append(
-            f"<b>Meal idea {position + 1} of {len(self.meal_ideas)}</b> ({label})\n"
-            f"{_meal_html(idea)}"
+            parts.append(f"<b>{escape(page.other_heading)}</b>\n{self._food_list(others)}")
+            cited.extend(food.source for food in others)
+        if info.note_html:
+            parts.append(info.note_html)
+            cited.extend(info.note_sources)
+        if cited:
+            parts.append(f"<i>{escape(page.sources_label)}: {self.sources.cite(cited)}</i>")
+        ideas = self.meals_for(known)
+        position = meal_index % len(ideas)
+        idea = ideas[position]
+        heading = page.meal_heading.replace("{number}", str(position + 1)).replace(
+            "{count}", str(len(ideas))
         )
-        parts.append(self._footer())
+        label = escape(page.diet[_most_restrictive(idea.diets)].label)
+        parts.append(f"<b>{escape(heading)}</b> ({label})\n{self._meal_html(idea)}")
+        diet_line = page.diet_text.footer_html.replace("{diet}", escape(info.name))
+        parts.append(f"{diet_line}\n\n{self._footer()}")
         return "\n\n".join(parts)
 
     def render_reminder(self, kind: str, meal: MealIdea | None) -> str:
@@ -375,7 +443,7 @@ class Content(_Frozen):
         reminder = self.reminder_kind(kind)
         text = reminder.text_html
         if reminder.kind == "meal":
-            meal_html = _meal_html(meal) if meal is not None else self.meal_fallback_html
+            meal_html = self._meal_html(meal) if meal is not None else self.meal_fallback_html
             text = text.replace(MEAL_PLACEHOLDER, meal_html)
         return f"<b>{escape(reminder.title)}</b>\n\n{self._fill(text)}"
 
@@ -384,19 +452,102 @@ class Content(_Frozen):
         reminder = self.reminder_kind(kind)
         return f"<b>{escape(self.why_heading)}</b>\n\n{self._fill(reminder.why_html)}"
 
+    # -- safety and diets ----------------------------------------------------------------
+
+    def render_crisis(self, country: str | None) -> str:
+        return self.safety.render_crisis(country)
+
+    def render_red_flag(self, flag_id: str, *, with_dose: bool = False) -> str:
+        return self.safety.render_red_flag(flag_id, with_dose=with_dose)
+
+    def render_dose(self) -> str:
+        return self.safety.render_dose()
+
+    def render_doctor(self) -> str:
+        return self.safety.render_doctor()
+
+    def render_food_reply(self, diet: str, meal_index: int) -> str:
+        """A food question's answer: one line, then /foods for that diet."""
+        lead = self.safety.spec.food.lead_html.replace("{diet}", escape(self.diet_name(diet)))
+        return f"{lead}\n\n{self.render_foods(diet, meal_index)}"
+
+    def render_sleep_reply(self, topic_id: str) -> str:
+        """A sleep question's answer: one line, then the topic's page (KeyError if unknown)."""
+        topic = self.safety.sleep_topic(topic_id)
+        if topic.page == "tips":
+            page = self.render_tips()
+        elif topic.page == "mechanisms":
+            page = self.render_mechanism_index()
+        else:
+            page = self.render_mechanism(self.sleep_mechanism(topic_id))
+        return f"{topic.lead_html}\n\n{page}"
+
+    def sleep_mechanism(self, topic_id: str) -> int:
+        """The mechanism number a sleep topic points to; KeyError if it points elsewhere."""
+        page = self.safety.sleep_topic(topic_id).page
+        mechanism = self.find_mechanism(page.removeprefix(MECHANISM_PAGE_PREFIX))
+        if not page.startswith(MECHANISM_PAGE_PREFIX) or mechanism is None:
+            raise KeyError(topic_id)
+        return mechanism.number
+
+    def render_diet_question(self) -> str:
+        return self.foods_page.diet_text.setup_question_html
+
+    def render_diet_current(self, diet: str) -> str:
+        text = self.foods_page.diet_text.current_html
+        return text.replace("{diet}", escape(self.diet_name(diet)))
+
+    def render_diet_saved(self, diet: str) -> str:
+        return self.foods_page.diet_text.saved_html.replace("{diet}", escape(self.diet_name(diet)))
+
+    def render_diet_unknown(self, typed: str) -> str:
+        choices = ", ".join(escape(self.diet_name(diet)) for diet in DIETS)
+        text = self.foods_page.diet_text.unknown_html.replace("{choices}", choices)
+        return text.replace("{typed}", escape(typed[:40]))
+
+    def _food_list(self, foods: Sequence[Food]) -> str:
+        lines = []
+        for food in foods:
+            note = f" — {food.note_html}" if food.note_html else ""
+            if food.note_sources:
+                note += f" <i>({self.sources.cite(food.note_sources)})</i>"
+            lines.append(f"• {escape(food.name)}{note}")
+        return "\n".join(lines)
+
+    def _meal_html(self, idea: MealIdea) -> str:
+        """Name, text, its B12 source in plain words, and any caution with its source."""
+        b12 = f"{escape(self.foods_page.b12_label)}: {escape(idea.b12)}."
+        html = f"<b>{escape(idea.name)}</b> — {idea.text_html}\n<i>{b12}</i>"
+        if idea.caution_html:
+            cite = self.sources.cite(idea.caution_sources)
+            html += f"\n⚠️ {idea.caution_html} <i>({cite})</i>"
+        return html
+
     def rendered_messages(self) -> Iterator[tuple[str, str, str]]:
         """Every message the bot can send from this content: (file name, what, html)."""
         yield "messages.toml", "message 'start'", self.render_start()
         yield "messages.toml", "message 'help'", self.render_help()
         yield "messages.toml", "message 'about'", self.render_about()
-        yield "messages.toml", "message 'unknown'", self.render_unknown()
+        yield "messages.toml", "message 'unknown'", self.render_unknown(OTHER)
         yield "messages.toml", "message 'mechanisms_index'", self.render_mechanism_index()
+        yield "messages.toml", "message 'slow_down'", self.render_slow_down()
         yield "tips.toml", "the /tips page", self.render_tips()
         for mechanism in self.mechanisms:
             where = f"mechanism {mechanism.slug!r} page"
             yield "article.toml", where, self.render_mechanism(mechanism.number)
-        for index, idea in enumerate(self.meal_ideas):
-            yield "foods.toml", f"the /foods page with meal {idea.id!r}", self.render_foods(index)
+        for diet in DIETS:
+            for index, idea in enumerate(self.meals_for(diet)):
+                where = f"the {diet} /foods page with meal {idea.id!r}"
+                yield "foods.toml", where, self.render_foods(diet, index)
+            yield "safety.toml", f"the food reply for {diet}s", self.render_food_reply(diet, 0)
+            yield "foods.toml", f"the /diet page for {diet}s", self.render_diet_current(diet)
+            yield "foods.toml", f"diet_text saved_html for {diet}s", self.render_diet_saved(diet)
+        yield "foods.toml", "diet_text setup_question_html", self.render_diet_question()
+        yield "foods.toml", "diet_text unknown_html", self.render_diet_unknown("<carnivore>")
+        for topic in self.safety.spec.sleep:
+            where = f"the reply to sleep topic {topic.id!r}"
+            yield "safety.toml", where, self.render_sleep_reply(topic.id)
+        yield from self.safety.rendered_messages()
         for reminder in self.reminder_kinds:
             meals: Sequence[MealIdea | None] = (None,)
             if reminder.kind == "meal":
@@ -409,20 +560,8 @@ class Content(_Frozen):
             yield "reminders.toml", f"reminder {reminder.kind!r} why_html", why
 
 
-def _food_list(foods: Sequence[Food]) -> str:
-    lines = []
-    for food in foods:
-        note = f" — {food.note_html}" if food.note_html else ""
-        lines.append(f"• {escape(food.name)}{note}")
-    return "\n".join(lines)
-
-
-def _meal_html(idea: MealIdea) -> str:
-    return f"<b>{escape(idea.name)}</b> — {idea.text_html}"
-
-
 def _most_restrictive(diets: frozenset[Diet]) -> Diet:
-    for diet in ("vegetarian", "pescatarian", "omnivore"):
+    for diet in _MOST_RESTRICTIVE_FIRST:
         if diet in diets:
             return diet
     raise ValueError("a meal idea needs at least one diet")  # schema guarantees one
@@ -448,7 +587,9 @@ def default_content_dir() -> Path:
     return Path(sys.prefix) / "share" / "sleepbot" / "content"
 
 
-_M = TypeVar("_M", bound=BaseModel)
+def load_triage_rules(directory: Path) -> TriageRules:
+    """Only the compiled triage patterns (safety.toml, checked against sources.toml)."""
+    return load_safety(directory, diets=DIETS).triage
 
 
 def load_content(directory: Path) -> Content:
@@ -459,17 +600,24 @@ def load_content(directory: Path) -> Content:
     reminders_path = directory / "reminders.toml"
     messages_path = directory / "messages.toml"
 
-    article = _load(article_path, _ArticleFile)
-    foods = _load(foods_path, _FoodsFile)
-    tips = _load(tips_path, _TipsFile)
-    reminders = _load(reminders_path, _RemindersFile)
-    messages = _load(messages_path, Messages)
+    article = load_toml(article_path, _ArticleFile)
+    foods = load_toml(foods_path, _FoodsFile)
+    tips = load_toml(tips_path, _TipsFile)
+    reminders = load_toml(reminders_path, _RemindersFile)
+    messages = load_toml(messages_path, Messages)
+    sources = load_sources(directory)
 
     _check_article(article_path, article)
-    _check_foods(foods_path, foods)
+    _check_foods(foods_path, foods, sources)
     _check_tips(tips_path, tips)
     _check_reminders(reminders_path, reminders)
     _check_messages(messages_path, messages)
+    safety = load_safety(
+        directory,
+        diets=DIETS,
+        mechanism_slugs=[mechanism.slug for mechanism in article.mechanism],
+        sources=sources,
+    )
 
     content = Content(
         article=article.source,
@@ -481,10 +629,13 @@ def load_content(directory: Path) -> Content:
         reminder_kinds=reminders.reminder,
         foods_page=FoodsPage(
             title=foods.title,
-            intro_html=foods.intro_html,
             article_heading=foods.article_heading,
             other_heading=foods.other_heading,
-            diet_labels=foods.diet_labels,
+            meal_heading=foods.meal_heading,
+            b12_label=foods.b12_label,
+            sources_label=foods.sources_label,
+            diet=foods.diet,
+            diet_text=foods.diet_text,
         ),
         tips_page=TipsPage(
             title=tips.title,
@@ -492,128 +643,16 @@ def load_content(directory: Path) -> Content:
             tips=tips.tip,
             caveats_title=tips.caveats_title,
             caveats_html=tips.caveats_html,
+            doctor_html=tips.doctor_html,
         ),
         messages=messages,
         meal_fallback_html=reminders.meal_fallback_html,
         why_heading=reminders.why_heading,
+        safety=safety,
     )
     for file_name, where, html in content.rendered_messages():
-        _check_rendered(directory / file_name, where, html)
+        check_rendered(directory / file_name, where, html)
     return content
-
-
-def _load(path: Path, schema: type[_M]) -> _M:
-    """Parse one TOML file into its schema, turning every failure into a one-line ContentError."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ContentError(path, "file not found") from None
-    except OSError as exc:
-        raise ContentError(path, f"cannot read file: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ContentError(path, f"not valid UTF-8 (byte {exc.start}); save as UTF-8") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ContentError(path, f"TOML syntax error: {exc}") from None
-    try:
-        return schema.model_validate(data)
-    except ValidationError as exc:
-        raise ContentError(path, _describe_validation_error(exc, data)) from None
-
-
-def _describe_validation_error(exc: ValidationError, data: Mapping[str, Any]) -> str:
-    """Pydantic's multi-line report as one line an editor can act on."""
-    problems = []
-    for error in exc.errors():
-        loc = tuple(error["loc"])
-        kind = error["type"]
-        if kind == "missing":
-            where, message = _describe_loc(loc[:-1], data), f"missing field {loc[-1]!r}"
-        elif kind == "extra_forbidden":
-            where, message = _describe_loc(loc[:-1], data), f"unknown field {loc[-1]!r} (typo?)"
-        else:
-            where, message = _describe_loc(loc, data), _friendly_message(error)
-        problems.append(f"{where}: {message}" if where else message)
-    shown = problems[:3]
-    if len(problems) > len(shown):
-        shown.append(f"and {len(problems) - len(shown)} more")
-    return "; ".join(shown)
-
-
-_TYPE_HINTS: Final = {
-    "frozen_set_type": 'should be a list in square brackets, e.g. ["omnivore"]',
-    "tuple_type": "should be a list in square brackets",
-    "list_type": "should be a list in square brackets",
-    "string_type": "should be text in quotes",
-    "int_type": "should be a whole number",
-    "int_parsing": "should be a whole number",
-    "int_from_float": "should be a whole number",
-    "model_type": "should be a table of keys and values",
-    "dict_type": "should be a table of keys and values",
-}
-
-
-def _friendly_message(error: ErrorDetails) -> str:
-    kind = error["type"]
-    given = error.get("input")
-    if kind in _TYPE_HINTS:
-        message = _TYPE_HINTS[kind]
-    elif kind == "string_too_long" and isinstance(given, str):
-        limit = (error.get("ctx") or {}).get("max_length")
-        return f"too long: at most {limit} characters, this one has {len(given)}"
-    elif kind == "string_too_short":
-        return "must not be empty"
-    else:
-        message = str(error["msg"]).removeprefix("Value error, ")
-    if isinstance(given, str | int | float | bool) and len(repr(given)) <= 40:
-        message += f" (got {given!r})"
-    return message
-
-
-def _describe_loc(loc: tuple[int | str, ...], data: Mapping[str, Any]) -> str:
-    """('meal', 3, 'diets') -> "meal 'salmon-rice': diets" using the item's own id."""
-    parts: list[str] = []
-    node: Any = data
-    index = 0
-    while index < len(loc):
-        key = loc[index]
-        child = node.get(key) if isinstance(node, Mapping) else None
-        following = loc[index + 1] if index + 1 < len(loc) else None
-        if isinstance(key, str) and isinstance(following, int) and isinstance(child, list):
-            item = child[following] if following < len(child) else None
-            parts.append(_item_name(key, item, following) + ":")
-            node = item
-            index += 2
-            continue
-        parts.append(f"[{key}]" if isinstance(key, int) else str(key))
-        node = child
-        index += 1
-    return " ".join(parts).rstrip(":")
-
-
-def _item_name(table: str, item: object, index: int) -> str:
-    if isinstance(item, Mapping):
-        for key in ("id", "slug", "kind", "name", "title"):
-            value = item.get(key)
-            if isinstance(value, str) and value.strip():
-                return f"{table} {value.strip()!r}"
-    return f"{table} #{index + 1}"
-
-
-def _check_html(path: Path, where: str, html: str) -> None:
-    try:
-        check_telegram_html(html)
-    except TelegramHTMLError as exc:
-        raise ContentError(path, f"{where}: {exc}") from None
-
-
-def _check_unique(path: Path, what: str, values: Sequence[str]) -> None:
-    duplicates = sorted(value for value, count in Counter(values).items() if count > 1)
-    if duplicates:
-        raise ContentError(path, f"duplicate {what}: {', '.join(map(repr, duplicates))}")
 
 
 def _check_article(path: Path, article: _ArticleFile) -> None:
@@ -636,9 +675,9 @@ def _check_article(path: Path, article: _ArticleFile) -> None:
                     f"mechanism {owners[key]!r}",
                 )
             owners[key] = mechanism.slug
-    _check_html(path, "lead_html", article.lead_html)
+    check_html(path, "lead_html", article.lead_html)
     for mechanism in article.mechanism:
-        _check_html(path, f"mechanism {mechanism.slug!r}", mechanism.body_html)
+        check_html(path, f"mechanism {mechanism.slug!r}", mechanism.body_html)
 
 
 def _check_diets(path: Path, where: str, diets: frozenset[Diet]) -> None:
@@ -652,25 +691,40 @@ def _check_diets(path: Path, where: str, diets: frozenset[Diet]) -> None:
             )
 
 
-def _check_foods(path: Path, foods: _FoodsFile) -> None:
-    missing_labels = [diet for diet in DIETS if diet not in foods.diet_labels]
-    if missing_labels:
-        raise ContentError(path, f"diet_labels: missing {', '.join(missing_labels)}")
-    _check_html(path, "intro_html", foods.intro_html)
-    _check_unique(path, "food name", [food.name.casefold() for food in foods.food])
+def _check_cited(path: Path, where: str, source_ids: Iterable[str], sources: Sources) -> None:
+    known = {source.id for source in sources.source}
+    for source_id in source_ids:
+        if source_id not in known:
+            raise ContentError(
+                path, f"{where}: unknown source {source_id!r}; add it to sources.toml"
+            )
+
+
+def _check_foods(path: Path, foods: _FoodsFile, sources: Sources) -> None:
+    missing_diets = [diet for diet in DIETS if diet not in foods.diet]
+    if missing_diets:
+        raise ContentError(path, f"diet: missing [diet.{missing_diets[0]}]")
+    _check_cited(path, "meal_b12_sources", foods.meal_b12_sources, sources)
+    for diet, info in foods.diet.items():
+        check_html(path, f"diet {diet!r}: intro_html", info.intro_html)
+        if info.note_html:
+            check_html(path, f"diet {diet!r}: note_html", info.note_html)
+            if not info.note_sources:
+                raise ContentError(path, f"diet {diet!r}: a note_html needs its note_sources")
+        _check_cited(path, f"diet {diet!r}", info.note_sources, sources)
+    check_unique(path, "food name", [food.name.casefold() for food in foods.food])
     for food in foods.food:
         where = f"food {food.name!r}"
         _check_diets(path, where, food.diets)
         if food.note_html:
-            _check_html(path, where, food.note_html)
-    _check_unique(path, "meal id", [idea.id for idea in foods.meal])
-    _check_unique(path, "meal name", [idea.name.casefold() for idea in foods.meal])
+            check_html(path, where, food.note_html)
+        if food.source != ARTICLE_SOURCE:
+            _check_cited(path, where, [food.source], sources)
+        _check_cited(path, where, food.note_sources, sources)
+    check_unique(path, "meal id", [idea.id for idea in foods.meal])
+    check_unique(path, "meal name", [idea.name.casefold() for idea in foods.meal])
     for idea in foods.meal:
-        where = f"meal {idea.id!r}"
-        _check_diets(path, where, idea.diets)
-        _check_html(path, where, idea.text_html)
-        if MEAL_PLACEHOLDER in idea.text_html:
-            raise ContentError(path, f"{where}: {MEAL_PLACEHOLDER} only belongs in reminders.toml")
+        _check_meal(path, idea, sources)
     for diet in DIETS:
         count = sum(1 for idea in foods.meal if diet in idea.diets)
         if count < MIN_MEALS_PER_DIET:
@@ -681,25 +735,60 @@ def _check_foods(path: Path, foods: _FoodsFile) -> None:
             )
 
 
+def _check_meal(path: Path, idea: MealIdea, sources: Sources) -> None:
+    where = f"meal {idea.id!r}"
+    _check_diets(path, where, idea.diets)
+    check_html(path, where, idea.text_html)
+    if MEAL_PLACEHOLDER in idea.text_html:
+        raise ContentError(path, f"{where}: {MEAL_PLACEHOLDER} only belongs in reminders.toml")
+    if idea.b12_daily_value_percent < MIN_MEAL_B12_PERCENT_DV:
+        raise ContentError(
+            path,
+            f"{where}: b12_daily_value_percent {idea.b12_daily_value_percent} is under "
+            f"{MIN_MEAL_B12_PERCENT_DV}, so it is not B12-rich (FDA: 'rich in' means at least "
+            f"{MIN_MEAL_B12_PERCENT_DV}% of the Daily Value); add a richer source or drop it",
+        )
+    if "vegan" in idea.diets and not any(word in idea.b12.casefold() for word in _FORTIFIED_WORDS):
+        raise ContentError(
+            path,
+            f"{where}: a vegan idea's b12 must be a fortified food and say so ('fortified' or "
+            "'added B12'; 强化 or 添加了 B12): plant foods have no B12 unless fortified",
+        )
+    dish = f"{idea.name} {idea.text_html}".casefold()
+    caution = idea.caution_html.casefold()
+    if any(word in dish for word in _LIVER_WORDS) and not any(
+        word in caution for word in _PREGNANCY_WORDS
+    ):
+        raise ContentError(
+            path, f"{where}: an idea with liver needs a caution_html about pregnancy (NHS)"
+        )
+    if idea.caution_html:
+        check_html(path, f"{where}: caution_html", idea.caution_html)
+        if not idea.caution_sources:
+            raise ContentError(path, f"{where}: a caution_html needs its caution_sources")
+    _check_cited(path, where, idea.caution_sources, sources)
+
+
 def _check_tips(path: Path, tips: _TipsFile) -> None:
-    _check_html(path, "caveat_html", tips.caveat_html)
-    _check_html(path, "intro_html", tips.intro_html)
-    _check_html(path, "caveats_html", tips.caveats_html)
+    check_html(path, "caveat_html", tips.caveat_html)
+    check_html(path, "intro_html", tips.intro_html)
+    check_html(path, "caveats_html", tips.caveats_html)
+    check_html(path, "doctor_html", tips.doctor_html)
     for tip in tips.tip:
-        _check_html(path, f"tip {tip.title!r}", tip.text_html)
+        check_html(path, f"tip {tip.title!r}", tip.text_html)
 
 
 def _check_reminders(path: Path, reminders: _RemindersFile) -> None:
     kinds = [reminder.kind for reminder in reminders.reminder]
-    _check_unique(path, "reminder kind", kinds)
+    check_unique(path, "reminder kind", kinds)
     if set(kinds) != REMINDER_KINDS:
         missing = ", ".join(sorted(REMINDER_KINDS - set(kinds)))
         raise ContentError(path, f"missing reminder kind(s): {missing}")
-    _check_html(path, "meal_fallback_html", reminders.meal_fallback_html)
+    check_html(path, "meal_fallback_html", reminders.meal_fallback_html)
     for reminder in reminders.reminder:
         where = f"reminder {reminder.kind!r}"
-        _check_html(path, f"{where}: text_html", reminder.text_html)
-        _check_html(path, f"{where}: why_html", reminder.why_html)
+        check_html(path, f"{where}: text_html", reminder.text_html)
+        check_html(path, f"{where}: why_html", reminder.why_html)
         count = reminder.text_html.count(MEAL_PLACEHOLDER)
         if reminder.kind == "meal" and count != 1:
             raise ContentError(
@@ -711,21 +800,8 @@ def _check_reminders(path: Path, reminders: _RemindersFile) -> None:
 
 def _check_messages(path: Path, messages: Messages) -> None:
     for name, html in messages.model_dump().items():
-        _check_html(path, f"message {name!r}", html)
+        check_html(path, f"message {name!r}", html)
     if "{lead}" not in messages.mechanisms_index:
         raise ContentError(
             path, "message 'mechanisms_index' must contain {lead} (the article's opening)"
-        )
-
-
-def _check_rendered(path: Path, where: str, html: str) -> None:
-    """The final check, on exactly what Telegram will receive."""
-    _check_html(path, where, html)
-    leftover = _PLACEHOLDER.search(html)
-    if leftover:
-        raise ContentError(path, f"{where}: unknown placeholder {leftover.group(0)}")
-    length = telegram_length(html)
-    if length > MAX_MESSAGE_LENGTH:
-        raise ContentError(
-            path, f"{where}: {length} characters, over Telegram's limit of {MAX_MESSAGE_LENGTH}"
         )

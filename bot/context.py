@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from bot.config import Settings
     from bot.content import Content
     from bot.dispatch import Dispatcher
+    from bot.flood import FloodGate
+    from bot.polling import Intake
     from bot.storage import Store
 
 SERVICES_KEY = "services"
@@ -27,6 +29,8 @@ class Services:
     clock: Clock
     _store: Store | None = field(default=None, repr=False)
     dispatcher: Dispatcher | None = None
+    flood: FloodGate | None = None  # incoming flood control and its counters
+    intake: Intake | None = None  # getUpdates → inbox → handlers; None until build_app sets it
     background: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
 
     @property

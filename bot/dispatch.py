@@ -11,11 +11,11 @@ each tick
    delivery. Loops while claims keep coming, so with 10,000 reminders due at once the send
    rate is set by the bot's rate limiter, not by the tick interval.
 
-Stop means stop: right before each request goes out — after the rate limiter's wait, via its
-``LastMoment`` hook — the delivery is checked against the person's current state in the
-database (``bot.eligibility``), and dropped with a counted, logged reason if the person
-stopped, paused, erased, switched that kind off or blocked the bot since it was claimed. The
-same rule runs again before a failed attempt is rescheduled.
+Stop means stop: right before each request goes out — after the rate limiter's wait, via
+its ``SendOptions.still_wanted`` hook — the delivery is checked against the person's current
+state in the database (``bot.eligibility``), and dropped with a counted, logged reason if
+the person stopped, paused, erased, switched that kind off or blocked the bot since it was
+claimed. The same rule runs again before a failed attempt is rescheduled.
 
 Crash safety: each outcome is committed as soon as its send returns (small group commits), and
 a worker takes its next delivery only after that commit, so a SIGKILL can repeat at most the
@@ -45,7 +45,7 @@ import socket
 import warnings
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any, Final, Generic, TypeVar
 
@@ -65,7 +65,7 @@ from bot.clock import Clock, FakeClock
 from bot.content import Content
 from bot.keyboards import reminder_keyboard
 from bot.meals import choose_meal
-from bot.ratelimit import LastMoment, PacedRateLimiter, Withdrawn
+from bot.ratelimit import FairRateLimiter, SendOptions, Withdrawn
 from bot.storage import ClaimedDelivery, RecordedOutcome, SendOutcome, Store
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,12 @@ DEAD_AFTER: Final = timedelta(seconds=8)
 # Graceful stop: how long requests already on the wire may take before they are abandoned
 # (their claims are then released too: a possible duplicate, never a loss).
 DRAIN_SECONDS: Final = 5.0
+# No in-process retry of a 429, and no waiting longer than this for a held-back chat: the
+# delivery is rescheduled instead, so the send slot goes to another chat.
+REMINDER_SEND: Final = SendOptions(max_retries=0, max_wait=2.0)
+# A chat's next due reminder is looked at again this much later while its previous one is
+# still in flight (one at a time keeps their order; the limiter paces the chat).
+BUSY_CHAT_DEFER: Final = timedelta(milliseconds=250)
 
 _PACING: Final = "pacing"  # waiting for the rate limiter: nothing sent yet, safe to cancel
 _BUSY: Final = "busy"  # checking, on the wire or recording: let it finish
@@ -181,7 +187,6 @@ class Dispatcher:
         grace: timedelta = timedelta(minutes=30),
         batch_size: int = 500,
         claim_size: int = 32,
-        per_chat_interval: timedelta = timedelta(seconds=1),
         max_concurrency: int = 16,
         retention: timedelta = timedelta(days=30),
         heartbeat_every: timedelta = HEARTBEAT_EVERY,
@@ -203,16 +208,14 @@ class Dispatcher:
         self.grace = grace
         self.batch_size = batch_size
         self.claim_size = claim_size
-        self.per_chat_interval = per_chat_interval
         self.max_concurrency = max_concurrency
         self.retention = retention
         self.heartbeat_every = heartbeat_every
         self.dead_after = dead_after
         self.owner = owner or new_owner_id()
         self._sleep = sleep
-        # Telegram allows about one message per second per private chat: never two of ours
-        # to one chat within per_chat_interval, nor two in flight at once.
-        self._last_send: dict[int, datetime] = {}
+        # Per-chat pacing is the rate limiter's (bot/ratelimit.py); here a chat has one
+        # reminder in flight at a time, so its reminders keep their order.
         self._busy_chats: set[int] = set()
         self._running = asyncio.Lock()
         self._idle = asyncio.Event()
@@ -454,14 +457,9 @@ class Dispatcher:
         """Claim up to ``claim_size``; also says whether more may be due."""
         await self._keep_alive(report)
         now = self.clock.now()
-        self._forget_old_sends(now)
 
         def accept(chat_id: int) -> bool:
-            # One message per chat at a time, and not within per_chat_interval of the last.
             if chat_id in self._busy_chats:
-                return False
-            last = self._last_send.get(chat_id)
-            if last is not None and now - last < self.per_chat_interval:
                 return False
             self._busy_chats.add(chat_id)
             return True
@@ -472,7 +470,7 @@ class Dispatcher:
             grace=self.grace,
             limit=self.claim_size,
             accept=accept,
-            defer=self.per_chat_interval,
+            defer=BUSY_CHAT_DEFER,
         )
         for expired in claim.expired:
             log.warning(
@@ -576,7 +574,7 @@ class Dispatcher:
         after the wait for a slot); otherwise check, then send. None: not wanted any more."""
         markup = reminder_keyboard(delivery.id)
         bot = self.bot
-        if isinstance(bot, ExtBot) and isinstance(bot.rate_limiter, PacedRateLimiter):
+        if isinstance(bot, ExtBot) and isinstance(bot.rate_limiter, FairRateLimiter):
             task = asyncio.current_task()
             if task in self._workers:
                 self._workers[task] = _PACING
@@ -585,7 +583,7 @@ class Dispatcher:
                 text,
                 parse_mode=ParseMode.HTML,
                 reply_markup=markup,
-                rate_limit_args=LastMoment(still_wanted),
+                rate_limit_args=replace(REMINDER_SEND, still_wanted=still_wanted),
             )
         if not await still_wanted():
             return None
@@ -619,7 +617,6 @@ class Dispatcher:
             )
             report.dropped[reason] += 1
             return False
-        self._last_send[delivery.chat_id] = self.clock.now()
         return True
 
     async def _check_batch(self, delivery_ids: list[int]) -> list[str | None]:
@@ -693,13 +690,6 @@ class Dispatcher:
             report.deactivated += 1
         else:
             report.failed += 1
-
-    def _forget_old_sends(self, now: datetime) -> None:
-        """Keep the per-chat pacing map small: only sends within the interval matter."""
-        if len(self._last_send) < 4 * self.batch_size:
-            return
-        horizon = now - self.per_chat_interval
-        self._last_send = {chat: at for chat, at in self._last_send.items() if at > horizon}
 
 
 def _backoff(attempt: int) -> timedelta:

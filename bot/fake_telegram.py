@@ -37,6 +37,7 @@ from bot.telegram_html import TelegramHTMLError, utf16_length, visible_text
 __all__ = [
     "DEFAULT_TOKEN",
     "ApiCall",
+    "ChatRate",
     "FakeApiTimeoutError",
     "FakeBotApi",
     "FloodViolation",
@@ -156,6 +157,8 @@ _STR_FIELDS: Final = frozenset(
 )
 # Methods that deliver a message and therefore count towards Telegram's flood limits.
 _RATE_LIMITED: Final = frozenset({"sendMessage", "sendLocation"})
+# ... and, within one chat, edits too (Telegram limits edits per chat; the fake is strict).
+_CHAT_RATE_LIMITED: Final = _RATE_LIMITED | {"editMessageText", "editMessageReplyMarkup"}
 # Methods refused with 403 when the user blocked the bot.
 _TOUCHES_CHAT: Final = frozenset(
     {
@@ -265,6 +268,35 @@ class StoredMessage:
         """What Telegram compares to decide "message is not modified"."""
         formatted = self.raw_text if self.parse_mode and self.raw_text else None
         return self.text, formatted
+
+
+@dataclass(slots=True, frozen=True)
+class ChatRate:
+    """Telegram's per-chat limit as the fake enforces it: ``per_second`` on average, with
+    ``burst`` messages allowed at once ("we may allow short bursts", Bot FAQ)."""
+
+    per_second: float = 1.0
+    burst: int = 1
+
+
+class _Gcra:
+    """The generic cell rate algorithm: a send at ``now`` conforms when its theoretical
+    arrival time is at most ``burst - 1`` intervals ahead. A different formulation of a token
+    bucket from the bot's own limiter (bot/ratelimit.py), so the two check each other."""
+
+    __slots__ = ("interval", "slack", "tat")
+
+    def __init__(self, rate: ChatRate) -> None:
+        self.interval = 1.0 / rate.per_second
+        self.slack = (rate.burst - 1) * self.interval
+        self.tat: dict[Any, float] = {}
+
+    def early_by(self, key: Any, now: float) -> float:
+        """How many seconds too early a send to ``key`` at ``now`` is (0: it conforms)."""
+        return max(0.0, self.tat.get(key, now) - self.slack - now)
+
+    def count(self, key: Any, now: float) -> None:
+        self.tat[key] = max(self.tat.get(key, now), now) + self.interval
 
 
 @dataclass(slots=True, frozen=True)
@@ -407,15 +439,21 @@ class FakeBotApi:
         username: str = "sleepbot_test",
         first_name: str = "SleepBot",
         enforce_global_rate: int | None = None,
+        enforce_chat_rate: ChatRate | None = None,
         now: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         host: str = "127.0.0.1",
     ) -> None:
         """``enforce_global_rate`` answers 429 once more than that many messages were sent
-        in the last second; ``now`` supplies Unix time for message dates (inject a fake
-        clock to make dates deterministic)."""
+        in the last second, ``enforce_chat_rate`` once a chat's sends and edits exceed it;
+        ``now`` supplies Unix time for message dates (inject a fake clock to make dates
+        deterministic), ``monotonic`` the arrival times the rate checks and ``ApiCall.at``
+        use."""
         self.token = token
         self.username = username
         self.enforce_global_rate = enforce_global_rate
+        self._chat_rate = _Gcra(enforce_chat_rate) if enforce_chat_rate else None
+        self._monotonic = monotonic
         self._now = now
         self._host = host
         bot_id = token.split(":", 1)[0]
@@ -562,7 +600,7 @@ class FakeBotApi:
             return _json_response(404, _error_payload(404, "Not Found", None))
         method = self._method_names.get(method_name.lower(), method_name)
 
-        call = ApiCall(method, {}, time.monotonic())
+        call = ApiCall(method, {}, self._monotonic())
         self.calls.append(call)
         self._calls_by_method.setdefault(method, []).append(call)
 
@@ -589,7 +627,7 @@ class FakeBotApi:
                 if method == "getUpdates":
                     call.result = await self._get_updates(call)
                 else:
-                    self._check_global_rate(method)
+                    self._check_rates(method, call.params)
                     call.result = handler(call)
                 call.status = 200
         except _ApiError as err:
@@ -660,16 +698,25 @@ class FakeBotApi:
                 return fault
         return None
 
-    def _check_global_rate(self, method: str) -> None:
-        if self.enforce_global_rate is None or method not in _RATE_LIMITED:
-            return
-        now = time.monotonic()
-        window = self._rate_window
-        while window and now - window[0] >= 1.0:
-            window.popleft()
-        if len(window) >= self.enforce_global_rate:
-            raise _flood(max(1, math.ceil(1.0 - (now - window[0]))))
-        window.append(now)
+    def _check_rates(self, method: str, params: JSONDict) -> None:
+        """Answer 429 above the per-chat or the global limit; count the send only if both
+        allow it."""
+        now = self._monotonic()
+        chat_id = params.get("chat_id")
+        per_chat = self._chat_rate if method in _CHAT_RATE_LIMITED else None
+        if per_chat is not None:
+            early = per_chat.early_by(chat_id, now)
+            if early > 0:
+                raise _flood(max(1, math.ceil(early)))
+        if self.enforce_global_rate is not None and method in _RATE_LIMITED:
+            window = self._rate_window
+            while window and now - window[0] >= 1.0:
+                window.popleft()
+            if len(window) >= self.enforce_global_rate:
+                raise _flood(max(1, math.ceil(1.0 - (now - window[0]))))
+            window.append(now)
+        if per_chat is not None:
+            per_chat.count(chat_id, now)
 
     async def _notify(self) -> None:
         if self._waiters:
@@ -1106,7 +1153,17 @@ class FakeBotApi:
 
     def _learn_from(self, kind: str, value: JSONDict) -> None:
         """Mark the chat of a hand-made update as known and remember its user message, so
-        replies to it and later message ids behave as for factory-made updates."""
+        replies to it and later message ids behave as for factory-made updates; a hand-made
+        callback query can be answered like a real one."""
+        if kind == "callback_query" and isinstance(value.get("id"), str):
+            message = value.get("message")
+            chat = message.get("chat") if isinstance(message, dict) else None
+            chat_id = chat.get("id") if isinstance(chat, dict) else None
+            message_id = message.get("message_id") if isinstance(message, dict) else None
+            self._pending_queries[value["id"]] = (
+                chat_id if isinstance(chat_id, int) else 0,
+                message_id if isinstance(message_id, int) else 0,
+            )
         chat_json = value.get("chat")
         if chat_json is None and isinstance(value.get("message"), dict):
             chat_json = value["message"].get("chat")
@@ -1133,6 +1190,10 @@ class FakeBotApi:
                 entities=value.get("entities"),
                 location=value.get("location"),
             )
+
+    def next_message_id(self, chat_id: int) -> int:
+        """Reserve the chat's next message id, for a hand-made update (see push_update)."""
+        return self._chat(chat_id).next_message_id()
 
     def _user_message(self, chat_id: int, first_name: str | None, **content: Any) -> StoredMessage:
         chat = self._chat(chat_id, first_name or "Ada")
@@ -1399,9 +1460,11 @@ class FakeBotApi:
         per_chat_interval: float = 1.0,
         global_per_second: int = 30,
         *,
+        per_chat_burst: int = 1,
         methods: Iterable[str] | None = None,
     ) -> list[FloodViolation]:
-        """Where accepted sends broke "1 message per chat per interval" or "N per second".
+        """Where accepted sends broke "1 message per chat per interval (after a burst of
+        ``per_chat_burst``)" or "N per second".
 
         ``methods`` defaults to the message-sending methods (sendMessage, sendLocation).
         """
@@ -1411,21 +1474,19 @@ class FakeBotApi:
             key=lambda call: call.at,
         )
         violations: list[FloodViolation] = []
-        last_in_chat: dict[Any, float] = {}
+        per_chat = _Gcra(ChatRate(1.0 / per_chat_interval, per_chat_burst))
         window: deque[float] = deque()
         for call in sends:
             chat_id = call.chat_id
-            previous = last_in_chat.get(chat_id)
-            if previous is not None and call.at - previous < per_chat_interval:
+            early = per_chat.early_by(chat_id, call.at)
+            if early > 0:  # like a policer, a violation does not use up later sends' budget
                 violations.append(
                     FloodViolation(
-                        "per_chat",
-                        call.at,
-                        chat_id,
-                        f"{call.method} {call.at - previous:.3f}s after the previous one",
+                        "per_chat", call.at, chat_id, f"{call.method} {early:.3f}s too early"
                     )
                 )
-            last_in_chat[chat_id] = call.at
+            else:
+                per_chat.count(chat_id, call.at)
             while window and call.at - window[0] >= 1.0:
                 window.popleft()
             window.append(call.at)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import callback_data
+from bot.callback_data import DietAction
+from bot.content import DIETS, Content
 
 
 def reminder_keyboard(delivery_id: int) -> InlineKeyboardMarkup:
@@ -29,3 +31,31 @@ def reminder_keyboard(delivery_id: int) -> InlineKeyboardMarkup:
             ],
         ]
     )
+
+
+def diet_keyboard(
+    content: Content,
+    action: DietAction,
+    *,
+    current: str | None = None,
+    skip: bool = False,
+    back: bool = False,
+) -> InlineKeyboardMarkup:
+    """One tap per diet (two per row; ✓ on the current one), then Skip or ◀ Settings."""
+    buttons = [
+        InlineKeyboardButton(
+            ("✓ " if diet == current else "") + content.foods_page.diet[diet].button,
+            callback_data=callback_data.diet(action, diet),
+        )
+        for diet in DIETS
+    ]
+    rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+    text = content.foods_page.diet_text
+    if skip:
+        skip_data = callback_data.diet(action, "skip")
+        rows.append([InlineKeyboardButton(text.skip_label, callback_data=skip_data)])
+    if back:
+        rows.append(
+            [InlineKeyboardButton(text.back_label, callback_data=callback_data.settings("view"))]
+        )
+    return InlineKeyboardMarkup(rows)

@@ -1,8 +1,17 @@
-"""Logging that can never leak the bot token.
+"""Logging that never leaks the bot token, and keeps people's data out unless asked to.
 
 The token is part of every Bot API URL, and httpx logs request URLs at INFO, so redaction
 happens in the formatter (covering messages, arguments and tracebacks alike) and the HTTP
 client loggers are held at WARNING.
+
+People's data: PTB logs whole updates and every Bot API call's parameters and result at DEBUG
+(names, usernames, what people typed, shared locations, callback data, the texts we send
+them), SQLAlchemy and aiosqlite log SQL parameters, and an exception's message may quote what
+someone typed (``invalid literal for int() with base 10: '²'``). Unless LOG_PERSONAL_DATA is
+set, :class:`PrivacyFilter` hides the arguments of library log records (numbers stay) and the
+message of any exception that is not Telegram's own error, and the database loggers are held at
+WARNING. The bot's own log lines carry ids and counts only (chat ids where an operator needs
+them, e.g. a chat that blocked the bot).
 """
 
 from __future__ import annotations
@@ -10,11 +19,21 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Iterable
+import traceback
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Final
 
 REDACTED = "[REDACTED]"
+HIDDEN: Final = "[hidden]"
 # Anything shaped like a bot token, even one we were not told about (e.g. in a pasted URL).
 _TOKEN_PATTERN = re.compile(r"\d{5,}:[A-Za-z0-9_-]{30,}")
+# Libraries whose log arguments may carry updates, API parameters or SQL parameters.
+_LIBRARIES: Final = ("telegram", "httpx", "httpcore", "sqlalchemy", "aiosqlite", "asyncpg")
+# PTB's per-call DEBUG lines: the endpoint name (first argument) is kept, the data is not.
+_ENDPOINT_LINES: Final = ("Calling Bot API endpoint", "Call to Bot API endpoint")
+_QUIET: Final = ("httpx", "httpcore", "apscheduler", "aiohttp.access")
+_DATABASE: Final = ("sqlalchemy", "aiosqlite", "asyncpg")
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
@@ -35,13 +54,65 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record), self._secrets)
 
 
-def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
+def _hide(value: object) -> object:
+    return value if value is None or isinstance(value, bool | int | float) else HIDDEN
+
+
+class PrivacyFilter(logging.Filter):
+    """Rewrites records (on a handler) so that no personal data reaches the output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.split(".", 1)[0] in _LIBRARIES:
+            if not isinstance(record.msg, str):
+                record.msg, record.args = HIDDEN, ()
+            elif isinstance(record.args, Mapping):
+                record.args = {key: _hide(value) for key, value in record.args.items()}
+            elif record.args:
+                keep_first = record.msg.startswith(_ENDPOINT_LINES)
+                record.args = tuple(
+                    arg if keep_first and index == 0 else _hide(arg)
+                    for index, arg in enumerate(record.args)
+                )
+        if record.exc_info is not None and record.exc_info[1] is not None and not record.exc_text:
+            record.exc_text = _traceback_without_messages(*record.exc_info)
+        return True
+
+
+def _traceback_without_messages(
+    kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+) -> str:
+    """The usual traceback, but each exception's message (which may quote people's input)
+    replaced by HIDDEN."""
+    text = "".join(traceback.format_exception(kind, error, tb)).rstrip("\n")
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        message = str(error)
+        # Telegram's own errors (telegram.error) describe our requests, not people's input.
+        if message and not type(error).__module__.startswith("telegram"):
+            name = type(error).__qualname__
+            text = text.replace(f"{name}: {message}", f"{name}: {HIDDEN}")
+        error = error.__cause__ or error.__context__
+    return text
+
+
+def configure_logging(
+    level: str, secrets: Iterable[str] = (), *, personal_data: bool = False
+) -> None:
+    """One stderr handler for everything; `personal_data` (LOG_PERSONAL_DATA) turns off the
+    PrivacyFilter, for debugging only."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets)
     )
+    if not personal_data:
+        handler.addFilter(PrivacyFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "apscheduler", "aiohttp.access"):
+    for noisy in _QUIET + _DATABASE:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    if personal_data:
+        logging.getLogger(__name__).warning(
+            "LOG_PERSONAL_DATA is on: the log contains people's names, messages and locations"
+        )

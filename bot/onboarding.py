@@ -47,7 +47,8 @@ def parse_nights(text: str) -> int:
     text = (text or "").strip()
     if not text:
         return 1
-    if not text.isdigit() or not 1 <= int(text) <= MAX_PAUSE_NIGHTS:
+    # isdecimal, not isdigit: "²" is a digit that int() refuses; "٣" and "３" are decimals.
+    if not text.isdecimal() or not 1 <= int(text) <= MAX_PAUSE_NIGHTS:
         raise InputProblem(f"Give a number of nights from 1 to {MAX_PAUSE_NIGHTS}, e.g. /pause 3.")
     return int(text)
 

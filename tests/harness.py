@@ -1,7 +1,7 @@
 """Runs the real Application against the fake Bot API and knows when an update was handled.
 
-A TypeHandler in the last group records every processed update id, so tests wait for "the bot
-finished handling what I sent" instead of sleeping or guessing how many replies will come.
+The inbox worker reports every handled update id (``Intake.on_handled``), so tests wait for "the
+bot finished handling what I sent" instead of sleeping or guessing how many replies will come.
 """
 
 from __future__ import annotations
@@ -13,17 +13,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from telegram import Update
-from telegram.ext import TypeHandler
-
 from bot.app import DISPATCH_JOB, build_app, running
 from bot.clock import FakeClock
 from bot.config import Settings
-from bot.context import SERVICES_KEY, BotContext, Services, SleepApplication
+from bot.context import SERVICES_KEY, Services, SleepApplication
 from bot.dispatch import TickReport, run_simulated
 from bot.fake_telegram import ApiCall, FakeBotApi, StoredMessage
 
-LAST_GROUP = 10_000
 HANDLING_TIMEOUT = 10.0  # seconds; a generous bound, not a synchronisation sleep
 START = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
@@ -39,14 +35,16 @@ class BotHarness:
         token: str,
         *,
         rate_limit: bool = False,
+        app_options: dict[str, Any] | None = None,
     ) -> None:
         self.api = api
         self.rate_limit = rate_limit
+        self.app_options = app_options or {}
         self.settings = settings
         self.clock = clock
         self.token = token
         self._processed: set[int] = set()
-        self._changed = asyncio.Condition()
+        self._handled_now = asyncio.Event()  # replaced after each handled update
         self._stack: AsyncExitStack | None = None
         self.app: SleepApplication | None = None
 
@@ -60,11 +58,20 @@ class BotHarness:
     async def start(self, *, dispatch_job: bool = False) -> None:
         """Start a fresh Application (on the same database, if restarted)."""
         self.app = build_app(
-            self.settings, token=self.token, clock=self.clock, rate_limit=self.rate_limit
+            self.settings,
+            token=self.token,
+            clock=self.clock,
+            rate_limit=self.rate_limit,
+            **self.app_options,
         )
-        self.app.add_handler(TypeHandler(Update, self._mark_processed), group=LAST_GROUP)
+        intake = self.services.intake
+        assert intake is not None
+        intake.on_handled.append(self._mark_processed)
         self._stack = AsyncExitStack()
         await self._stack.enter_async_context(running(self.app, poll=True))
+        # Polling has begun (deleteWebhook, then a parked getUpdates): no start-up call can
+        # fall into the first test step's window.
+        await self.api.wait_for(lambda: self.api.long_polls_waiting > 0, what="the first poll")
         if not dispatch_job and self.app.job_queue is not None:
             # Tests drive the dispatcher with the fake clock via tick(); one test keeps the job.
             for job in self.app.job_queue.get_jobs_by_name(DISPATCH_JOB):
@@ -80,16 +87,22 @@ class BotHarness:
         await self.stop()
         await self.start()
 
-    async def _mark_processed(self, update: Update, context: BotContext) -> None:
-        async with self._changed:
-            self._processed.add(update.update_id)
-            self._changed.notify_all()
+    @property
+    def processed(self) -> int:
+        """How many updates the bot has finished with (handled, or dropped by flood control)."""
+        return len(self._processed)
+
+    def _mark_processed(self, update_id: int) -> None:
+        self._processed.add(update_id)
+        self._handled_now.set()
+        self._handled_now = asyncio.Event()
 
     async def _handled(self, update: dict[str, Any]) -> list[ApiCall]:
         before = len(self.api.calls)
         update_id = int(update["update_id"])
-        async with asyncio.timeout(HANDLING_TIMEOUT), self._changed:
-            await self._changed.wait_for(lambda: update_id in self._processed)
+        async with asyncio.timeout(HANDLING_TIMEOUT):
+            while update_id not in self._processed:
+                await self._handled_now.wait()
         return [call for call in self.api.calls[before:] if call.method != "getUpdates"]
 
     async def send(self, chat_id: int, text: str) -> list[ApiCall]:
@@ -148,8 +161,10 @@ async def bot_harness(
     *,
     start: datetime = START,
     rate_limit: bool = False,
+    app_options: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> AsyncIterator[BotHarness]:
+    """A started bot; `app_options` go to build_app, `overrides` to its Settings."""
     settings = Settings(
         _env_file=None,
         telegram_api_base_url=api.base_url,
@@ -158,7 +173,9 @@ async def bot_harness(
         ),
         **overrides,
     )
-    harness = BotHarness(api, settings, FakeClock(start), token, rate_limit=rate_limit)
+    harness = BotHarness(
+        api, settings, FakeClock(start), token, rate_limit=rate_limit, app_options=app_options
+    )
     await harness.start()
     try:
         yield harness

@@ -73,6 +73,18 @@ def test_check_content_reports_ok_or_the_problem(tmp_path: Path, broken_content:
     assert bad.returncode == 2 and "article.toml" in bad.stderr
 
 
+def test_check_content_covers_the_diary_words(tmp_path: Path) -> None:
+    directory = tmp_path / "content"
+    shutil.copytree(default_content_dir().resolve(), directory)
+    diary = directory / "diary.toml"
+    diary.write_text(
+        diary.read_text().replace("you {habit}:", "you {habbit}:", 1), encoding="utf-8"
+    )
+    bad = run_cli("check-content", cwd=tmp_path, CONTENT_DIR=str(directory))
+    assert bad.returncode == 2
+    assert "diary.toml" in bad.stderr and "unknown placeholder {habbit}" in bad.stderr
+
+
 def test_invalid_setting_is_named(tmp_path: Path) -> None:
     result = run_cli("check-content", cwd=tmp_path, DISPATCH_INTERVAL_SECONDS="-1")
     assert result.returncode == 2
@@ -115,10 +127,12 @@ async def test_chat_walks_mechanisms_and_foods_with_the_real_handlers(tmp_path: 
 
 async def test_chat_onboarding_and_a_reminder_arriving(tmp_path: Path) -> None:
     transcript = await scripted_chat(
-        ["/start", "4", "Kathmandu", "4", ":wait 1d", ":quit"], tmp_path
+        ["/start", "4", "Kathmandu", "4", "5", ":wait 1d", ":quit"], tmp_path
     )
     assert "Which timezone are you in?" in transcript
     assert "Timezone set to Asia/Kathmandu (UTC+05:45)." in transcript
+    assert "Last step: what do you eat?" in transcript
+    assert "[5] Skip (I eat everything)" in transcript
     assert "You're set up." in transcript
     assert "[1] Done ✅" in transcript  # a reminder arrived, with its buttons
 

@@ -12,7 +12,9 @@ import pytest
 
 from bot.content import (
     ARTICLE_SOURCE,
+    DIETS,
     MAX_BUTTON_LABEL_LENGTH,
+    MIN_MEAL_B12_PERCENT_DV,
     MIN_MEALS_PER_DIET,
     Content,
     ContentError,
@@ -26,6 +28,7 @@ from bot.telegram_html import (
     telegram_length,
     visible_text,
 )
+from bot.triage import OTHER
 from tests.article_fidelity import (
     article_lead_sentences,
     article_sentences,
@@ -49,12 +52,16 @@ def all_renders(content: Content) -> list[str]:
         content.render_start(),
         content.render_help(),
         content.render_about(),
-        content.render_unknown(),
+        content.render_unknown(OTHER),
         content.render_tips(),
+        content.render_doctor(),
+        content.render_dose(),
+        content.render_crisis(None),
         content.render_mechanism_index(),
     ]
     messages += [content.render_mechanism(m.number) for m in content.mechanisms]
-    messages += [content.render_foods(i) for i in range(len(content.meal_ideas))]
+    for diet in DIETS:
+        messages += [content.render_foods(diet, i) for i in range(len(content.meals_for(diet)))]
     for reminder in content.reminder_kinds:
         messages.append(content.render_reminder(reminder.kind, None))
         messages.append(content.render_reminder_why(reminder.kind))
@@ -76,6 +83,7 @@ def test_real_content_loads(content: Content) -> None:
         "special-populations",
     ]
     assert len(content.meal_ideas) >= 14
+    assert content.sources.get("nih-ods-b12-consumer").short == "NIH ODS"
     assert {r.kind for r in content.reminder_kinds} == {"meal", "exercise", "wind_down"}
 
 
@@ -144,10 +152,27 @@ def test_mechanism_page_has_title_body_and_caveat(content: Content) -> None:
 
 
 def test_caveat_footer_on_start_foods_and_mechanisms(content: Content) -> None:
-    pages = [content.render_start(), content.render_foods(0)]
-    pages += [content.render_mechanism(n) for n in range(1, 6)]
+    pages = [content.render_start(), *(content.render_foods(diet, 0) for diet in DIETS)]
+    pages += [content.render_mechanism(n) for n in range(1, 4)]
     for page in pages:
-        assert content.caveat_html in page
+        assert page.count(content.caveat_html) == 1
+    assert "/doctor" in content.caveat_html
+
+
+def test_the_caveat_says_what_the_article_says_once_per_screen(content: Content) -> None:
+    """The footer limits *supplementing* (not anemic) and *blind supplementation* (healthy);
+    pages 4 and 5 quote the article's own caveat, so they carry no footer on top of it."""
+    footer = visible_text(content.caveat_html).lower()
+    assert "supplementing" in footer and "not anemic" in footer and "limited" in footer
+    assert "blind supplementation" in footer and "still unclear" in footer
+    for number in (4, 5):
+        assert content.caveat_html not in content.render_mechanism(number)
+    screens = [content.render_start(), content.render_tips(), content.render_foods("vegan", 0)]
+    screens += [content.render_mechanism(m.number) for m in content.mechanisms]
+    for screen in screens:
+        text = visible_text(screen).lower()
+        assert text.count("still unclear") <= 1, screen[:60]
+        assert text.count("limited") <= 1, screen[:60]
 
 
 def test_closing_advice_is_on_special_populations_page(content: Content) -> None:
@@ -157,16 +182,55 @@ def test_closing_advice_is_on_special_populations_page(content: Content) -> None
     assert "seek medical attention promptly" in page
 
 
-def test_foods_page_cycles_meal_ideas(content: Content) -> None:
-    total = len(content.meal_ideas)
-    first = visible_text(content.render_foods(0))
+def test_foods_page_cycles_meal_ideas_of_the_diet(content: Content) -> None:
+    ideas = content.meals_for("omnivore")
+    total = len(ideas)
+    first = visible_text(content.render_foods("omnivore", 0))
     assert f"Meal idea 1 of {total}" in first
-    assert content.meal_ideas[0].name in first
-    assert f"Meal idea {total} of {total}" in visible_text(content.render_foods(total - 1))
-    assert visible_text(content.render_foods(total)) == first
-    assert f"Meal idea {total} of {total}" in visible_text(content.render_foods(-1))
+    assert ideas[0].name in first
+    last = visible_text(content.render_foods("omnivore", total - 1))
+    assert f"Meal idea {total} of {total}" in last
+    assert visible_text(content.render_foods("omnivore", total)) == first
+    assert f"Meal idea {total} of {total}" in visible_text(content.render_foods("omnivore", -1))
     for food in ("Animal liver", "Fish", "Eggs", "Milk"):
         assert food in first
+
+
+@pytest.mark.parametrize("diet", ["vegetarian", "vegan"])
+def test_a_vegetarian_or_vegan_never_sees_liver_or_fish(content: Content, diet: str) -> None:
+    ideas = content.meals_for(diet)
+    for index in range(len(ideas)):
+        page = visible_text(content.render_foods(diet, index)).lower()
+        assert "liver" not in page and "salmon" not in page and "clams" not in page
+        assert f"of {len(ideas)}" in page
+    assert all(diet in idea.diets for idea in ideas)
+
+
+def test_vegan_foods_are_fortified_and_come_with_the_nih_line(content: Content) -> None:
+    page = visible_text(content.render_foods("vegan", 0))
+    assert "Plant foods have no vitamin B12 unless it has been added (fortified)" in page
+    assert "Ask a doctor about vitamin B12" in page
+    assert "NIH ODS" in page
+    assert "Eggs" not in page and "Milk\n" not in page
+    for idea in content.meals_for("vegan"):
+        assert "fortified" in idea.b12.lower() or "added b12" in idea.b12.lower(), idea.id
+
+
+def test_every_meal_idea_names_a_rich_b12_source_in_plain_words(content: Content) -> None:
+    for idea in content.meal_ideas:
+        assert idea.b12_daily_value_percent >= MIN_MEAL_B12_PERCENT_DV, idea.id
+        assert idea.b12.strip(), idea.id
+        assert f"B12 from: {idea.b12}." in visible_text(content.render_reminder("meal", idea))
+    assert content.meal("chicken-vegetable-soup") is None  # ~0.3 mcg a portion: not B12-rich
+
+
+def test_liver_ideas_carry_the_pregnancy_caution(content: Content) -> None:
+    livers = [i for i in content.meal_ideas if "liver" in (i.name + i.text_html).lower()]
+    assert livers
+    for idea in livers:
+        shown = visible_text(content.render_reminder("meal", idea))
+        assert "pregnan" in shown.lower() and "(NHS)" in shown
+        assert "once a week" in shown
 
 
 def test_added_foods_name_an_authoritative_source(content: Content) -> None:
@@ -174,18 +238,22 @@ def test_added_foods_name_an_authoritative_source(content: Content) -> None:
     assert named == {"Animal liver", "Fish", "Eggs", "Milk"}
     for food in content.foods:
         if food.source != ARTICLE_SOURCE:
-            assert "NIH Office of Dietary Supplements" in food.source
+            source = content.sources.get(food.source)
+            assert source.publisher in {"NIH Office of Dietary Supplements", "NHS"}
             note = food.note_html.replace("B12", "")
             assert not re.search(r"\d", note), "no amounts in food notes"
 
 
 def test_diet_coverage(content: Content) -> None:
-    for diet in ("vegetarian", "pescatarian", "omnivore"):
+    assert DIETS == ("omnivore", "pescatarian", "vegetarian", "vegan")
+    for diet in DIETS:
         ids = [meal.id for meal in content.meals_for(diet)]
         assert len(set(ids)) >= MIN_MEALS_PER_DIET >= 8, diet
     for meal in content.meal_ideas:
+        if "vegan" in meal.diets:
+            assert meal.diets == {"vegan", "vegetarian", "pescatarian", "omnivore"}
         if "vegetarian" in meal.diets:
-            assert meal.diets == {"vegetarian", "pescatarian", "omnivore"}
+            assert {"vegetarian", "pescatarian", "omnivore"} <= meal.diets
         if "pescatarian" in meal.diets:
             assert "omnivore" in meal.diets
 
@@ -234,7 +302,8 @@ def test_tips_keep_advice_and_caveats(content: Content) -> None:
         "cannot replace professional sleep treatment",
     ):
         assert phrase in tips, phrase
-    assert 1 <= content.caveat_html.count(".") <= 2, "the caveat footer is one or two sentences"
+    assert 1 <= content.caveat_html.count(". ") + 1 <= 2, "the caveat footer: one or two sentences"
+    assert "/doctor" in content.render_tips()
 
 
 def test_help_lists_every_command(content: Content) -> None:
@@ -243,6 +312,8 @@ def test_help_lists_every_command(content: Content) -> None:
         "mechanisms",
         "foods",
         "tips",
+        "doctor",
+        "diet",
         "settings",
         "bedtime",
         "timezone",
@@ -262,13 +333,24 @@ def test_about_explains_source_and_stored_data(content: Content) -> None:
     assert content.article.title in about
     for phrase in ("chat id", "time zone", "bedtime", "diet", "reminder settings", "limited time"):
         assert phrase in about, phrase
+    assert "30 days by default" in about
     assert "/mydata" in about
     assert "/deletedata" in about
 
 
+def test_about_says_what_the_source_is_and_where_other_facts_come_from(content: Content) -> None:
+    about = visible_text(content.render_about())
+    assert "consumer health article" in about and "translated" in about
+    assert "cites no studies" in about
+    assert "29 November 2026" in about  # the review date, from sources.toml
+    for source in content.sources.source:
+        assert source.publisher in about and source.title in about
+    assert f"“{content.article.title}”" not in about.split("I call it")[0]
+
+
 def test_start_says_it_does_not_diagnose(content: Content) -> None:
     assert "diagnose" in visible_text(content.render_start())
-    assert "/help" in content.render_unknown()
+    assert "/help" in content.render_unknown(OTHER)
 
 
 def test_default_content_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -280,27 +362,6 @@ def test_default_content_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
 
 # --------------------------------------------------------------------------------------------
 # Broken content: one clear line naming the file and the problem
-
-
-@pytest.fixture
-def broken(tmp_path: Path) -> Callable[[str, str, str], str]:
-    """Copy content/, replace `old` by `new` in one file, return the ContentError message."""
-    directory = tmp_path / "content"
-    shutil.copytree(CONTENT_DIR, directory)
-
-    def breaker(file_name: str, old: str, new: str) -> str:
-        path = directory / file_name
-        text = path.read_text(encoding="utf-8")
-        assert old in text, f"test setup: {old!r} not in {file_name}"
-        path.write_text(text.replace(old, new, 1), encoding="utf-8")
-        with pytest.raises(ContentError) as caught:
-            load_content(directory)
-        message = str(caught.value)
-        assert "\n" not in message
-        assert message.startswith(f"{directory / file_name}: "), message
-        return message
-
-    return breaker
 
 
 def test_unbalanced_html_in_a_meal(broken: Callable[[str, str, str], str]) -> None:
@@ -338,7 +399,9 @@ def test_toml_syntax_error(broken: Callable[[str, str, str], str]) -> None:
 
 
 def test_unknown_field_is_called_out(broken: Callable[[str, str, str], str]) -> None:
-    message = broken("foods.toml", 'text_html = "Spaghetti', 'txt_html = "Spaghetti')
+    message = broken(
+        "foods.toml", 'text_html = "Spaghetti with clams', 'txt_html = "Spaghetti with clams'
+    )
     assert "meal 'clam-spaghetti'" in message
     assert "unknown field 'txt_html'" in message
     assert "missing field 'text_html'" in message
@@ -347,11 +410,13 @@ def test_unknown_field_is_called_out(broken: Callable[[str, str, str], str]) -> 
 def test_unknown_diet(broken: Callable[[str, str, str], str]) -> None:
     message = broken(
         "foods.toml",
-        'id = "cod-stew"\nname = "Cod and vegetable stew"\ndiets = ["omnivore", "pescatarian"]',
-        'id = "cod-stew"\nname = "Cod and vegetable stew"\ndiets = ["omnivore", "vegan"]',
+        'id = "salmon-tray-bake"\nname = "Salmon and potato tray bake"\n'
+        'diets = ["omnivore", "pescatarian"]',
+        'id = "salmon-tray-bake"\nname = "Salmon and potato tray bake"\n'
+        'diets = ["omnivore", "keto"]',
     )
-    assert "meal 'cod-stew': diets" in message
-    assert "'vegan'" in message
+    assert "meal 'salmon-tray-bake': diets" in message
+    assert "'keto'" in message
 
 
 def test_vegetarian_dish_must_list_all_diets(broken: Callable[[str, str, str], str]) -> None:
@@ -365,15 +430,43 @@ def test_vegetarian_dish_must_list_all_diets(broken: Callable[[str, str, str], s
     assert "omnivore and pescatarian" in message
 
 
-def test_too_few_vegetarian_meals(broken: Callable[[str, str, str], str], tmp_path: Path) -> None:
-    path = tmp_path / "content" / "foods.toml"
-    text = path.read_text(encoding="utf-8")
-    meals = text.index("[[meal]]")
-    vegetarian = 'diets = ["omnivore", "pescatarian", "vegetarian"]'
-    head, tail = text[:meals], text[meals:]
-    path.write_text(head + tail.replace(vegetarian, 'diets = ["omnivore", "pescatarian"]', 3))
-    message = broken("foods.toml", "Egg salad sandwich", "Egg sandwich")
-    assert "meal ideas suit vegetarians" in message
+def test_too_few_vegan_meals(broken: Callable[[str, str, str], str]) -> None:
+    vegan = 'diets = ["omnivore", "pescatarian", "vegetarian", "vegan"]'
+    message = broken(
+        "foods.toml",
+        f'id = "pea-soup-yeast"\nname = "Pea and potato soup"\n{vegan}',
+        'id = "pea-soup-yeast"\nname = "Pea and potato soup"\n'
+        'diets = ["omnivore", "pescatarian", "vegetarian"]',
+    )
+    assert "only 7 meal ideas suit vegans; at least 8 are needed" in message
+
+
+def test_a_meal_idea_must_be_b12_rich(broken: Callable[[str, str, str], str]) -> None:
+    # Chicken soup: ~0.3 mcg (14% of the Daily Value) a portion, the reason it was dropped.
+    message = broken(
+        "foods.toml", "b12_daily_value_percent = 100\n", "b12_daily_value_percent = 14\n"
+    )
+    assert "meal 'beef-broccoli': b12_daily_value_percent 14 is under 20" in message
+
+
+def test_a_vegan_meal_must_name_a_fortified_source(broken: Callable[[str, str, str], str]) -> None:
+    message = broken(
+        "foods.toml",
+        "with added B12 (check the label), plus the soya milk if it is fortified",
+        "and a glass of soya milk",
+    )
+    assert "meal 'fortified-cereal-soy-milk'" in message
+
+
+def test_liver_needs_the_pregnancy_caution(broken: Callable[[str, str, str], str]) -> None:
+    caution = "Not if you are pregnant: the NHS advises avoiding liver in pregnancy "
+    message = broken("foods.toml", caution, "")
+    assert "meal 'liver-onions': an idea with liver needs a caution_html about pregnancy" in message
+
+
+def test_an_unknown_source_is_rejected(broken: Callable[[str, str, str], str]) -> None:
+    message = broken("foods.toml", 'source = "nhs-vegan"', 'source = "my-blog"')
+    assert "unknown source 'my-blog'; add it to sources.toml" in message
 
 
 def test_meal_reminder_needs_placeholder(broken: Callable[[str, str, str], str]) -> None:
@@ -394,18 +487,18 @@ def test_label_too_long(broken: Callable[[str, str, str], str]) -> None:
 
 
 def test_html_in_plain_text_field(broken: Callable[[str, str, str], str]) -> None:
-    message = broken("foods.toml", 'name = "Sardines on toast"', 'name = "<b>Sardines</b>"')
-    assert "meal 'sardines-toast': name" in message
+    message = broken("foods.toml", 'name = "Spaghetti with clams"', 'name = "<b>Clams</b>"')
+    assert "meal 'clam-spaghetti': name" in message
     assert "plain text" in message
 
 
 def test_rendered_message_too_long(broken: Callable[[str, str, str], str]) -> None:
     message = broken(
         "foods.toml",
-        'text_html = "Sardines on wholegrain toast',
-        f'text_html = "{"Sardines. " * 420}',
+        'text_html = "Spaghetti with clams',
+        f'text_html = "{"Clams. " * 600}',
     )
-    assert "meal 'sardines-toast'" in message
+    assert "meal 'clam-spaghetti'" in message
     assert "over Telegram's limit of 4096" in message
 
 
@@ -531,3 +624,26 @@ def test_matcher_rejects_weakened_real_page(content: Content) -> None:
     missing = missing_sentences(sentences, [*map(content.render_mechanism, (1, 2, 3, 5)), weakened])
     assert len(missing) == 1
     assert "limited for non anemic" in missing[0]
+
+
+def test_every_fact_from_outside_the_article_names_its_source(content: Content) -> None:
+    """Red flags, /doctor, the dose reply, crisis lines, foods, diet notes, cautions and the
+    meal ideas' B12 amounts: each cites a source id that sources.toml defines."""
+    spec = content.safety.spec
+    cited = [source for flag in spec.red_flag for source in flag.sources]
+    cited += [s for section in spec.doctor.section for fact in section.fact for s in fact.sources]
+    cited += [*spec.dose.sources, *(line.source for line in spec.crisis.line)]
+    cited += [food.source for food in content.foods if food.source != ARTICLE_SOURCE]
+    cited += [s for food in content.foods for s in food.note_sources]
+    cited += [s for info in content.foods_page.diet.values() for s in info.note_sources]
+    cited += [s for idea in content.meal_ideas for s in idea.caution_sources]
+    for source_id in cited:
+        content.sources.get(source_id)  # KeyError if unknown
+    publishers = {content.sources.get(source_id).short for source_id in cited}
+    assert {"NHS", "NIH ODS", "AASM", "CDC"} <= publishers
+    for flag in spec.red_flag:
+        assert flag.sources, flag.id
+    for info in content.foods_page.diet.values():
+        assert bool(info.note_html) == bool(info.note_sources)
+    for idea in content.meal_ideas:
+        assert bool(idea.caution_html) == bool(idea.caution_sources)

@@ -19,12 +19,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from telegram import Bot
+from telegram.ext import ExtBot
 
 from bench.population import insert_due_people
 from bot.clock import FakeClock
 from bot.content import Content, default_content_dir, load_content
 from bot.dispatch import DEAD_AFTER, Dispatcher, TickReport
 from bot.fake_telegram import ApiCall, FakeBotApi
+from bot.ratelimit import FairRateLimiter
 from bot.storage import Person, Store
 from tests.conftest import TEST_TOKEN
 from tests.pg import BACKENDS, TestDatabase, fresh_database
@@ -470,14 +472,37 @@ async def test_snooze_sends_again_fifteen_minutes_later(h: Harness) -> None:
     assert len(h.sends(CHAT)) == 2
 
 
-async def test_one_message_per_chat_per_tick_and_interval(h: Harness) -> None:
+async def test_one_message_per_chat_per_tick(h: Harness) -> None:
+    """Two reminders due together for one chat go out in two ticks, so they keep their order;
+    pacing between them is the rate limiter's job (bot/ratelimit.py)."""
     await sign_up(h, only=["meal", "exercise"])
     await h.store.set_reminder(CHAT, "exercise", h.clock.now(), offset_minutes=240)
     due = berlin(10, 18, 30)
     assert (await h.tick_at(due)).sent == 1
-    assert (await h.tick_at(due + timedelta(milliseconds=500))).sent == 0
-    assert (await h.tick_at(due + timedelta(seconds=1))).sent == 1
+    assert (await h.tick_at(due + timedelta(milliseconds=500))).sent == 1
+    assert (await h.tick_at(due + timedelta(seconds=1))).sent == 0
     assert {d["kind"] for d in await h.deliveries()} == {"meal", "exercise"}
+
+
+@pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+async def test_a_chat_held_back_by_the_limiter_is_rescheduled_without_a_send(
+    h: Harness,
+) -> None:
+    """Through the production limiter: a chat still in a 30 s flood wait gets RetryAfter at
+    once (nothing sent to it), its delivery is retried later, and the other chat is served."""
+    await sign_up(h, only=["meal"])
+    await sign_up(h, OTHER, only=["meal"])
+    limiter = FairRateLimiter(30)
+    async with ExtBot(TEST_TOKEN, base_url=h.api.base_url, rate_limiter=limiter) as bot:
+        dispatcher = Dispatcher(h.store, bot, h.content, h.clock)
+        await limiter.budget.hold(CHAT, 30)
+        h.clock.set(berlin(10, 18, 30))
+        report = await dispatcher.tick()
+    assert (report.sent, report.retried) == (1, 1)
+    assert h.sends(CHAT, ok_only=False) == [] and len(h.sends(OTHER)) == 1
+    assert limiter.stats.deferred == 1
+    [delivery] = await h.deliveries()
+    assert delivery["status"] == "pending" and "RetryAfter" in (delivery["last_error"] or "")
 
 
 # --- DST -----------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from telegram.ext import (
     ContextTypes,
 )
 
-from bot.fake_telegram import FakeApiTimeoutError, FakeBotApi
+from bot.fake_telegram import ChatRate, FakeApiTimeoutError, FakeBotApi
 from tests.conftest import TEST_TOKEN
 
 CHAT = 4242
@@ -407,6 +407,35 @@ async def test_global_rate_enforcement_and_flood_report() -> None:
         violations = api.flood_violations(per_chat_interval=1.0, global_per_second=2)
         assert [v.kind for v in violations].count("per_chat") == 2
         assert [v.kind for v in violations].count("global") == 1
+
+
+@ignore_int_period_warning
+async def test_per_chat_rate_enforcement_allows_a_burst_then_one_a_second() -> None:
+    """On a clock the test moves: 3 at once, the 4th refused, one more a second later; edits
+    count too; another chat is unaffected; the report agrees with the enforcement."""
+    now = [100.0]
+    rate = ChatRate(per_second=1.0, burst=3)
+    async with FakeBotApi(enforce_chat_rate=rate, monotonic=lambda: now[0]) as api:
+        api.add_chat(CHAT)
+        api.add_chat(CHAT + 1)
+        async with Bot(TEST_TOKEN, base_url=api.base_url) as bot:
+            first = await bot.send_message(CHAT, "one")
+            await bot.send_message(CHAT, "two")
+            await bot.edit_message_text("one, edited", chat_id=CHAT, message_id=first.message_id)
+            with pytest.raises(RetryAfter) as caught:
+                await bot.send_message(CHAT, "four")
+            assert retry_seconds(caught.value) == 1
+            await bot.send_message(CHAT + 1, "elsewhere")
+            now[0] += 0.5
+            with pytest.raises(RetryAfter):
+                await bot.send_message(CHAT, "still too early")
+            now[0] += 0.5
+            await bot.send_message(CHAT, "a second later")
+        assert api.sent_texts(CHAT) == ["one", "two", "a second later"]
+        methods = ("sendMessage", "editMessageText")
+        assert api.flood_violations(per_chat_burst=3, methods=methods) == []
+        strict = api.flood_violations(per_chat_burst=1, methods=methods)
+        assert [v.chat_id for v in strict if v.kind == "per_chat"] == [CHAT, CHAT]
 
 
 async def test_real_application_polls_replies_and_handles_buttons(fake_api: FakeBotApi) -> None:

@@ -16,7 +16,14 @@ MEAT = frozenset({"omnivore"})
 
 def idea(meal_id: str, diets: frozenset[str]) -> MealIdea:
     return MealIdea.model_validate(
-        {"id": meal_id, "name": meal_id.title(), "diets": diets, "text_html": "A meal."}
+        {
+            "id": meal_id,
+            "name": meal_id.title(),
+            "diets": diets,
+            "text_html": "A meal.",
+            "b12": "two eggs",
+            "b12_daily_value_percent": 38,
+        }
     )
 
 
@@ -101,7 +108,7 @@ def test_deterministic() -> None:
     assert rotate(IDEAS, "pescatarian", 20) == rotate(IDEAS, "pescatarian", 20)
 
 
-@pytest.mark.parametrize("diet", ["omnivore", "pescatarian", "vegetarian"])
+@pytest.mark.parametrize("diet", ["omnivore", "pescatarian", "vegetarian", "vegan"])
 def test_shipped_content_gives_a_week_without_repeats(diet: str) -> None:
     content = load_content(default_content_dir())
     week = rotate(content.meal_ideas, diet, 7)

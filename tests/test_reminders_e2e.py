@@ -42,9 +42,12 @@ def _buttons(call: ApiCall) -> list[tuple[str, str]]:
 
 
 async def onboard(bot: BotHarness, chat_id: int = ADA, tz: str = "Europe/Berlin") -> None:
+    """The first set-up by command; its last question (the diet) is skipped."""
     await bot.send(chat_id, f"/timezone {tz}")
     calls = await bot.send(chat_id, "/bedtime 22:30")
-    assert "You're set up" in texts(calls)[-1]
+    assert "what do you eat?" in texts(calls)[-1]
+    calls = await bot.press_label(chat_id, "Skip")
+    assert "You're set up" in texts(calls, "editMessageText")[-1]
 
 
 async def test_onboarding_from_start_lists_tonights_reminders_in_local_time(
@@ -65,8 +68,18 @@ async def test_onboarding_from_start_lists_tonights_reminders_in_local_time(
     ]  # fmt: skip
 
     await bot.press_label(ADA, "22:30")
+    question = bot.last(ADA)  # the bedtime buttons became the last question: the diet
+    assert "what do you eat?" in visible_text(question.raw_text or "")
+    assert [label for label, _ in question.buttons] == [
+        "I eat everything", "Fish, no meat", "Vegetarian (eggs, dairy)", "Vegan",
+        "Skip (I eat everything)",
+    ]  # fmt: skip
+    await bot.press_label(ADA, "Vegetarian")
     summary = visible_text(bot.last(ADA).raw_text or "")
+    assert summary.startswith("✅ You're set up.")
+    assert bot.last(ADA).message_id == question.message_id  # edited in place, no new message
     assert "Bedtime: 22:30" in summary
+    assert "Meal ideas for: vegetarian" in summary
     assert "today 18:30 — Tonight's meal idea" in summary
     assert "today 19:30 — Ease off on exercise" in summary
     assert "today 21:30 — Time to wind down" in summary
@@ -282,8 +295,10 @@ async def test_weekend_bedtime_first_then_the_usual_one(bot: BotHarness) -> None
     assert said == "Friday and Saturday bedtime: 23:30. And on other nights?"
     person = await bot.services.store.get_person(ADA)
     assert person is not None and not person.subscribed
-    final = visible_text(texts(await bot.send(ADA, "22:30"))[-1])
+    assert "what do you eat?" in texts(await bot.send(ADA, "22:30"))[-1]
+    final = visible_text(texts(await bot.send(ADA, "vegan"))[-1])  # typed, not tapped
     assert final.startswith("✅ You're set up.")
+    assert "Meal ideas for: vegan" in final
     assert "Friday and Saturday nights: 23:30" in final
 
 
@@ -372,7 +387,8 @@ async def test_a_sticker_gets_a_pointer_to_help(bot: BotHarness) -> None:
 async def test_flood_control_through_the_production_rate_limiter(
     fake_api: FakeBotApi, tmp_path: Path
 ) -> None:
-    """With AIORateLimiter on, as in production: a 429 is waited out and sent exactly once."""
+    """With the production rate limiter: a reminder's 429 reschedules the delivery (the
+    limiter does not wait it out in the dispatcher), and the next tick sends it exactly once."""
     async with bot_harness(fake_api, tmp_path, TEST_TOKEN, rate_limit=True) as harness:
         await onboard(harness)
         fake_api.fail_next(
@@ -381,6 +397,9 @@ async def test_flood_control_through_the_production_rate_limiter(
         )  # fmt: skip
         calls = await harness.advance(MEAL_UTC - harness.clock.now())
         flood = [c for c in calls if c.method == "sendMessage" and c.status == 429]
-        assert len(flood) == 1
+        assert len(flood) == 1 and reminder_sends(calls) == []
+        # The limiter holds the chat for 1.1 s of real time: short enough for the next tick to
+        # wait for it (longer than REMINDER_SEND.max_wait would be rescheduled again).
+        calls += await harness.advance(timedelta(minutes=1))
         assert len(reminder_sends(calls)) == 1
         assert len(reminder_sends(await harness.advance(timedelta(hours=1)))) == 1  # exercise

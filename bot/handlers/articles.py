@@ -71,15 +71,21 @@ def mechanism_keyboard(content: Content, number: int) -> InlineKeyboardMarkup:
     )
 
 
-def foods_keyboard(meal_index: int) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton("Another idea", callback_data=callback_data.foods(meal_index + 1))]]
-    )
+def foods_keyboard(meal_index: int, diet: str | None = None) -> InlineKeyboardMarkup:
+    """'Another idea' for the same diet (`diet` None: whatever the person's diet is then)."""
+    data = callback_data.foods(meal_index + 1, diet)
+    return InlineKeyboardMarkup([[InlineKeyboardButton("Another idea", callback_data=data)]])
 
 
-def foods_message(content: Content, meal_index: int) -> tuple[str, InlineKeyboardMarkup]:
-    meal_index %= len(content.meal_ideas)
-    return content.render_foods(meal_index), foods_keyboard(meal_index)
+def foods_message(content: Content, diet: str, meal_index: int) -> tuple[str, InlineKeyboardMarkup]:
+    meal_index %= len(content.meals_for(content.known_diet(diet)))
+    return content.render_foods(diet, meal_index), foods_keyboard(meal_index)
+
+
+async def person_diet(context: BotContext, chat_id: int | None) -> str:
+    """The person's diet; the default when they never chose one (nothing is stored for that)."""
+    person = await context.store.get_person(chat_id) if chat_id is not None else None
+    return context.content.known_diet(person.diet if person else None)
 
 
 async def send_section(update: Update, context: BotContext, section: str) -> None:
@@ -88,7 +94,10 @@ async def send_section(update: Update, context: BotContext, section: str) -> Non
     if section == "mechanisms":
         await reply(update, content.render_mechanism_index(), mechanism_index_keyboard(content))
     elif section == "foods":
-        await reply(update, *foods_message(content, secrets.randbelow(len(content.meal_ideas))))
+        chat = update.effective_chat
+        diet = await person_diet(context, chat.id if chat else None)
+        index = secrets.randbelow(len(content.meals_for(diet)))
+        await reply(update, *foods_message(content, diet, index))
     elif section == "tips":
         await reply(update, content.render_tips())
 
@@ -163,7 +172,15 @@ async def foods_button(update: Update, context: BotContext) -> None:
     match = callback_data.FOODS.match(query.data)
     assert match is not None
     await query.answer()
-    await edit_in_place(query, *foods_message(context.content, int(match.group(1))))
+    content, chat = context.content, update.effective_chat
+    shown = match.group(2)  # the diet a food question named, if any
+    if shown is None:
+        diet = await person_diet(context, chat.id if chat else None)
+        await edit_in_place(query, *foods_message(content, diet, int(match.group(1))))
+        return
+    diet = content.known_diet(shown)
+    index = int(match.group(1)) % len(content.meals_for(diet))
+    await edit_in_place(query, content.render_foods(diet, index), foods_keyboard(index, diet))
 
 
 async def tips(update: Update, context: BotContext) -> None:
@@ -176,11 +193,6 @@ async def about(update: Update, context: BotContext) -> None:
 
 async def help_command(update: Update, context: BotContext) -> None:
     await reply(update, context.content.render_help())
-
-
-async def unknown(update: Update, context: BotContext) -> None:
-    """Unknown commands and free text: a short pointer to /help, never silence."""
-    await reply(update, context.content.render_unknown())
 
 
 async def navigate_button(update: Update, context: BotContext) -> None:

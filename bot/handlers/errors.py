@@ -20,16 +20,14 @@ async def stale_button(update: Update, context: BotContext) -> None:
     query = update.callback_query
     if query is None:
         return
-    log.info(
-        "unrecognised callback data from chat %s",
-        update.effective_chat and update.effective_chat.id,
-    )
+    log.info("unrecognised callback data in update %d", update.update_id)
     await query.answer(STALE_BUTTON, show_alert=True)
 
 
 async def on_error(update: object, context: BotContext) -> None:
     """Log with the full traceback, then apologise to the person if there is one to tell."""
-    log.error("error while handling an update", exc_info=context.error)
+    update_id = update.update_id if isinstance(update, Update) else None
+    log.error("error while handling update %s", update_id, exc_info=context.error)
     if not isinstance(update, Update):
         return
     try:

@@ -12,6 +12,7 @@ import json
 from datetime import datetime, time
 
 from telegram import (
+    CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     KeyboardButton,
@@ -22,9 +23,10 @@ from telegram import (
 from telegram.constants import ChatMemberStatus
 
 from bot import callback_data
-from bot.content import DIETS, Content
+from bot.content import Content
 from bot.context import BotContext
 from bot.handlers.common import command_argument, edit_in_place, reply
+from bot.keyboards import diet_keyboard
 from bot.onboarding import (
     BEDTIME_CHOICES,
     OFFSET_STEP_MINUTES,
@@ -38,6 +40,7 @@ from bot.onboarding import (
     split_lines,
     upcoming_lines,
 )
+from bot.replies import prompt_yields_to_triage
 from bot.storage import Person
 from bot.timezones import (
     TimezoneLookup,
@@ -47,6 +50,7 @@ from bot.timezones import (
     tzinfo_for,
     utc_offset_label,
 )
+from bot.triage import Triage
 
 AWAITING = "awaiting"
 MAX_MYDATA_CHARS = 3500
@@ -130,7 +134,7 @@ def settings_view(
     lines.append(f"Bedtime: {format_clock(person.bedtime) if person.bedtime else 'not set'}")
     weekend = format_clock(person.weekend_bedtime) if person.weekend_bedtime else "same as weekdays"
     lines.append(f"Friday and Saturday nights: {weekend}")
-    lines.append(f"Meal ideas for: {person.diet}")
+    lines.append(f"Meal ideas for: {html.escape(content.diet_name(person.diet))}")
     lines.append(f"Reminders: {_status(person, now_utc)}")
     rows: list[list[InlineKeyboardButton]] = []
     for setting in person.reminders:
@@ -172,14 +176,11 @@ def settings_view(
             ),
         ]
     )
-    next_diet = (
-        DIETS[(DIETS.index(person.diet) + 1) % len(DIETS)] if person.diet in DIETS else DIETS[0]
-    )
     rows.append(
         [
             InlineKeyboardButton("Timezone", callback_data=callback_data.settings("ask_tz")),
             InlineKeyboardButton(
-                f"Diet: {person.diet}", callback_data=callback_data.settings("diet", next_diet)
+                f"Diet: {content.diet_name(person.diet)}", callback_data=callback_data.diet("pick")
             ),
         ]
     )
@@ -294,6 +295,31 @@ async def confirm(
     await reply(update, headline + text, markup)
 
 
+async def ask_diet(update: Update, context: BotContext, query: CallbackQuery | None = None) -> None:
+    """The first set-up's last question: the diet, one tap (Skip keeps omnivore).
+
+    With `query`, the pressed message (the bedtime buttons) becomes the question.
+    """
+    if context.user_data is not None:
+        context.user_data[AWAITING] = "diet"
+    content = context.content
+    keyboard = diet_keyboard(content, "setup", skip=True)
+    if query is not None:
+        await edit_in_place(query, content.render_diet_question(), keyboard)
+    else:
+        await reply(update, content.render_diet_question(), keyboard)
+
+
+async def finish_setup(
+    update: Update, context: BotContext, person: Person, headline: str = SET_UP
+) -> None:
+    """The first complete set-up asks the diet before the confirmation; later changes confirm."""
+    if headline == SET_UP:
+        await ask_diet(update, context)
+    else:
+        await confirm(update, context, person, headline)
+
+
 async def after_timezone(
     update: Update, context: BotContext, person: Person, headline: str = SET_UP
 ) -> None:
@@ -308,12 +334,18 @@ async def after_timezone(
     if person.bedtime is None:
         await ask_bedtime(update, context)
     else:
-        await confirm(update, context, person, headline)
+        await finish_setup(update, context, person, headline)
 
 
 async def apply_timezone_query(update: Update, context: BotContext, query: str) -> None:
     # The first lookup builds the city index (~2 s): never on the event loop.
-    lookup = await asyncio.to_thread(lookup_timezone, query)
+    await apply_timezone_lookup(update, context, await asyncio.to_thread(lookup_timezone, query))
+
+
+async def apply_timezone_lookup(
+    update: Update, context: BotContext, lookup: TimezoneLookup
+) -> None:
+    """Store a confident choice, offer candidates, or say what was wrong."""
     if lookup.choice is not None:
         headline = await headline_for(context, _chat_id(update))
         person = await context.store.set_timezone(
@@ -437,7 +469,7 @@ async def _after_bedtime(
         await reply(update, f"Bedtime saved: {format_clock(person.bedtime)}.")
         await ask_timezone(update, context)
     else:
-        await confirm(update, context, person, headline)
+        await finish_setup(update, context, person, headline)
 
 
 async def settings_command(update: Update, context: BotContext) -> None:
@@ -533,24 +565,47 @@ async def deletedata_command(update: Update, context: BotContext) -> None:
     )
 
 
-async def free_text(update: Update, context: BotContext) -> bool:
-    """Typed text while a prompt is open; returns False when the text was not for us."""
+async def free_text(update: Update, context: BotContext, verdict: Triage) -> bool:
+    """Typed text while a prompt is open; False when the text was not for the prompt.
+
+    Text the prompt can't use goes back to triage (False) unless triage found nothing in it
+    either: "my partner says I stop breathing" while we wait for a timezone gets the red-flag
+    answer, "Berln" gets "I couldn't find that timezone". The prompt stays open either way.
+    """
     awaiting = (context.user_data or {}).get(AWAITING)
     message = update.effective_message
     if awaiting is None or message is None or not message.text:
         return False
+    text = message.text
     if awaiting == "timezone":
-        await apply_timezone_query(update, context, message.text)
+        lookup = await asyncio.to_thread(lookup_timezone, text)
+        if lookup.choice is None and not lookup.candidates and prompt_yields_to_triage(verdict):
+            return False
+        await apply_timezone_lookup(update, context, lookup)
         return True
     if awaiting == "bedtime":
         try:
-            bedtime = parse_clock_time(message.text)
+            bedtime = parse_clock_time(text)
         except InputProblem as problem:
+            if prompt_yields_to_triage(verdict):
+                return False
             await reply(update, f"{html.escape(str(problem))} Example: <code>22:30</code>")
             return True
         headline = await headline_for(context, _chat_id(update))
         person = await apply_bedtime(update, context, bedtime, weekend=False)
         await _after_bedtime(update, context, person, headline)
+        return True
+    if awaiting == "diet":
+        content = context.content
+        diet = content.find_diet(text)
+        if diet is None:
+            if prompt_yields_to_triage(verdict):
+                return False
+            keyboard = diet_keyboard(content, "setup", skip=True)
+            await reply(update, content.render_diet_unknown(text), keyboard)
+            return True
+        person = await context.store.set_diet(_chat_id(update), diet, context.clock.now())
+        await confirm(update, context, person, SET_UP)
         return True
     return False
 
@@ -574,7 +629,8 @@ async def settings_button(update: Update, context: BotContext) -> None:
     if action == "delete":
         await query.answer()
         if value == "yes":
-            erased = await store.delete_person(chat_id)
+            # Their stored updates go too, up to this one: later ones are still to answer.
+            erased = await store.delete_person(chat_id, inbox_through=update.update_id)
             if context.user_data is not None:
                 context.user_data.clear()
             await edit_in_place(
@@ -615,10 +671,12 @@ async def settings_button(update: Update, context: BotContext) -> None:
         if not person.ready:
             await _after_bedtime(update, context, person, headline)
             return
+        if headline == SET_UP:
+            await ask_diet(update, context, query)
+            return
         if context.user_data is not None:
             context.user_data.pop(AWAITING, None)
-        text, markup = settings_view(person, content, now)
-        await edit_in_place(query, (headline if headline == SET_UP else "") + text, markup)
+        await edit_in_place(query, *settings_view(person, content, now))
         return
     assert person is not None
     if action == "pick_bed":
@@ -649,7 +707,8 @@ async def settings_button(update: Update, context: BotContext) -> None:
             person = await store.set_reminder(
                 chat_id, value, now, offset_minutes=clamp_offset(setting.offset_minutes + step)
             )
-    elif action == "diet" and value in DIETS:
+    elif action == "diet" and value in context.content.foods_page.diet:
+        # Buttons from before /diet existed cycled through the diets; still honoured.
         person = await store.set_diet(chat_id, value, now)
     elif action == "pause" and value.isdigit() and 1 <= int(value) <= 60 and person.ready:
         person = await _pause(context, person, int(value))

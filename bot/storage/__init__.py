@@ -4,6 +4,7 @@ Import from here; the ORM models stay inside this package.
 """
 
 from bot.storage.dialects import UnsupportedDatabaseError, create_engine
+from bot.storage.inbox import Inbox, IncomingUpdate, StoredUpdate
 from bot.storage.migrate import upgrade_to_head
 from bot.storage.models import DIETS, DeliveryStatus
 from bot.storage.records import (
@@ -29,6 +30,8 @@ __all__ = [
     "DeadClaims",
     "DeliveryStatus",
     "DeliveryView",
+    "Inbox",
+    "IncomingUpdate",
     "MaterializeResult",
     "MealChooser",
     "Person",
@@ -37,6 +40,7 @@ __all__ = [
     "SendOutcome",
     "StaleOccurrence",
     "Store",
+    "StoredUpdate",
     "UnsupportedDatabaseError",
     "create_engine",
     "open_store",

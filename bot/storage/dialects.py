@@ -1,13 +1,15 @@
 """Everything that differs between SQLite and PostgreSQL lives here, and only here.
 
-* SQLite: WAL, ``synchronous=NORMAL``, foreign keys, a busy timeout, and ``BEGIN IMMEDIATE`` for
-  every transaction. The sqlite3 driver would otherwise start a transaction only at the first
-  write, so a read-then-write (load a person, recompute, update) could act on stale reads;
-  taking the write lock up front serialises writers the way ``SELECT ... FOR UPDATE`` does on
-  PostgreSQL. Transactions marked ``READ_ONLY`` begin deferred and read a WAL snapshot, so a
-  read that must be quick (the dispatcher's check before each send) never queues behind a
-  writer. SQLite has no row locks, so ``FOR UPDATE [SKIP LOCKED]`` is simply omitted by
-  SQLAlchemy there, which is right: one writer at a time can't double-claim anything.
+* SQLite: WAL, ``synchronous=NORMAL``, foreign keys, a busy timeout, ``secure_delete`` (erased
+  rows are overwritten with zeros, not just unlinked), a private file (0600 in a 0700 directory
+  when we create them), and ``BEGIN IMMEDIATE`` for every transaction. The sqlite3 driver
+  would otherwise start a transaction only at the first write, so a read-then-write (load a
+  person, recompute, update) could act on stale reads; taking the write lock up front
+  serialises writers the way ``SELECT ... FOR UPDATE`` does on PostgreSQL. Transactions marked
+  ``READ_ONLY`` begin deferred and read a WAL snapshot, so a read that must be quick (the
+  dispatcher's check before each send) never queues behind a writer. SQLite has no row
+  locks, so ``FOR UPDATE [SKIP LOCKED]`` is simply omitted by SQLAlchemy there, which is right:
+  one writer at a time can't double-claim anything.
 * PostgreSQL: optional schema (``search_path``), and an advisory lock so that two processes
   starting at once don't both run the same migration.
 * ``INSERT ... ON CONFLICT DO NOTHING`` exists in both, under different constructors.
@@ -15,7 +17,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any, Final
@@ -80,10 +84,17 @@ def is_single_connection(engine: AsyncEngine) -> bool:
 
 
 def _ensure_sqlite_parent(url: URL) -> None:
+    """Create the directory (0700) and the file (0600) before SQLite does, so people's data is
+    readable by this user only; SQLite gives the -wal and -shm files the database's mode."""
     database = url.database
     if not database or database == ":memory:" or database.startswith("file:"):
         return
-    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    path = Path(database).expanduser()
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        # O_EXCL: whoever creates it first decides the mode; a concurrent creator is fine too.
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 def _install_sqlite_hooks(engine: AsyncEngine) -> None:
@@ -109,6 +120,8 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
                     log.debug("journal_mode=WAL deferred: database busy (%s)", error)
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
+            # Deleted and overwritten content is zeroed in the file, not just marked free.
+            cursor.execute("PRAGMA secure_delete=ON")
         finally:
             cursor.close()
 
@@ -121,6 +134,32 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
             connection.exec_driver_sql("BEGIN")
         else:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+async def wipe_erased_data(engine: AsyncEngine) -> None:
+    """After an erasure: make sure the erased bytes are gone from every database file.
+
+    SQLite (with ``secure_delete``) zeroes them in the pages it writes, but in WAL mode those
+    pages, and older copies still holding the data, sit in the -wal file until a checkpoint.
+    ``wal_checkpoint(TRUNCATE)`` copies them into the database file and empties the -wal file.
+    PostgreSQL has no equivalent a client can force: see the README (Privacy) for what VACUUM
+    does and does not guarantee.
+    """
+    if engine.dialect.name != "sqlite" or is_single_connection(engine):
+        return
+    async with engine.connect() as connection:
+        # The driver's own connection: SQLAlchemy would open a transaction (BEGIN IMMEDIATE),
+        # inside which a checkpoint cannot complete.
+        raw = await connection.get_raw_connection()
+        driver: Any = raw.driver_connection
+        cursor = await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        busy, _frames, _copied = await cursor.fetchone()
+        await cursor.close()
+    if busy:
+        log.warning(
+            "erased data may stay in the SQLite -wal file until the next checkpoint: the database "
+            "was busy"
+        )
 
 
 def insert_ignoring_conflicts(dialect_name: str, table: Table, *columns: str) -> Insert:

@@ -161,8 +161,48 @@ class DispatcherRow(Base):
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class InboxStatus:
+    """An incoming update: stored (pending) → handled (done), or given up after repeated crashes."""
+
+    PENDING: Final = "pending"
+    DONE: Final = "done"
+    FAILED: Final = "failed"
+
+    ALL: Final = (PENDING, DONE, FAILED)
+
+
+class InboxRow(Base):
+    """One Telegram update, stored before Telegram is told it arrived (see storage.inbox).
+
+    ``payload`` (the update's JSON, with names and message text) and ``chat_id`` are set to NULL
+    once the update is handled; the bare row stays for a day so a re-delivered update_id is
+    recognised, then it is pruned.
+    """
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN (" + ", ".join(f"'{s}'" for s in InboxStatus.ALL) + ")", name="status"
+        ),
+        # What the worker scans: pending updates in update_id order.
+        Index(None, "status", "update_id"),
+    )
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # For /deletedata while the update is unhandled; NULL once handled.
+    chat_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    payload: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(
+        String(16), default=InboxStatus.PENDING, server_default=InboxStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+
+
 # Core Table objects, typed as such, for bulk statements that bypass the ORM.
 PEOPLE: Final = cast(Table, PersonRow.__table__)
 REMINDERS: Final = cast(Table, ReminderRow.__table__)
 DELIVERIES: Final = cast(Table, DeliveryRow.__table__)
 DISPATCHERS: Final = cast(Table, DispatcherRow.__table__)
+INBOX: Final = cast(Table, InboxRow.__table__)

@@ -36,7 +36,9 @@ from bot.storage.dialects import (
     create_engine,
     insert_ignoring_conflicts,
     is_single_connection,
+    wipe_erased_data,
 )
+from bot.storage.inbox import Inbox, erase_chat
 from bot.storage.migrate import upgrade_to_head
 from bot.storage.models import (
     DELIVERIES,
@@ -115,6 +117,7 @@ class Store:
         # An in-memory SQLite database is one shared connection: sessions must take turns.
         self._serial = asyncio.Lock() if is_single_connection(engine) else None
         self._dialect = engine.dialect.name
+        self.inbox = Inbox(self._transaction, self._dialect)
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -317,11 +320,15 @@ class Store:
                 ],
             }
 
-    async def delete_person(self, chat_id: int) -> bool:
-        """/deletedata: the person row goes, reminders and deliveries with it (FK cascade)."""
+    async def delete_person(self, chat_id: int, *, inbox_through: int | None = None) -> bool:
+        """/deletedata: the person row goes, reminders and deliveries with it (FK cascade), and
+        their stored updates up to ``inbox_through`` (see ``inbox.erase_chat``); then the freed
+        bytes are wiped from the database files, not just unlinked (``wipe_erased_data``)."""
         async with self._transaction() as session:
             result = await session.execute(delete(PersonRow).where(_P.chat_id == chat_id))
-            return _rowcount(result) > 0
+            await session.execute(erase_chat(chat_id, through=inbox_through))
+        await wipe_erased_data(self.engine)
+        return _rowcount(result) > 0
 
     # --- deliveries, from the person's side (buttons) ---------------------------------------
 
@@ -844,7 +851,7 @@ class Store:
         try:
             tz = tzinfo_for(person.timezone)
         except UnknownTimezone:
-            log.warning("chat %s has an unknown timezone %r", person.chat_id, person.timezone)
+            log.warning("chat %s has an unknown timezone: not scheduled", person.chat_id)
             return None
         start = now
         current = reminder.next_fire_at

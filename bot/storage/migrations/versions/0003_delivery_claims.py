@@ -1,7 +1,7 @@
 """Claims carry their owner, owners carry a heartbeat: takeover in seconds, not a 5-minute lease.
 
 Revision ID: 0003_delivery_claims
-Revises: 0002
+Revises: 0004_inbox
 Create Date: 2026-11-25
 
 A ``sending`` delivery belongs to ``claimed_by`` for as long as that dispatcher's row in
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003_delivery_claims"
-down_revision: str | Sequence[str] | None = "0002"
+down_revision: str | Sequence[str] | None = "0004_inbox"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

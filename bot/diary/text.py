@@ -1,0 +1,287 @@
+"""The diary's words (content/diary.toml), validated at load, and the English caption renderer.
+
+``bot.diary.insights`` computes numbers; this module turns them into the caption sent under
+the /progress chart, with every sentence taken from the content file so a translation is a
+file. Validation follows the rest of content/: one line naming the file and the problem
+(ContentError), and every caption these templates can produce is checked as Telegram will
+see it, including the 1024-character limit on photo captions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from itertools import product
+from pathlib import Path
+from typing import Annotated, Final
+
+from pydantic import Field
+
+from bot.content_schema import (
+    PLACEHOLDER,
+    ContentError,
+    Frozen,
+    Html,
+    Label,
+    PlainText,
+    check_html,
+    check_rendered,
+    load_toml,
+)
+from bot.diary.insights import MIN_NIGHTS_PER_SIDE, HabitComparison, Insights, Verdict
+from bot.diary.models import MAX_RATING, Habit, OnsetBucket
+from bot.telegram_html import escape, telegram_length
+
+DIARY_FILE: Final = "diary.toml"
+MAX_CAPTION_LENGTH: Final = 1024
+"""Telegram's limit for a photo caption, counted like a message (after the tags are removed)."""
+
+_COMPARISON_FIELDS: Final = frozenset(
+    {
+        "habit",
+        "average_with",
+        "average_without",
+        "count_with",
+        "count_without",
+        "nights_with",
+        "nights_without",
+    }
+)
+_ALLOWED_PLACEHOLDERS: Final[Mapping[str, frozenset[str]]] = {
+    "summary_html": frozenset({"nights_logged", "count_logged", "average", "max_rating"}),
+    "empty_html": frozenset(),
+    "higher_html": _COMPARISON_FIELDS,
+    "lower_html": _COMPARISON_FIELDS,
+    "same_html": _COMPARISON_FIELDS,
+    "more_nights_html": frozenset({"min_count"}),
+    "association_html": frozenset(),
+}
+_TICK_PLACEHOLDERS: Final = frozenset({"day", "month", "month_number"})
+
+SingleLine = Annotated[PlainText, Field(max_length=80)]
+
+
+class PluralForms(Frozen):
+    """ "1 night" / "n nights": `one` for exactly 1 (omit it where the language has no singular)."""
+
+    one: SingleLine | None = None
+    other: SingleLine
+
+    def format(self, count: int) -> str:
+        form = self.one if count == 1 and self.one is not None else self.other
+        return form.replace("{count}", str(count))
+
+
+class HabitText(Frozen):
+    label: Label
+    """The check-in's toggle and the chart's row."""
+    phrase: SingleLine
+    """Completes "on nights you …"."""
+
+
+class CaptionText(Frozen):
+    summary_html: Html
+    empty_html: Html
+    higher_html: Html
+    lower_html: Html
+    same_html: Html
+    more_nights_html: Html
+    association_html: Html
+
+
+class ChartText(Frozen):
+    title: SingleLine
+    rating_axis: SingleLine
+    rating_legend: SingleLine
+    weekend_legend: SingleLine
+    done_legend: SingleLine
+    not_done_legend: SingleLine
+    no_nights: SingleLine
+    night_tick: SingleLine
+    months: tuple[SingleLine, ...] = Field(min_length=12, max_length=12)
+
+
+class DiaryText(Frozen):
+    """content/diary.toml, validated; the look-ups below never fail once it is loaded."""
+
+    nights: PluralForms
+    habit: dict[Habit, HabitText]
+    onset: dict[OnsetBucket, Label]
+    caption: CaptionText
+    chart: ChartText
+
+    def habit_label(self, habit: Habit) -> str:
+        return self.habit[habit].label
+
+    def onset_label(self, onset: OnsetBucket) -> str:
+        return self.onset[onset]
+
+    def chart_labels(self) -> ChartLabels:
+        """The chart's words, as the plain values ``bot.diary.chart`` takes."""
+        habits = tuple((habit, self.habit_label(habit)) for habit in Habit)
+        return ChartLabels(habits=habits, **self.chart.model_dump())
+
+
+@dataclass(frozen=True, slots=True)
+class ChartLabels:
+    """Every word drawn on the chart (plain text), so the chart module holds none."""
+
+    title: str
+    rating_axis: str
+    rating_legend: str
+    weekend_legend: str
+    done_legend: str
+    not_done_legend: str
+    no_nights: str
+    habits: tuple[tuple[Habit, str], ...]
+    """Each habit's row label, top to bottom."""
+    night_tick: str = "{day}.{month_number}."
+    months: tuple[str, ...] = ()
+
+    def tick(self, night: date) -> str:
+        """How ``night`` is written under the chart, e.g. "3 Nov"."""
+        month = self.months[night.month - 1] if self.months else str(night.month)
+        return _fill(
+            self.night_tick, day=str(night.day), month=month, month_number=str(night.month)
+        )
+
+    def all_text(self) -> str:
+        """Every string the chart may draw, to check a font has all their glyphs."""
+        words = [
+            self.title,
+            self.rating_axis,
+            self.rating_legend,
+            self.weekend_legend,
+            self.done_legend,
+            self.not_done_legend,
+            self.no_nights,
+            *(label for _, label in self.habits),
+            *(self.tick(date(2024, month, 28)) for month in range(1, 13)),
+        ]
+        return "".join(words)
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering
+
+
+def format_average(value: Decimal) -> str:
+    """An average as shown: one decimal, always ("4.0", not "4")."""
+    return f"{value:.1f}"
+
+
+def _fill(template: str, **values: str) -> str:
+    for name, value in values.items():
+        template = template.replace("{" + name + "}", value)
+    return template
+
+
+def _comparison_line(item: HabitComparison, text: DiaryText) -> str:
+    template = {
+        Verdict.HIGHER_WITH: text.caption.higher_html,
+        Verdict.LOWER_WITH: text.caption.lower_html,
+        Verdict.ABOUT_THE_SAME: text.caption.same_html,
+    }[item.verdict]
+    assert item.average_with is not None and item.average_without is not None
+    return _fill(
+        template,
+        habit=escape(text.habit[item.habit].phrase),
+        average_with=format_average(item.average_with),
+        average_without=format_average(item.average_without),
+        count_with=str(item.nights_with),
+        count_without=str(item.nights_without),
+        nights_with=escape(text.nights.format(item.nights_with)),
+        nights_without=escape(text.nights.format(item.nights_without)),
+    )
+
+
+def render_caption(insights: Insights, text: DiaryText) -> str:
+    """The /progress caption (Telegram HTML): summary, comparable habits, hints.
+
+    Paragraphs: the summary (or the "nothing yet" line), one line per habit with at least 3
+    nights on each side, "more nights will tell more" while any habit has fewer, and the
+    association note whenever a habit is compared.
+    """
+    if insights.nights_logged == 0 or insights.average_rating is None:
+        return text.caption.empty_html
+    blocks = [
+        _fill(
+            text.caption.summary_html,
+            nights_logged=escape(text.nights.format(insights.nights_logged)),
+            count_logged=str(insights.nights_logged),
+            average=format_average(insights.average_rating),
+            max_rating=str(MAX_RATING),
+        )
+    ]
+    lines = [_comparison_line(item, text) for item in insights.comparisons]
+    if lines:
+        blocks.append("\n".join(lines))
+    if insights.needs_more_nights:
+        blocks.append(_fill(text.caption.more_nights_html, min_count=str(MIN_NIGHTS_PER_SIDE)))
+    if lines:
+        blocks.append(text.caption.association_html)
+    return "\n\n".join(blocks)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_diary_text(directory: Path) -> DiaryText:
+    """Load and check content/diary.toml; raise ContentError naming the first problem."""
+    path = directory / DIARY_FILE
+    text = load_toml(path, DiaryText)
+    _check_complete(path, "habit", set(text.habit), set(Habit))
+    _check_complete(path, "onset", set(text.onset), set(OnsetBucket))
+    if "{count}" not in text.nights.other:
+        raise ContentError(path, "nights other: must contain {count}")
+    for name, allowed in _ALLOWED_PLACEHOLDERS.items():
+        template = getattr(text.caption, name)
+        _check_placeholders(path, f"caption {name}", template, allowed)
+        check_html(path, f"caption {name}", template)
+    _check_placeholders(path, "chart night_tick", text.chart.night_tick, _TICK_PLACEHOLDERS)
+    for where, caption in _sample_captions(text):
+        check_rendered(path, where, caption)
+        length = telegram_length(caption)
+        if length > MAX_CAPTION_LENGTH:
+            raise ContentError(
+                path,
+                f"{where}: {length} characters, over Telegram's caption limit of "
+                f"{MAX_CAPTION_LENGTH}",
+            )
+    return text
+
+
+def _check_complete(path: Path, table: str, found: set[str], expected: set[str]) -> None:
+    missing = sorted(str(key) for key in expected - found)
+    if missing:
+        raise ContentError(path, f"[{table}] is missing {', '.join(map(repr, missing))}")
+
+
+def _check_placeholders(path: Path, where: str, template: str, allowed: frozenset[str]) -> None:
+    for match in PLACEHOLDER.finditer(template):
+        if match.group(0)[1:-1] not in allowed:
+            known = ", ".join("{" + name + "}" for name in sorted(allowed)) or "none"
+            raise ContentError(
+                path, f"{where}: unknown placeholder {match.group(0)} (allowed: {known})"
+            )
+
+
+def _sample_captions(text: DiaryText) -> Iterator[tuple[str, str]]:
+    """Every caption shape the templates can make: each habit with each verdict (64 in all),
+    with three-digit counts for the longest, and one night for the singular."""
+    yield "the /progress caption with no nights", render_caption(_NO_NIGHTS, text)
+    for nights in (1, 999):
+        for verdicts in product(Verdict, repeat=len(Habit)):
+            habits = tuple(
+                HabitComparison(habit, nights, nights, Decimal("4.5"), Decimal("2.5"), verdict)
+                for habit, verdict in zip(Habit, verdicts, strict=True)
+            )
+            insights = Insights(nights, Decimal("3.5"), habits)
+            where = f"the /progress caption ({', '.join(verdicts)}; {nights} nights)"
+            yield where, render_caption(insights, text)
+
+
+_NO_NIGHTS: Final = Insights(nights_logged=0, average_rating=None, habits=())

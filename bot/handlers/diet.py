@@ -1,0 +1,81 @@
+"""/diet and the diet buttons: meal ideas on /foods and in the evening reminder follow the diet.
+
+`/diet` shows it with one button per diet; `/diet vegan` sets it directly; the first set-up
+asks it once (bot.handlers.settings.ask_diet), with Skip keeping the default.
+"""
+
+from __future__ import annotations
+
+from telegram import Update
+
+from bot import callback_data
+from bot.content import DIETS
+from bot.context import BotContext
+from bot.handlers.common import command_argument, edit_in_place, reply
+from bot.handlers.settings import AWAITING, SET_UP, settings_view
+from bot.keyboards import diet_keyboard
+
+SKIP = "skip"
+
+
+def _chat_id(update: Update) -> int:
+    chat = update.effective_chat
+    assert chat is not None
+    return chat.id
+
+
+async def diet_command(update: Update, context: BotContext) -> None:
+    """/diet shows the diet and the choices; /diet vegan sets it; anything else says why not."""
+    content, store, chat_id = context.content, context.store, _chat_id(update)
+    typed = command_argument(context.args)
+    person = await store.get_person(chat_id)
+    current = content.known_diet(person.diet if person else None)
+    back = person is not None and person.ready
+    if not typed:
+        keyboard = diet_keyboard(content, "set", current=current, back=back)
+        await reply(update, content.render_diet_current(current), keyboard)
+        return
+    diet = content.find_diet(typed)
+    if diet is None:
+        keyboard = diet_keyboard(content, "set", current=current, back=back)
+        await reply(update, content.render_diet_unknown(typed), keyboard)
+        return
+    await store.set_diet(chat_id, diet, context.clock.now())  # creates the person if new
+    await reply(update, content.render_diet_saved(diet))
+
+
+async def diet_button(update: Update, context: BotContext) -> None:
+    """Every 'diet:*' button; the value is checked again because callback data can be forged."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    match = callback_data.DIET.match(query.data)
+    assert match is not None  # guaranteed by the handler's pattern
+    action, value = match.group(1), match.group(2)
+    content, store, chat_id = context.content, context.store, _chat_id(update)
+    now = context.clock.now()
+    person = await store.get_person(chat_id)
+    if action == "pick":
+        await query.answer()
+        current = content.known_diet(person.diet if person else None)
+        back = person is not None and person.ready
+        keyboard = diet_keyboard(content, "set", current=current, back=back)
+        await edit_in_place(query, content.render_diet_current(current), keyboard)
+        return
+    chosen = next((diet for diet in DIETS if diet == value), None)
+    skipped = action == "setup" and value == SKIP
+    if (chosen is None and not skipped) or (action == "setup" and person is None):
+        await query.answer(content.foods_page.diet_text.stale_button, show_alert=True)
+        return
+    await query.answer()
+    if chosen is not None:
+        person = await store.set_diet(chat_id, chosen, now)
+    assert person is not None
+    if action == "setup":
+        # The end of the first set-up: the confirmation, in place of the question.
+        if context.user_data is not None:
+            context.user_data.pop(AWAITING, None)
+        text, markup = settings_view(person, content, now)
+        await edit_in_place(query, SET_UP + text, markup)
+        return
+    keyboard = diet_keyboard(content, "set", current=person.diet, back=person.ready)
+    await edit_in_place(query, content.render_diet_saved(person.diet), keyboard)

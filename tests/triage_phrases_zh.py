@@ -1,0 +1,155 @@
+"""Chinese phrases for the triage tests: what people might type to a sleep bot in Chinese.
+
+Crisis patterns are shared by every language's safety.toml (crisis must be caught whatever the
+person's language setting), so these are checked against each of them. Chinese patterns are
+literal and match anywhere in the text, so the look-alikes here are everyday phrases around
+sleep, pills and tiredness that must stay clear of the crisis reply.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from bot.triage import Kind
+
+ZH_CRISIS_PHRASES: Final[tuple[str, ...]] = (
+    "我想死",
+    "真的好想死",
+    "我不想活了",
+    "我不想再活下去了",
+    "活着没意思",
+    "活着有什么意思呢",
+    "感觉活着好累",
+    "我想结束自己的生命",
+    "有时候想轻生",
+    "我有时候想自杀",
+    "最近总想自残",
+    "我又割腕了",
+    "我想从楼上跳下去",
+    "我要跳楼",
+    "我攒了一瓶安眠药",
+    "我想吃一整瓶安眠药",
+    "吃多少安眠药会死",
+    "我活不下去了",
+    "我没有活下去的理由",
+    "大家没有我会更好",
+    "我不想醒来了",
+    "希望睡着了就再也不醒",
+    "我是家里的累赘",
+    "没人在乎我死不死",
+    "我已经绝望了",
+    "我真的撑不下去了",
+    "想一了百了",
+    "我写好遗书了",
+    "这是我的遗言",
+    "我想离开这个世界",
+    "我想消失",
+    "想上吊",
+    "想烧炭",
+    "我在想怎么死比较不痛苦",
+    "有什么死法不痛苦",
+    "我活够了",
+    "我不想存在了",
+    "我想伤害自己",
+    "我想杀了自己",
+    "我恨我自己",
+    "我一无是处",
+    "结束这一切吧",
+    "想死，但又怕疼",
+    "我 想 死",
+    "我想死。。。",
+    "想死😭😭",
+    "honestly 不想活了",
+    "我不想活了 how much B12 should I take",
+    # traditional characters
+    "我想自殺",
+    "活著沒意義",
+    "我想結束這一切",
+)
+
+ZH_NOT_CRISIS: Final[tuple[str, ...]] = (
+    "困死了",
+    "累死了",
+    "笑死我了",
+    "吓死我了",
+    "热死了",
+    "饿死了",
+    "死活睡不着",
+    "我要被工作累死了",
+    "我每天晚上吃安眠药，可以和B12一起吃吗",
+    "吃安眠药会上瘾吗",
+    "安眠药和褪黑素哪个好",
+    "过量补充维生素B12有害吗",
+    "褪黑素吃多了会怎样",
+    "睡不着怎么办",
+    "我想睡觉",
+    "夜班太累了",
+    "我老公打呼噜很响",
+    "我对未来有点迷茫",
+    "不睡觉会死吗",
+    "老人失眠怎么办",
+    "晚上几点睡最好",
+    "手机放在卧室会影响睡眠吗",
+)
+
+ZH_LABELLED: Final[tuple[tuple[Kind, str], ...]] = (
+    # red flags
+    (Kind.RED_FLAG, "我老公说我睡觉时会停止呼吸"),
+    (Kind.RED_FLAG, "晚上经常憋醒"),
+    (Kind.RED_FLAG, "打呼噜很响，还会喘不过气"),
+    (Kind.RED_FLAG, "我失眠好几个月了"),
+    (Kind.RED_FLAG, "长期失眠怎么办"),
+    (Kind.RED_FLAG, "开车的时候犯困"),
+    (Kind.RED_FLAG, "白天总是犯困，开会都能睡着"),
+    (Kind.RED_FLAG, "手脚发麻是怎么回事"),
+    (Kind.RED_FLAG, "脚上有刺痛感"),
+    (Kind.RED_FLAG, "最近记忆力下降得厉害"),
+    (Kind.RED_FLAG, "我有抑郁症，睡不好"),
+    (Kind.RED_FLAG, "情绪低落好几周了"),
+    (Kind.RED_FLAG, "我怀孕了，可以吃猪肝吗"),
+    (Kind.RED_FLAG, "哺乳期能补B12吗"),
+    (Kind.RED_FLAG, "我在吃二甲双胍"),
+    (Kind.RED_FLAG, "长期吃奥美拉唑会缺B12吗"),
+    (Kind.RED_FLAG, "我有恶性贫血"),
+    (Kind.RED_FLAG, "做过胃切除手术"),
+    (Kind.RED_FLAG, "医生说我贫血"),
+    (Kind.RED_FLAG, "验血说B12偏低"),
+    # dose
+    (Kind.DOSE, "维生素B12一天吃多少合适"),
+    (Kind.DOSE, "B12的剂量是多少"),
+    (Kind.DOSE, "每天吃几片甲钴胺"),
+    (Kind.DOSE, "500微克会不会太多"),
+    (Kind.DOSE, "需要补充吗"),
+    (Kind.DOSE, "B12补充剂有用吗"),
+    (Kind.DOSE, "要不要补维生素"),
+    # food
+    (Kind.FOOD, "吃什么能补B12"),
+    (Kind.FOOD, "哪些食物富含维生素B12"),
+    (Kind.FOOD, "我吃素，怎么补B12"),
+    (Kind.FOOD, "纯素的人吃什么"),
+    (Kind.FOOD, "晚饭推荐"),
+    (Kind.FOOD, "有没有B12的食谱"),
+    (Kind.FOOD, "营养酵母哪里买"),
+    (Kind.FOOD, "吃什么补维生素B12"),
+    # sleep
+    (Kind.SLEEP, "褪黑素有用吗"),
+    (Kind.SLEEP, "怎么倒时差"),
+    (Kind.SLEEP, "上夜班睡不好"),
+    (Kind.SLEEP, "生物钟乱了"),
+    (Kind.SLEEP, "总是没力气"),
+    (Kind.SLEEP, "老人睡眠不好"),
+    (Kind.SLEEP, "维生素B12对睡眠有帮助吗"),
+    (Kind.SLEEP, "睡不着怎么办"),
+    (Kind.SLEEP, "晚上玩手机会影响睡眠吗"),
+    (Kind.SLEEP, "睡前能运动吗"),
+    (Kind.SLEEP, "老是做噩梦"),
+    (Kind.SLEEP, "卧室太吵了"),
+    (Kind.SLEEP, "每天熬夜"),
+    # other
+    (Kind.OTHER, "你好"),
+    (Kind.OTHER, "谢谢"),
+    (Kind.OTHER, "你是谁"),
+    (Kind.OTHER, "今天天气怎么样"),
+)
+"""Written with the Chinese patterns, so its score is a regression floor, not a measure of
+accuracy on unseen text."""
