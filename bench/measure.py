@@ -26,6 +26,7 @@ from bot.storage import (
     ClaimResult,
     MaterializeResult,
     MealChooser,
+    RecordedOutcome,
     SendOutcome,
     Store,
 )
@@ -80,14 +81,18 @@ def _accept_all(chat_id: int) -> bool:
 class TimedStore(Store):
     """The real Store, plus wall time spent inside each dispatcher-facing method.
 
-    The dispatcher awaits these one at a time (sending happens between them, never during), so
-    their sum is the tick's database share: SQL, ORM and the scheduling maths in the store.
+    Checks and records overlap with other sends (each send's own check and record run while
+    other sends are on the wire), so their sum is database work done, not time the tick
+    waited for it.
     """
 
     def __init__(self, engine: AsyncEngine, *, default_offsets: dict[str, int]) -> None:
         super().__init__(engine, default_offsets=default_offsets)
         self.seconds: dict[str, float] = {}
         self.calls: dict[str, int] = {}
+        self.recorded = 0  # outcomes written (record_outcomes may write several per call)
+        self.chat_of: dict[int, int] = {}  # delivery id → chat id, for claimed deliveries
+        self.checked_at: dict[int, float] = {}  # delivery id → monotonic start of its check
 
     def _add(self, name: str, started: float) -> None:
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
@@ -96,6 +101,7 @@ class TimedStore(Store):
     def reset(self) -> None:
         self.seconds.clear()
         self.calls.clear()
+        self.recorded = 0
 
     @property
     def total_seconds(self) -> float:
@@ -116,26 +122,49 @@ class TimedStore(Store):
         self,
         now: datetime,
         *,
-        lease: timedelta,
+        owner: str,
         grace: timedelta,
         limit: int,
-        after: tuple[datetime, int] | None = None,
         accept: Callable[[int], bool] = _accept_all,
+        defer: timedelta = timedelta(seconds=1),
     ) -> ClaimResult:
         started = time.perf_counter()
         try:
-            return await super().claim_deliveries(
-                now, lease=lease, grace=grace, limit=limit, after=after, accept=accept
+            claim = await super().claim_deliveries(
+                now, owner=owner, grace=grace, limit=limit, accept=accept, defer=defer
             )
         finally:
             self._add("claim_deliveries", started)
+        for delivery in claim.claimed:
+            self.chat_of[delivery.id] = delivery.chat_id
+        return claim
 
-    async def record_outcomes(self, outcomes: Sequence[SendOutcome]) -> None:
+    async def check_deliveries(
+        self, owner: str, delivery_ids: Sequence[int]
+    ) -> dict[int, str | None]:
+        """The last-moment check; also stamps when each delivery's check began
+        (``time.monotonic()``, comparable with the fake server's arrival times)."""
+        started = time.perf_counter()
+        stamp = time.monotonic()
+        for delivery_id in delivery_ids:
+            self.checked_at[delivery_id] = stamp
+        try:
+            return await self._check(owner, delivery_ids)
+        finally:
+            self._add("check_deliveries", started)
+
+    async def _check(self, owner: str, delivery_ids: Sequence[int]) -> dict[int, str | None]:
+        return await super().check_deliveries(owner, delivery_ids)
+
+    async def record_outcomes(
+        self, owner: str, outcomes: Sequence[SendOutcome]
+    ) -> list[RecordedOutcome]:
         started = time.perf_counter()
         try:
-            await super().record_outcomes(outcomes)
+            return await super().record_outcomes(owner, outcomes)
         finally:
             self._add("record_outcomes", started)
+            self.recorded += len(outcomes)
 
     async def deactivate(self, chat_id: int, reason: str, now: datetime) -> None:
         started = time.perf_counter()
@@ -143,6 +172,14 @@ class TimedStore(Store):
             await super().deactivate(chat_id, reason, now)
         finally:
             self._add("deactivate", started)
+
+
+class UncheckedStore(TimedStore):
+    """The send path without the last-moment eligibility check (every delivery may go):
+    only to measure, in the same run, what the check costs."""
+
+    async def _check(self, owner: str, delivery_ids: Sequence[int]) -> dict[int, str | None]:
+        return dict.fromkeys(delivery_ids)
 
 
 # --- per-statement SQL profile ---------------------------------------------------------------

@@ -26,7 +26,9 @@ from datetime import time as clock_time
 from pathlib import Path
 from typing import Any, Final
 
+from sqlalchemy import insert
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import TypeEngine
 
 from bot import schedule
@@ -330,3 +332,43 @@ async def self_check(store: Store, count: int, now: datetime, *, samples: int = 
                 f"loader and Store disagree for chat {loaded.chat_id}: {before} != {after}"
             )
     return min(samples, count)
+
+
+async def insert_due_people(engine: AsyncEngine, chat_ids: Sequence[int], due: datetime) -> None:
+    """People in UTC with a 22:00 bedtime whose wind-down reminder is due at ``due``.
+
+    For crash and stop drills on any backend (SQLAlchemy Core, not sqlite3): the rows are
+    exactly what ``Store.subscribe`` would leave, minus the computed first fire time.
+    """
+    async with engine.begin() as connection:
+        for start in range(0, len(chat_ids), 5_000):
+            batch = chat_ids[start : start + 5_000]
+            await connection.execute(
+                insert(PEOPLE),
+                [
+                    {
+                        "chat_id": chat,
+                        "timezone": "UTC",
+                        "bedtime": clock_time(22, 0),
+                        "diet": "omnivore",
+                        "subscribed": True,
+                        "recent_meals": [],
+                        "created_at": due,
+                        "updated_at": due,
+                    }
+                    for chat in batch
+                ],
+            )
+            await connection.execute(
+                insert(REMINDERS),
+                [
+                    {
+                        "chat_id": chat,
+                        "kind": "wind_down",
+                        "enabled": True,
+                        "offset_minutes": 60,
+                        "next_fire_at": due,
+                    }
+                    for chat in batch
+                ],
+            )

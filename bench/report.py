@@ -333,6 +333,12 @@ def _naive(results: Results) -> list[str]:
     ]
 
 
+def _rates(values: object) -> str:
+    if not isinstance(values, list) or not values:
+        return "n/a"
+    return ", ".join(num(v, ",.0f", "/s") for v in values)
+
+
 def _sending(results: Results) -> list[str]:
     unlimited = results.get("send-unlimited", {})
     limited = results.get("send-limited", {})
@@ -389,7 +395,28 @@ def _sending(results: Results) -> list[str]:
             ),
             _row(
                 [
-                    "· tick / of which store (materialise + claim + record)",
+                    "· each round with the last-moment eligibility check / without it "
+                    "(same run, alternating)",
+                    f"{_rates(unlimited.get('msg_per_s_each_round'))} / "
+                    f"{_rates((unlimited.get('without_check') or {}).get('msg_per_s_each_round'))}",
+                    "no slower that matters",
+                    "",
+                ]
+            ),
+            _row(
+                [
+                    "· database time per send: last-moment check / recording the outcome",
+                    f"{num(unlimited.get('check_us_per_send'), ',.0f', ' µs')} / "
+                    f"{num(unlimited.get('record_us_per_send'), ',.0f', ' µs')} "
+                    f"({num(unlimited.get('check_calls'))} / "
+                    f"{num(unlimited.get('record_calls'))} transactions)",
+                    "",
+                    "",
+                ]
+            ),
+            _row(
+                [
+                    "· tick / of which store (materialise + claim + check + record)",
                     f"{seconds(unlimited.get('tick_s'))} / {seconds(unlimited.get('store_s'))}",
                     "",
                     "",
@@ -463,6 +490,26 @@ def _sending(results: Results) -> list[str]:
                 [
                     "· store part of the tick",
                     seconds(limited.get("store_s")),
+                    "",
+                    "",
+                ]
+            ),
+            _row(
+                [
+                    "· database time per send: last-moment check / recording the outcome",
+                    f"{num(limited.get('check_us_per_send'), ',.0f', ' µs')} / "
+                    f"{num(limited.get('record_us_per_send'), ',.0f', ' µs')}",
+                    "",
+                    "",
+                ]
+            ),
+            _row(
+                [
+                    "· last eligibility check → request at Telegram: p50 / p99 / max "
+                    "(the window in which a /stop cannot stop that one message)",
+                    f"{num(limited.get('check_to_request_p50_ms'), '.1f', ' ms')} / "
+                    f"{num(limited.get('check_to_request_p99_ms'), '.1f', ' ms')} / "
+                    f"{num(limited.get('check_to_request_max_ms'), '.1f', ' ms')}",
                     "",
                     "",
                 ]

@@ -28,6 +28,7 @@ from bench.fake_remote import TOKEN, FakeReport, RemoteFakeApi
 from bench.measure import (
     SqlProfile,
     TimedStore,
+    UncheckedStore,
     WallClock,
     as_jsonable,
     median_ms,
@@ -477,8 +478,12 @@ async def _production_dispatcher(
     *,
     rate_limit: bool,
     rate_limiter: BaseRateLimiter[Any] | None = None,
+    store_class: type[TimedStore] = TimedStore,
 ) -> tuple[SleepApplication, Dispatcher, TimedStore]:
-    """build_app + initialize + post_init: the real wiring, minus starting the JobQueue."""
+    """build_app + initialize + post_init: the real wiring, minus starting the JobQueue.
+
+    ``store_class`` UncheckedStore drops the last-moment eligibility check, to measure it.
+    """
     application = build_app(
         settings, token=TOKEN, clock=clock, rate_limit=rate_limit, rate_limiter=rate_limiter
     )
@@ -491,12 +496,14 @@ async def _production_dispatcher(
     await asyncio.gather(*list(services.background))
     dispatcher = services.dispatcher
     assert dispatcher is not None
-    timed = TimedStore(services.store.engine, default_offsets=offsets(services.content))
+    timed = store_class(services.store.engine, default_offsets=offsets(services.content))
     dispatcher.store = timed
     return application, dispatcher, timed
 
 
 async def _stop(application: SleepApplication) -> None:
+    if application.post_stop is not None:  # the dispatcher's heartbeat and claims
+        await application.post_stop(application)
     await application.shutdown()
     if application.post_shutdown is not None:
         await application.post_shutdown(application)
@@ -519,28 +526,44 @@ async def _send_database(ctx: Context, name: str, count: int) -> Path:
 
 
 WHAT_IF_CONCURRENCY: Final = 8
+CHECK_ROUNDS: Final = 3  # with and without the eligibility check, alternating, this many times
 
 
 async def scenario_send_unlimited(ctx: Context) -> Result:
     """Our own ceiling: N distinct chats due at once, no rate limiter, one tick.
 
-    Measured with the production Dispatcher settings, then once more on a fresh copy of the
-    database with a smaller ``max_concurrency``: httpcore's pool does per-request work that
-    grows with the number of requests in flight, so fewer can be faster.
+    Measured with the production Dispatcher settings, then without the last-moment
+    eligibility check (UncheckedStore), alternating on fresh copies of the database so both
+    see the same machine state; then once with a smaller ``max_concurrency``: httpcore's pool
+    does per-request work that grows with the number of requests in flight.
     """
     count = UNLIMITED_CHATS
     pristine = await _send_database(ctx, "send-unlimited", count)
     run = ctx.workdir / "send-unlimited-run.sqlite3"
-    outcomes: list[Result] = []
-    for concurrency in (None, WHAT_IF_CONCURRENCY):
-        fresh_copy(pristine, run)
-        outcomes.append(await _unlimited_once(run, count, concurrency))
-    defaults, what_if = outcomes
+    checked: list[Result] = []
+    unchecked: list[Result] = []
+    for _ in range(CHECK_ROUNDS):
+        for store_class, results in ((TimedStore, checked), (UncheckedStore, unchecked)):
+            fresh_copy(pristine, run)
+            results.append(await _unlimited_once(run, count, None, store_class))
+    fresh_copy(pristine, run)
+    what_if = await _unlimited_once(run, count, WHAT_IF_CONCURRENCY, TimedStore)
+    defaults = sorted(checked, key=lambda r: float(r["msg_per_s"]))[len(checked) // 2]
+    rates = [r["msg_per_s"] for r in checked]
+    rates_unchecked = [r["msg_per_s"] for r in unchecked]
     log(
-        f"unlimited: {defaults['msg_per_s']} msg/s; max_concurrency={WHAT_IF_CONCURRENCY}: "
-        f"{what_if['msg_per_s']} msg/s"
+        f"unlimited: {rates} msg/s with the check, {rates_unchecked} without; "
+        f"max_concurrency={WHAT_IF_CONCURRENCY}: {what_if['msg_per_s']} msg/s"
     )
-    return {**defaults, "what_if_concurrency": what_if}
+    return {
+        **defaults,
+        "msg_per_s_each_round": rates,
+        "without_check": {
+            "msg_per_s_each_round": rates_unchecked,
+            "median": sorted(unchecked, key=lambda r: float(r["msg_per_s"]))[len(unchecked) // 2],
+        },
+        "what_if_concurrency": what_if,
+    }
 
 
 def fresh_copy(source: Path, target: Path) -> None:
@@ -550,12 +573,27 @@ def fresh_copy(source: Path, target: Path) -> None:
     shutil.copyfile(source, target)
 
 
-async def _unlimited_once(path: Path, count: int, max_concurrency: int | None) -> Result:
+def per_send_costs(store: TimedStore) -> Result:
+    """Database time per delivery for the last-moment check and for recording its outcome."""
+    sends = max(store.recorded, 1)
+    checks = max(len(store.checked_at), 1)
+    return {
+        "check_us_per_send": round(store.seconds.get("check_deliveries", 0.0) / checks * 1e6),
+        "check_calls": store.calls.get("check_deliveries", 0),
+        "record_us_per_send": round(store.seconds.get("record_outcomes", 0.0) / sends * 1e6),
+        "record_calls": store.calls.get("record_outcomes", 0),
+        "recorded": store.recorded,
+    }
+
+
+async def _unlimited_once(
+    path: Path, count: int, max_concurrency: int | None, store_class: type[TimedStore]
+) -> Result:
     async with RemoteFakeApi() as api:
         await api.add_chats([chat_id(i) for i in range(count)])
         clock = FakeClock(SEND_DUE)
         application, dispatcher, store = await _production_dispatcher(
-            settings_for(path, api), clock, rate_limit=False
+            settings_for(path, api), clock, rate_limit=False, store_class=store_class
         )
         if max_concurrency is not None:
             dispatcher.max_concurrency = max_concurrency
@@ -576,6 +614,8 @@ async def _unlimited_once(path: Path, count: int, max_concurrency: int | None) -
         "send_phase_msg_per_s": round((len(ok) - 1) / send_window, 1) if send_window else None,
         "store_s": round(store.total_seconds, 3),
         "store_breakdown_s": {k: round(v, 3) for k, v in store.seconds.items()},
+        **per_send_costs(store),
+        **_check_to_request(fake, store),
         "http_200": len(ok),
         "http_429": fake.count(429),
         "per_chat_violations": fake.per_chat_violations,
@@ -641,9 +681,31 @@ async def _send_limited(ctx: Context, *, previous: bool) -> Result:
         "tick_s": round(elapsed, 2),
         "store_s": round(store.total_seconds, 3),
         "store_breakdown_s": {k: round(v, 3) for k, v in store.seconds.items()},
+        **per_send_costs(store),
+        **_check_to_request(fake, store),
         **_lateness(fake, tick_started),
         **cpu_dict(tick),
         "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+
+
+def _check_to_request(fake: FakeReport, store: TimedStore) -> Result:
+    """The physics window of "stop means stop": from the start of a delivery's last-moment
+    check to its request reaching Telegram (the fake). A person acting inside it can still
+    get that one message right after the bot's confirmation."""
+    delivery_of = {chat: delivery for delivery, chat in store.chat_of.items()}
+    windows = sorted(
+        record.at - store.checked_at[delivery_of[record.chat_id]]
+        for record in fake.ok()
+        if record.chat_id in delivery_of and delivery_of[record.chat_id] in store.checked_at
+    )
+    if not windows:
+        return {}
+    return {
+        "check_to_request_n": len(windows),
+        "check_to_request_p50_ms": round(percentile(windows, 0.5) * 1000, 2),
+        "check_to_request_p99_ms": round(percentile(windows, 0.99) * 1000, 2),
+        "check_to_request_max_ms": round(windows[-1] * 1000, 2),
     }
 
 

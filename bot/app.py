@@ -207,6 +207,7 @@ def build_app(
                 grace=timedelta(minutes=settings_.reminder_grace_minutes),
                 retention=timedelta(days=settings_.delivery_history_days),
             )
+            await services.dispatcher.start()
             application.job_queue.run_repeating(
                 services.dispatcher.run_job,
                 interval=settings_.dispatch_interval_seconds,
@@ -215,6 +216,12 @@ def build_app(
                 # Never skip a tick because the loop was busy, never run two at once.
                 job_kwargs={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
             )
+
+    async def post_stop(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        # SIGTERM: polling and the JobQueue have stopped; now end the dispatcher's tick (it
+        # runs beside the JobQueue) and give its unsent claims back, within seconds.
+        if services.dispatcher is not None:
+            await services.dispatcher.stop()
 
     async def post_shutdown(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
         if services._store is not None:
@@ -226,6 +233,7 @@ def build_app(
         .context_types(ContextTypes(context=BotContext))
         .defaults(Defaults(parse_mode=ParseMode.HTML))
         .post_init(post_init)
+        .post_stop(post_stop)
         .post_shutdown(post_shutdown)
         .concurrent_updates(processor)
         # Our own poller stores each batch before confirming it (bot.polling); PTB's Updater
@@ -257,8 +265,10 @@ async def running(application: SleepApplication, *, poll: bool) -> AsyncIterator
     caller feeds `process_update` directly (the chat).
 
     Stop order: (1) stop polling and confirm what is stored, (2) let the update in hand finish,
-    (3) `Application.stop()`: the JobQueue and with it the reminder dispatcher, (4) shutdown
-    and post_shutdown (the database closes last).
+    (3) `Application.stop()`: the JobQueue, (4) `post_stop`: the reminder dispatcher stops
+    claiming, lets sends on the wire finish and releases the rest (its tick runs beside the
+    JobQueue, which would otherwise wait for a whole burst), (5) shutdown and post_shutdown
+    (the database closes last).
     """
     await application.initialize()
     try:
@@ -275,6 +285,8 @@ async def running(application: SleepApplication, *, poll: bool) -> AsyncIterator
             if intake is not None:
                 await intake.stop()
             await application.stop()
+            if application.post_stop is not None:
+                await application.post_stop(application)
     finally:
         await application.shutdown()
         if application.post_shutdown is not None:

@@ -6,18 +6,31 @@ each tick
 1. MATERIALISES due reminders into pending delivery rows (choosing tonight's meal), moving
    each reminder to its next night in the same transaction. Occurrences more than ``grace``
    late (the bot was down) are skipped with a warning instead of being sent as a burst.
-2. SENDS due deliveries: claims a batch (``sending`` + a lease), sends concurrently, records
-   each outcome. Loops while full batches keep coming, so with 10,000 reminders due at once
-   the send rate is set by the bot's rate limiter, not by the tick interval.
+2. SENDS due deliveries through a small pipeline: claims a few at a time (``sending``, owned
+   by this dispatcher), and ``max_concurrency`` workers each check → send → record one
+   delivery. Loops while claims keep coming, so with 10,000 reminders due at once the send
+   rate is set by the bot's rate limiter, not by the tick interval.
+
+Stop means stop: right before each request goes out — after the rate limiter's wait, via
+its ``SendOptions.still_wanted`` hook — the delivery is checked against the person's current
+state in the database (``bot.eligibility``), and dropped with a counted, logged reason if
+the person stopped, paused, erased, switched that kind off or blocked the bot since it was
+claimed. The same rule runs again before a failed attempt is rescheduled.
+
+Crash safety: each outcome is committed as soon as its send returns (small group commits), and
+a worker takes its next delivery only after that commit, so a SIGKILL can repeat at most the
+sends that were in flight (≤ ``max_concurrency``). Claims carry their owner; a heartbeat task
+renews the owner's row every ``heartbeat_every``, independently of sending. Claims of an
+owner silent for ``dead_after`` (8 s) are put back to pending by any live dispatcher at its
+next tick, or within a heartbeat interval mid-burst: at most 8 + 5 = 13 s after the crash by
+default; a live owner's claims are never taken, however slowly it sends. ``stop()``
+(SIGTERM) stops claiming, lets requests already on the wire finish, and gives unsent claims
+back at once.
 
 Several processes may share one PostgreSQL database: every claim uses ``FOR UPDATE SKIP
 LOCKED``, so each reminder is materialised once and each delivery claimed by one process.
-
-Delivery is at-least-once. A process killed while sending leaves ``sending`` rows whose lease
-expires; the next tick (in any process) sends them again. The window for a duplicate is the
-time between Telegram accepting a message and the batch's outcome being committed (at most one
-batch of sends), plus a network error or timeout after Telegram accepted the message. Nothing
-due is ever silently lost: it is sent, retried, or marked expired/failed with a log line.
+Nothing due is ever silently lost: it is sent, retried, or marked expired/failed/skipped with
+a log line.
 
 Time always comes from the injected clock, so tests can cross nights and DST without sleeping.
 """
@@ -26,13 +39,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
+import socket
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
-from telegram import Bot
+from telegram import Bot, Message
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -41,24 +58,40 @@ from telegram.error import (
     RetryAfter,
     TelegramError,
 )
-from telegram.ext import CallbackContext
+from telegram.ext import CallbackContext, ExtBot
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.clock import Clock, FakeClock
 from bot.content import Content
 from bot.keyboards import reminder_keyboard
 from bot.meals import choose_meal
-from bot.ratelimit import SendOptions
-from bot.storage import ClaimedDelivery, SendOutcome, Store
+from bot.ratelimit import FairRateLimiter, SendOptions, Withdrawn
+from bot.storage import ClaimedDelivery, RecordedOutcome, SendOutcome, Store
 
 log = logging.getLogger(__name__)
 
 BACKOFF_START: Final = timedelta(seconds=5)
 BACKOFF_CAP: Final = timedelta(minutes=5)
 PURGE_EVERY: Final = timedelta(hours=1)
+HEARTBEAT_EVERY: Final = timedelta(seconds=2)
+DEAD_AFTER: Final = timedelta(seconds=8)
+# Graceful stop: how long requests already on the wire may take before they are abandoned
+# (their claims are then released too: a possible duplicate, never a loss).
+DRAIN_SECONDS: Final = 5.0
 # No in-process retry of a 429, and no waiting longer than this for a held-back chat: the
 # delivery is rescheduled instead, so the send slot goes to another chat.
 REMINDER_SEND: Final = SendOptions(max_retries=0, max_wait=2.0)
+# A chat's next due reminder is looked at again this much later while its previous one is
+# still in flight (one at a time keeps their order; the limiter paces the chat).
+BUSY_CHAT_DEFER: Final = timedelta(milliseconds=250)
+
+_PACING: Final = "pacing"  # waiting for the rate limiter: nothing sent yet, safe to cancel
+_BUSY: Final = "busy"  # checking, on the wire or recording: let it finish
+
+
+def new_owner_id() -> str:
+    """Unique per process start: host, pid and a random tail (pids are reused)."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 @dataclass
@@ -72,6 +105,12 @@ class TickReport:
     deactivated: int = 0
     failed: int = 0
     expired: int = 0  # pending deliveries that became older than the grace period
+    # Claimed but not sent, by reason (bot.eligibility): the person acted after the claim.
+    dropped: Counter[str] = field(default_factory=Counter)
+    # Sent while the person cancelled it: the request was already on the wire.
+    in_flight_when_cancelled: int = 0
+    taken_over: int = 0  # claims of dead dispatchers put back to pending by this one
+    released: int = 0  # unsent claims given back (stopping, or a failed check)
 
     def __bool__(self) -> bool:
         return any(getattr(self, f.name) for f in fields(self))
@@ -81,18 +120,62 @@ class TickReport:
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
     def summary(self) -> str:
-        return ", ".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self))
+        parts = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Counter):
+                detail = ", ".join(f"{reason}={n}" for reason, n in sorted(value.items()))
+                parts.append(f"{f.name}={value.total()}" + (f" ({detail})" if detail else ""))
+            else:
+                parts.append(f"{f.name}={value}")
+        return ", ".join(parts)
 
 
-@dataclass(frozen=True)
-class _Attempt:
-    delivery: ClaimedDelivery
-    outcome: SendOutcome
-    deactivate: str | None = None  # reason, when the chat is gone for us
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class _GroupCall(Generic[T, R]):
+    """Runs ``run`` once for everything submitted while its previous run was busy.
+
+    Idle, a submission runs at once (alone); under load, the sends that finished meanwhile
+    share one transaction. Each caller waits for its own item's result only.
+    """
+
+    def __init__(self, run: Callable[[list[T]], Awaitable[Sequence[R]]]) -> None:
+        self._run = run
+        self._waiting: list[tuple[T, asyncio.Future[R]]] = []
+        self._runner: asyncio.Task[None] | None = None
+
+    async def submit(self, item: T) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.create_task(self._drain(), name="dispatcher-group-call")
+        return await future
+
+    async def flush(self) -> None:
+        """Wait until everything submitted so far has run (a caller that gave up included)."""
+        while self._runner is not None and not self._runner.done():
+            await asyncio.shield(self._runner)
+
+    async def _drain(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                results = await self._run([item for item, _ in batch])
+            except Exception as error:  # every caller sees it; the next batch may succeed
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
 
 
 class Dispatcher:
-    """Sends every due reminder exactly when due, once, from whichever process gets it first."""
+    """Sends every due reminder when due, once, from whichever process claims it first."""
 
     def __init__(
         self,
@@ -103,37 +186,136 @@ class Dispatcher:
         *,
         grace: timedelta = timedelta(minutes=30),
         batch_size: int = 500,
-        lease: timedelta = timedelta(minutes=5),
+        claim_size: int = 32,
         max_concurrency: int = 16,
         retention: timedelta = timedelta(days=30),
+        heartbeat_every: timedelta = HEARTBEAT_EVERY,
+        dead_after: timedelta = DEAD_AFTER,
+        owner: str | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        if batch_size < 1 or max_concurrency < 1:
-            raise ValueError("batch_size and max_concurrency must be positive")
-        if lease <= timedelta(0):
-            raise ValueError("lease must be positive")
+        """``batch_size`` reminders are materialised per transaction, ``claim_size``
+        deliveries claimed per transaction. ``sleep`` paces the heartbeat task (tests may
+        pass their own; ``beat()`` also works on its own)."""
+        if batch_size < 1 or claim_size < 1 or max_concurrency < 1:
+            raise ValueError("batch_size, claim_size and max_concurrency must be positive")
+        if heartbeat_every <= timedelta(0) or dead_after < 2 * heartbeat_every:
+            raise ValueError("dead_after must be at least two heartbeats")
         self.store = store
         self.bot = bot
         self.content = content
         self.clock = clock
         self.grace = grace
         self.batch_size = batch_size
-        self.lease = lease
+        self.claim_size = claim_size
         self.max_concurrency = max_concurrency
-        # Per-chat pacing is the bot's rate limiter's (bot/ratelimit.py). A chat it holds back
-        # for long (a 429) answers RetryAfter at once, and the delivery is rescheduled.
-        self._send_options: dict[str, Any] = (
-            {"rate_limit_args": REMINDER_SEND} if getattr(bot, "rate_limiter", None) else {}
-        )
-        self._running = asyncio.Lock()
         self.retention = retention
+        self.heartbeat_every = heartbeat_every
+        self.dead_after = dead_after
+        self.owner = owner or new_owner_id()
+        self._sleep = sleep
+        # Per-chat pacing is the rate limiter's (bot/ratelimit.py); here a chat has one
+        # reminder in flight at a time, so its reminders keep their order.
+        self._busy_chats: set[int] = set()
+        self._running = asyncio.Lock()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._stopping = asyncio.Event()
+        self._workers: dict[asyncio.Task[bool], str] = {}
+        self._unrecorded: set[int] = set()  # sent or not, its outcome could not be written
+        self._withdrawn: set[int] = set()  # not sent and still claimed: to be released
+        self._released_on_stop = 0
+        self._checks: _GroupCall[int, str | None] = _GroupCall(self._check_batch)
+        self._records: _GroupCall[SendOutcome, RecordedOutcome] = _GroupCall(self._record_batch)
+        self._tick_task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._last_beat: datetime | None = None
+        self._last_reap: datetime | None = None
         self._next_purge_at: datetime | None = None
 
+    # --- life cycle ------------------------------------------------------------------------
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    async def start(self) -> None:
+        """Register this dispatcher and keep its heartbeat going until ``stop()``."""
+        await self.beat()
+        self._heartbeat_task = asyncio.create_task(
+            self._heartbeat_forever(), name="dispatcher-heartbeat"
+        )
+
+    async def beat(self) -> None:
+        """One heartbeat: this dispatcher's claims stay its own for ``dead_after`` more."""
+        now = self.clock.now()
+        await self.store.heartbeat(self.owner, now)
+        self._last_beat = now
+
+    async def _heartbeat_forever(self) -> None:
+        while True:
+            await self._sleep(self.heartbeat_every.total_seconds())
+            try:
+                await self.beat()
+            except Exception:  # a database hiccup: the next beat may succeed
+                log.warning("dispatcher heartbeat failed", exc_info=True)
+
+    async def stop(self, drain_seconds: float = DRAIN_SECONDS) -> None:
+        """Graceful stop (SIGTERM): claim nothing more, let requests on the wire finish,
+        give every unsent claim back (pending, due at once for the next process)."""
+        self._stopping.set()
+        for task, phase in list(self._workers.items()):
+            if phase == _PACING:
+                task.cancel()
+        try:
+            await asyncio.wait_for(self._idle.wait(), drain_seconds)
+        except TimeoutError:
+            log.warning(
+                "%d sends still unfinished %.0f s after stop: abandoning them (their claims are "
+                "released, so a message Telegram did accept may be sent again)",
+                len(self._workers),
+                drain_seconds,
+            )
+            for task in list(self._workers):
+                task.cancel()
+            try:  # the tick now releases what it holds; it only needs the database
+                await asyncio.wait_for(self._idle.wait(), min(2.0, drain_seconds))
+            except TimeoutError:
+                if self._tick_task is not None:
+                    self._tick_task.cancel()
+        await self._records.flush()  # outcomes first, so no sent message is released
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            await asyncio.gather(self._heartbeat_task, return_exceptions=True)
+        released = self._released_on_stop + await self.store.retire_dispatcher(self.owner)
+        log.info("dispatcher stopped; %d unsent claims released for the next process", released)
+
     async def run_job(self, context: CallbackContext[Any, Any, Any, Any]) -> None:
-        """JobQueue callback. Overlapping runs are skipped: one tick at a time per process."""
-        if self._running.locked():
+        """JobQueue callback: start a tick in the background and return.
+
+        PTB's ``Application.stop()`` waits for running jobs; a tick mid-burst would hold a
+        SIGTERM for minutes. The tick runs beside the JobQueue instead, and ``stop()`` (from
+        ``post_stop``) ends it. Overlapping ticks are skipped: one at a time per process.
+        """
+        if self.stopping:
+            return
+        if self._tick_task is not None and not self._tick_task.done():
             log.debug("dispatcher tick still running; skipping this one")
             return
-        report = await self.tick()
+        self._tick_task = asyncio.create_task(self.tick_and_log(), name="dispatcher-tick")
+
+    async def idle(self) -> None:
+        """Wait for the tick ``run_job`` started, if any, to finish."""
+        if self._tick_task is not None:
+            await asyncio.shield(self._tick_task)
+
+    async def tick_and_log(self) -> None:
+        """One tick, summarised in one log line when it did anything."""
+        try:
+            report = await self.tick()
+        except Exception:
+            log.exception("dispatcher tick failed; the next one retries")
+            return
         if not report:
             return
         # Rows created for later sending are routine (DEBUG); anything sent, retried,
@@ -145,14 +327,49 @@ class Dispatcher:
     async def tick(self) -> TickReport:
         """Materialise due reminders, then send due deliveries until none are left this tick."""
         async with self._running:
-            report = TickReport()
-            # Send after every materialised batch, so with 10,000 due at once the first
-            # message leaves after one batch of database work, not after all of it.
-            while await self._materialize(report):
-                await self._send_due(report)
-            await self._send_due(report)
-            await self._purge_history()
-            return report
+            self._idle.clear()
+            try:
+                report = TickReport()
+                if self.stopping:
+                    return report
+                await self._keep_alive(report)
+                await self._release_unrecorded(report)
+                # Send after every materialised batch, so with 10,000 due at once the first
+                # message leaves after one batch of database work, not after all of it.
+                while not self.stopping and await self._materialize(report):
+                    await self._send_due(report)
+                if not self.stopping:
+                    await self._send_due(report)
+                    await self._purge_history()
+                return report
+            finally:
+                self._idle.set()
+
+    async def _keep_alive(self, report: TickReport) -> None:
+        """Beat if the heartbeat task has not (tests tick without it), and at most once a
+        heartbeat interval put dead dispatchers' claims back to pending."""
+        now = self.clock.now()
+        if self._last_beat is None or now - self._last_beat >= self.heartbeat_every:
+            await self.beat()
+        if self._last_reap is not None and now - self._last_reap < self.heartbeat_every:
+            return
+        self._last_reap = now
+        dead = await self.store.release_dead_claims(now, self.dead_after)
+        if dead.released:
+            log.warning(
+                "took over %d deliveries claimed by %s (no heartbeat for %s)",
+                dead.released,
+                ", ".join(dead.owners),
+                _duration(self.dead_after),
+            )
+            report.taken_over += dead.released
+
+    async def _release_unrecorded(self, report: TickReport) -> None:
+        """Deliveries whose outcome could not be written are given back: at least once."""
+        if not self._unrecorded:
+            return
+        ids, self._unrecorded = sorted(self._unrecorded), set()
+        report.released += await self.store.release_claims(self.owner, ids)
 
     async def _purge_history(self) -> None:
         """At most hourly: forget finished deliveries older than the retention period."""
@@ -198,121 +415,228 @@ class Dispatcher:
     # --- 2. send -------------------------------------------------------------------------
 
     async def _send_due(self, report: TickReport) -> None:
-        cursor: tuple[datetime, int] | None = None
-        chats_this_tick: set[int] = set()
-        semaphore = asyncio.Semaphore(self.max_concurrency)
-        while True:
-            now = self.clock.now()
+        """Claim a few, keep ``max_concurrency`` workers busy, claim more as they finish."""
+        ready: deque[ClaimedDelivery] = deque()
+        running: dict[asyncio.Task[bool], ClaimedDelivery] = {}
+        unsent: list[int] = []
+        more = True
+        try:
+            while True:
+                if more and not self.stopping and len(ready) < self.max_concurrency:
+                    claimed, more = await self._claim(report)
+                    ready.extend(claimed)
+                while ready and len(running) < self.max_concurrency and not self.stopping:
+                    delivery = ready.popleft()
+                    task = asyncio.create_task(self._deliver(delivery, report))
+                    self._workers[task] = _BUSY
+                    running[task] = delivery
+                if not running:
+                    if self.stopping or not (more or ready):
+                        return
+                    continue
+                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    delivery = running.pop(task)
+                    self._workers.pop(task, None)
+                    if task.cancelled() or not task.result():
+                        unsent.append(delivery.id)
+        finally:
+            for task in running:  # only when this tick itself is cancelled
+                task.cancel()
+                self._workers.pop(task, None)
+            unsent.extend(delivery.id for delivery in [*ready, *running.values()])
+            for delivery in ready:
+                self._busy_chats.discard(delivery.chat_id)
+            if unsent:
+                released = await self.store.release_claims(self.owner, unsent)
+                report.released += released
+                if self.stopping:
+                    self._released_on_stop += released
 
-            def accept(chat_id: int) -> bool:
-                # At most one message per chat per tick: a chat's reminders keep their order.
-                if chat_id in chats_this_tick:
-                    return False
-                chats_this_tick.add(chat_id)
-                return True
-
-            claim = await self.store.claim_deliveries(
-                now,
-                lease=self.lease,
-                grace=self.grace,
-                limit=self.batch_size,
-                after=cursor,
-                accept=accept,
-            )
-            for expired in claim.expired:
-                log.warning(
-                    "expired a %s reminder for chat %s: due %s, not sent within the %s grace "
-                    "period (attempts so far: %d)",
-                    expired.kind,
-                    expired.chat_id,
-                    expired.due_at.isoformat(),
-                    _duration(self.grace),
-                    expired.attempts,
-                )
-            report.expired += len(claim.expired)
-            if claim.claimed:
-                attempts = await asyncio.gather(
-                    *(self._send_one(delivery, semaphore) for delivery in claim.claimed)
-                )
-                await self._record(attempts, report)
-            if claim.scanned < self.batch_size or claim.cursor is None:
-                return
-            cursor = claim.cursor
-
-    async def _send_one(self, delivery: ClaimedDelivery, semaphore: asyncio.Semaphore) -> _Attempt:
-        async with semaphore:
-            meal = self.content.meal(delivery.meal_id) if delivery.meal_id else None
-            try:
-                text = self.content.render_reminder(delivery.kind, meal)
-            except KeyError:
-                return self._failed(delivery, f"unknown reminder kind {delivery.kind!r}")
-            try:
-                message = await self.bot.send_message(
-                    delivery.chat_id,
-                    text,
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=reminder_keyboard(delivery.id),
-                    **self._send_options,
-                )
-            except RetryAfter as error:
-                wait = _retry_after(error)
-                log.info(
-                    "flood control for chat %s: retrying delivery %s in %s",
-                    delivery.chat_id,
-                    delivery.id,
-                    _duration(wait),
-                )
-                return self._retry(delivery, wait, error)
-            except Forbidden as error:
-                return self._gone(delivery, error)
-            except BadRequest as error:  # a NetworkError subclass in PTB: must come first
-                if "chat not found" in str(error).lower():
-                    return self._gone(delivery, error)
-                return self._failed(delivery, f"BadRequest: {error}")
-            except NetworkError as error:  # includes TimedOut: maybe delivered, maybe not
-                wait = _backoff(delivery.attempts + 1)
-                log.warning(
-                    "network error sending delivery %s to chat %s (%s); retrying in %s",
-                    delivery.id,
-                    delivery.chat_id,
-                    error,
-                    _duration(wait),
-                )
-                return self._retry(delivery, wait, error)
-            except TelegramError as error:  # 5xx, InvalidToken, Conflict, ...: maybe transient
-                wait = _backoff(delivery.attempts + 1)
-                log.error(
-                    "Telegram error sending delivery %s to chat %s: %r; retrying in %s",
-                    delivery.id,
-                    delivery.chat_id,
-                    error,
-                    _duration(wait),
-                )
-                return self._retry(delivery, wait, error)
-            except Exception as error:  # a bug: record it rather than retry forever
-                log.exception("unexpected error sending delivery %s", delivery.id)
-                return self._failed(delivery, f"{type(error).__name__}: {error}")
-            return _Attempt(
-                delivery,
-                SendOutcome(
-                    delivery.id, "sent", self.clock.now(), telegram_message_id=message.message_id
-                ),
-            )
-
-    def _retry(self, delivery: ClaimedDelivery, wait: timedelta, error: Exception) -> _Attempt:
+    async def _claim(self, report: TickReport) -> tuple[list[ClaimedDelivery], bool]:
+        """Claim up to ``claim_size``; also says whether more may be due."""
+        await self._keep_alive(report)
         now = self.clock.now()
-        return _Attempt(
-            delivery,
-            SendOutcome(
+
+        def accept(chat_id: int) -> bool:
+            if chat_id in self._busy_chats:
+                return False
+            self._busy_chats.add(chat_id)
+            return True
+
+        claim = await self.store.claim_deliveries(
+            now,
+            owner=self.owner,
+            grace=self.grace,
+            limit=self.claim_size,
+            accept=accept,
+            defer=BUSY_CHAT_DEFER,
+        )
+        for expired in claim.expired:
+            log.warning(
+                "expired a %s reminder for chat %s: due %s, not sent within the %s grace "
+                "period (attempts so far: %d)",
+                expired.kind,
+                expired.chat_id,
+                expired.due_at.isoformat(),
+                _duration(self.grace),
+                expired.attempts,
+            )
+        report.expired += len(claim.expired)
+        return list(claim.claimed), claim.scanned >= self.claim_size
+
+    async def _deliver(self, delivery: ClaimedDelivery, report: TickReport) -> bool:
+        """Check, send and record one delivery; False when it was not sent and is still
+        claimed (withdrawn because we are stopping, or the check itself failed)."""
+        try:
+            outcome = await self._attempt(delivery, report)
+            if outcome is None:
+                return delivery.id not in self._withdrawn
+            try:
+                recorded = await self._records.submit(outcome)
+            except Exception:
+                log.exception(
+                    "could not record that delivery %s was %s; it will be released",
+                    delivery.id,
+                    outcome.result,
+                )
+                self._unrecorded.add(delivery.id)
+                return True
+            self._count(delivery, outcome, recorded, report)
+            return True
+        finally:
+            self._withdrawn.discard(delivery.id)
+            self._busy_chats.discard(delivery.chat_id)
+
+    async def _attempt(self, delivery: ClaimedDelivery, report: TickReport) -> SendOutcome | None:
+        """The send itself; None when the last-moment check said no (nothing was sent)."""
+        meal = self.content.meal(delivery.meal_id) if delivery.meal_id else None
+        try:
+            text = self.content.render_reminder(delivery.kind, meal)
+        except KeyError:
+            return self._failed(delivery, f"unknown reminder kind {delivery.kind!r}")
+
+        async def still_wanted() -> bool:
+            return await self._still_wanted(delivery, report)
+
+        try:
+            message = await self._send(delivery, text, still_wanted)
+        except Withdrawn:
+            return None
+        except RetryAfter as error:
+            wait = _retry_after(error)
+            log.info(
+                "flood control for chat %s: retrying delivery %s in %s",
+                delivery.chat_id,
                 delivery.id,
-                "retry",
-                now,
-                retry_at=now + wait,
-                error=f"{type(error).__name__}: {error}"[:500],
-            ),
+                _duration(wait),
+            )
+            return self._retry(delivery, wait, error)
+        except Forbidden as error:
+            return self._gone(delivery, error)
+        except BadRequest as error:  # a NetworkError subclass in PTB: must come first
+            if "chat not found" in str(error).lower():
+                return self._gone(delivery, error)
+            return self._failed(delivery, f"BadRequest: {error}")
+        except NetworkError as error:  # includes TimedOut: maybe delivered, maybe not
+            wait = _backoff(delivery.attempts + 1)
+            log.warning(
+                "network error sending delivery %s to chat %s (%s); retrying in %s",
+                delivery.id,
+                delivery.chat_id,
+                error,
+                _duration(wait),
+            )
+            return self._retry(delivery, wait, error)
+        except TelegramError as error:  # 5xx, InvalidToken, Conflict, ...: maybe transient
+            wait = _backoff(delivery.attempts + 1)
+            log.error(
+                "Telegram error sending delivery %s to chat %s: %r; retrying in %s",
+                delivery.id,
+                delivery.chat_id,
+                error,
+                _duration(wait),
+            )
+            return self._retry(delivery, wait, error)
+        except Exception as error:  # a bug: record it rather than retry forever
+            log.exception("unexpected error sending delivery %s", delivery.id)
+            return self._failed(delivery, f"{type(error).__name__}: {error}")
+        if message is None:
+            return None
+        return SendOutcome(
+            delivery.id, "sent", self.clock.now(), telegram_message_id=message.message_id
         )
 
-    def _failed(self, delivery: ClaimedDelivery, error: str) -> _Attempt:
+    async def _send(
+        self, delivery: ClaimedDelivery, text: str, still_wanted: Callable[[], Awaitable[bool]]
+    ) -> Message | None:
+        """Through the rate limiter's last-moment hook when it has one (the check then runs
+        after the wait for a slot); otherwise check, then send. None: not wanted any more."""
+        markup = reminder_keyboard(delivery.id)
+        bot = self.bot
+        if isinstance(bot, ExtBot) and isinstance(bot.rate_limiter, FairRateLimiter):
+            task = asyncio.current_task()
+            if task in self._workers:
+                self._workers[task] = _PACING
+            return await bot.send_message(
+                delivery.chat_id,
+                text,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup,
+                rate_limit_args=replace(REMINDER_SEND, still_wanted=still_wanted),
+            )
+        if not await still_wanted():
+            return None
+        return await bot.send_message(
+            delivery.chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup
+        )
+
+    async def _still_wanted(self, delivery: ClaimedDelivery, report: TickReport) -> bool:
+        """The last look before the request goes: stopping, or the person acted meanwhile?"""
+        task = asyncio.current_task()
+        if task in self._workers:
+            self._workers[task] = _BUSY
+        if self.stopping:
+            self._withdrawn.add(delivery.id)
+            return False
+        try:
+            reason = await self._checks.submit(delivery.id)
+        except Exception:
+            log.warning(
+                "could not check delivery %s; not sending it now", delivery.id, exc_info=True
+            )
+            self._withdrawn.add(delivery.id)
+            return False
+        if reason is not None:
+            log.info(
+                "not sending %s reminder %s to chat %s: %s",
+                delivery.kind,
+                delivery.id,
+                delivery.chat_id,
+                reason,
+            )
+            report.dropped[reason] += 1
+            return False
+        return True
+
+    async def _check_batch(self, delivery_ids: list[int]) -> list[str | None]:
+        verdicts = await self.store.check_deliveries(self.owner, delivery_ids)
+        return [verdicts[delivery_id] for delivery_id in delivery_ids]
+
+    async def _record_batch(self, outcomes: list[SendOutcome]) -> list[RecordedOutcome]:
+        return await self.store.record_outcomes(self.owner, outcomes)
+
+    def _retry(self, delivery: ClaimedDelivery, wait: timedelta, error: Exception) -> SendOutcome:
+        now = self.clock.now()
+        return SendOutcome(
+            delivery.id,
+            "retry",
+            now,
+            retry_at=now + wait,
+            error=f"{type(error).__name__}: {error}"[:500],
+        )
+
+    def _failed(self, delivery: ClaimedDelivery, error: str) -> SendOutcome:
         log.error(
             "delivery %s (%s) to chat %s failed for good: %s",
             delivery.id,
@@ -320,37 +644,52 @@ class Dispatcher:
             delivery.chat_id,
             error,
         )
-        return _Attempt(
-            delivery, SendOutcome(delivery.id, "failed", self.clock.now(), error=error[:500])
-        )
+        return SendOutcome(delivery.id, "failed", self.clock.now(), error=error[:500])
 
-    def _gone(self, delivery: ClaimedDelivery, error: TelegramError) -> _Attempt:
+    def _gone(self, delivery: ClaimedDelivery, error: TelegramError) -> SendOutcome:
         reason = f"{type(error).__name__}: {error}"[:200]
         log.info("chat %s is unreachable (%s): turning its reminders off", delivery.chat_id, reason)
-        return _Attempt(
-            delivery,
-            SendOutcome(delivery.id, "failed", self.clock.now(), error=reason),
-            deactivate=reason,
-        )
+        return SendOutcome(delivery.id, "gone", self.clock.now(), error=reason)
 
-    async def _record(self, attempts: Sequence[_Attempt], report: TickReport) -> None:
-        await self.store.record_outcomes([attempt.outcome for attempt in attempts])
-        now = self.clock.now()
-        deactivated: set[int] = set()
-        for attempt in attempts:
-            result = attempt.outcome.result
-            if result == "sent":
-                report.sent += 1
-            elif result == "retry":
-                report.retried += 1
-            elif attempt.deactivate is not None:
-                chat_id = attempt.delivery.chat_id
-                if chat_id not in deactivated:
-                    deactivated.add(chat_id)
-                    await self.store.deactivate(chat_id, attempt.deactivate, now)
-                    report.deactivated += 1
-            else:
-                report.failed += 1
+    def _count(
+        self,
+        delivery: ClaimedDelivery,
+        outcome: SendOutcome,
+        recorded: RecordedOutcome,
+        report: TickReport,
+    ) -> None:
+        if recorded.status is None:
+            log.warning(
+                "delivery %s to chat %s (%s) was no longer ours when recorded: erased, or taken "
+                "over by another dispatcher",
+                delivery.id,
+                delivery.chat_id,
+                outcome.result,
+            )
+        if outcome.result == "sent":
+            report.sent += 1
+            if recorded.was_cancelled:
+                log.info(
+                    "delivery %s to chat %s was already on the wire when the person cancelled it",
+                    delivery.id,
+                    delivery.chat_id,
+                )
+                report.in_flight_when_cancelled += 1
+        elif recorded.dropped is not None:
+            log.info(
+                "not retrying %s reminder %s to chat %s: %s",
+                delivery.kind,
+                delivery.id,
+                delivery.chat_id,
+                recorded.dropped,
+            )
+            report.dropped[recorded.dropped] += 1
+        elif outcome.result == "retry":
+            report.retried += 1
+        elif outcome.result == "gone":
+            report.deactivated += 1
+        else:
+            report.failed += 1
 
 
 def _backoff(attempt: int) -> timedelta:

@@ -41,6 +41,7 @@ __all__ = [
     "FakeApiTimeoutError",
     "FakeBotApi",
     "FloodViolation",
+    "Hold",
     "StoredMessage",
 ]
 
@@ -322,6 +323,32 @@ class _Fault:
         return self.chat_id is None or params.get("chat_id") == self.chat_id
 
 
+@dataclass(eq=False)
+class Hold:
+    """Requests stopped at the door (see :meth:`FakeBotApi.hold`): ``arrived`` counts them,
+    and none is answered (nor even looked at) until :meth:`release`."""
+
+    method: str
+    chat_ids: frozenset[int] | None
+    limit: int | None
+    arrived: int = 0
+    _open: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def matches(self, method: str, params: JSONDict) -> bool:
+        if method != self.method or self._open.is_set():
+            return False
+        if self.limit is not None and self.arrived >= self.limit:
+            return False
+        return self.chat_ids is None or params.get("chat_id") in self.chat_ids
+
+    def release(self) -> None:
+        """Let every held request (and any later one) through."""
+        self._open.set()
+
+    async def passed(self) -> None:
+        await self._open.wait()
+
+
 @dataclass(slots=True)
 class _Chat:
     id: int
@@ -463,6 +490,7 @@ class FakeBotApi:
         self._answered: dict[str, ApiCall] = {}
 
         self._faults: dict[str, list[_Fault]] = {}
+        self._holds: list[Hold] = []
         self._rate_window: deque[float] = deque()
         self._commands: dict[tuple[str, str], list[JSONDict]] = {}
         self.descriptions: dict[str, str] = {}
@@ -525,6 +553,8 @@ class FakeBotApi:
         if self._runner is None:
             return
         self._closing = True
+        for hold in self._holds:
+            hold.release()
         self._wake_pollers()
         runner, self._runner = self._runner, None
         await runner.cleanup()
@@ -585,6 +615,7 @@ class FakeBotApi:
             if handler is None:
                 raise _ApiError(404, "Not Found")
             call.params = await self._read_params(request)
+            await self._wait_if_held(method, call.params)
             fault = self._take_fault(method, call.params)
             if fault is not None and not fault.drop:
                 raise _ApiError(
@@ -646,6 +677,14 @@ class FakeBotApi:
                     else field_value
                 )
         return params
+
+    async def _wait_if_held(self, method: str, params: JSONDict) -> None:
+        hold = next((h for h in self._holds if h.matches(method, params)), None)
+        if hold is None:
+            return
+        hold.arrived += 1
+        await self._notify()
+        await hold.passed()
 
     def _take_fault(self, method: str, params: JSONDict) -> _Fault | None:
         faults = self._faults.get(method)
@@ -1266,6 +1305,18 @@ class FakeBotApi:
         self._faults.setdefault(self._canonical(method), []).append(
             _Fault(0, "connection dropped", None, chat_id, times, True, after_processing)
         )
+
+    def hold(
+        self, method: str, *, chat_ids: Iterable[int] | None = None, limit: int | None = None
+    ) -> Hold:
+        """Hold calls of ``method`` (to ``chat_ids``, or to any chat; the first ``limit`` of
+        them, or all) until the returned Hold is released: a slow Telegram, made
+        deterministic. A call is recorded when it arrives; faults and the answer come after
+        the release."""
+        chats = None if chat_ids is None else frozenset(chat_ids)
+        hold = Hold(self._canonical(method), chats, limit)
+        self._holds.append(hold)
+        return hold
 
     def block_chat(self, chat_id: int) -> None:
         """The user blocks the bot: sends and edits to the chat get 403 until unblocked."""

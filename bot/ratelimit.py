@@ -47,6 +47,13 @@ later messages). The reminder dispatcher passes ``SendOptions(max_retries=0, max
 so a chat held longer than ``max_wait`` gets ``RetryAfter`` at once, without sending, and the
 delivery is rescheduled instead of holding a send slot.
 
+**Stop means stop.** ``SendOptions.still_wanted`` is asked when a request's turn has come,
+right before each attempt goes out; a "no" withdraws it (``Withdrawn``, nothing sent). The
+dispatcher checks there whether the person stopped, paused or erased since the reminder was
+claimed. A check takes a few milliseconds, and checks of varying length would let two
+requests leave closer than the global spacing, so every paced request also leaves at least
+one spacing after the previous one (``_depart``).
+
 The shared state (the global slot, each chat's bucket, holds) sits behind ``SendBudget``;
 ``LocalSendBudget`` keeps it in this process. Backed by Redis or PostgreSQL it would hold the
 limits across replicas; the queueing and the AIMD policy stay local to each process.
@@ -126,11 +133,17 @@ def paced_chat(endpoint: str, data: JSONDict) -> ChatKey | None:
 
 @dataclass(frozen=True)
 class SendOptions:
-    """Per-call `rate_limit_args`: retries of a 429, and the longest a chat's hold may last
-    before the call fails fast with RetryAfter instead of waiting (None: wait)."""
+    """Per-call `rate_limit_args`: retries of a 429, the longest a chat's hold may last
+    before the call fails fast with RetryAfter instead of waiting (None: wait), and a check
+    asked right before each attempt leaves (False: withdraw it, see `Withdrawn`)."""
 
     max_retries: int | None = None
     max_wait: float | None = None
+    still_wanted: Callable[[], Awaitable[bool]] | None = None
+
+
+class Withdrawn(Exception):
+    """A request's `still_wanted` check said no when its turn came: nothing was sent."""
 
 
 @dataclass(frozen=True)
@@ -330,6 +343,8 @@ class FairRateLimiter(BaseRateLimiter[SendOptions]):
         self._ties = itertools.count()
         self._pump: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._last_departure = -math.inf
+        self._departures = asyncio.Lock()
 
     async def initialize(self) -> None:
         """Nothing to set up: the first request starts the queue."""
@@ -363,6 +378,9 @@ class FairRateLimiter(BaseRateLimiter[SendOptions]):
         retry = False
         for attempt in range(retries + 1):
             await self._turn(chat, ahead=retry, max_wait=options.max_wait)
+            if options.still_wanted is not None and not await options.still_wanted():
+                raise Withdrawn(endpoint)
+            await self._depart()
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as error:
@@ -400,6 +418,15 @@ class FairRateLimiter(BaseRateLimiter[SendOptions]):
 
     def _rate(self) -> float:
         return self.scope.rate(self._now())
+
+    async def _depart(self) -> None:
+        """Leave at least one global spacing after the previous request, however long the
+        last-moment checks between turn and departure took."""
+        async with self._departures:
+            wait = self._last_departure + SAFETY / self._rate() - self._now()
+            if wait > TIME_EPSILON:
+                await self._sleep(wait)
+            self._last_departure = self._now()
 
     async def _run_pump(self) -> None:
         try:

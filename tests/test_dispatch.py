@@ -18,17 +18,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import insert
 from telegram import Bot
 from telegram.ext import ExtBot
 
+from bench.population import insert_due_people
 from bot.clock import FakeClock
 from bot.content import Content, default_content_dir, load_content
-from bot.dispatch import Dispatcher, TickReport
+from bot.dispatch import DEAD_AFTER, Dispatcher, TickReport
 from bot.fake_telegram import ApiCall, FakeBotApi
 from bot.ratelimit import FairRateLimiter
 from bot.storage import Person, Store
-from bot.storage.models import PEOPLE, REMINDERS
 from tests.conftest import TEST_TOKEN
 from tests.pg import BACKENDS, TestDatabase, fresh_database
 
@@ -303,9 +302,11 @@ async def test_run_job_logs_a_summary_when_something_happened(
     with caplog.at_level(logging.DEBUG, logger="bot.dispatch"):
         h.clock.set(berlin(10, 18, 0))
         await h.dispatcher.run_job(context)
+        await h.dispatcher.idle()
         assert caplog.records == []  # nothing happened, nothing logged
         h.clock.set(berlin(10, 18, 30))
         await h.dispatcher.run_job(context)
+        await h.dispatcher.idle()
     (record,) = caplog.records
     assert record.levelno == logging.INFO
     assert "materialized=1" in record.getMessage() and "sent=1" in record.getMessage()
@@ -356,31 +357,96 @@ async def test_short_downtime_still_sends_once(h: Harness) -> None:
     assert len(h.sends(CHAT)) == 1
 
 
-async def test_a_killed_process_is_recovered_after_the_lease(h: Harness) -> None:
+async def claim_as_dead_process(h: Harness, due: datetime, owner: str = "dead") -> int:
+    """A process claims the due delivery (its heartbeat at ``due``), then dies unannounced."""
+    h.clock.set(due)
+    await h.store.heartbeat(owner, due)
+    await h.store.materialize_due(due, grace=GRACE, limit=10, choose_meal=lambda d, r: None)
+    claim = await h.store.claim_deliveries(due, owner=owner, grace=GRACE, limit=10)
+    (delivery,) = claim.claimed
+    return delivery.id
+
+
+async def test_a_killed_process_is_taken_over_within_15_seconds(h: Harness) -> None:
     await sign_up(h, only=["meal"])
     due = berlin(10, 18, 30)
-    h.clock.set(due)
-    # The "old process" claims the delivery, then dies before sending or recording anything.
-    await h.store.materialize_due(due, grace=GRACE, limit=10, choose_meal=lambda d, r: None)
-    claim = await h.store.claim_deliveries(due, lease=timedelta(minutes=5), grace=GRACE, limit=10)
-    assert len(claim.claimed) == 1
+    await claim_as_dead_process(h, due)
     await h.store.close()
 
-    # A new process on the same database.
+    # A new process on the same database, ticking every second of simulated time.
     store = await h.db.open_store(offsets(h.content))
     try:
         dispatcher = h.new_dispatcher(store)
-        h.clock.set(due + timedelta(minutes=4, seconds=59))
-        assert (await dispatcher.tick()).sent == 0  # still leased to the dead process
-        h.clock.set(due + timedelta(minutes=5, seconds=1))
-        assert (await dispatcher.tick()).sent == 1
-        h.clock.set(due + timedelta(minutes=6))
-        assert (await dispatcher.tick()).sent == 0
+        sent_after: list[int] = []
+        for second in range(0, 30):
+            h.clock.set(due + timedelta(seconds=second))
+            report = await dispatcher.tick()
+            if report.sent:
+                assert report.taken_over == 1
+                sent_after.append(second)
+        assert len(sent_after) == 1
+        assert DEAD_AFTER.total_seconds() < sent_after[0] <= 15
         assert len(h.sends(CHAT)) == 1
         exported = await store.export_person(CHAT)
         assert exported is not None and exported["deliveries"][0]["status"] == "sent"
     finally:
         await store.close()
+
+
+async def test_a_live_owners_claim_is_never_taken_however_slow(h: Harness) -> None:
+    await sign_up(h, only=["meal"])
+    due = berlin(10, 18, 30)
+    await claim_as_dead_process(h, due, owner="slow")
+    other = h.new_dispatcher()
+    for second in range(0, 120):
+        h.clock.set(due + timedelta(seconds=second))
+        if second % 2 == 0:
+            await h.store.heartbeat("slow", h.clock.now())  # its heartbeat task, still running
+        assert (await other.tick()).taken_over == 0
+    assert h.sends() == []
+    assert [d["status"] for d in await h.deliveries()] == ["sending"]
+    # Its heartbeat stops: now it is taken over, within the promised 15 s.
+    stopped = h.clock.now()
+    while not h.sends(CHAT):
+        h.clock.advance(timedelta(seconds=1))
+        await other.tick()
+    assert h.clock.now() - stopped <= timedelta(seconds=15)
+
+
+async def test_graceful_stop_releases_unsent_claims_for_the_next_process_at_once(
+    h: Harness,
+) -> None:
+    await sign_up(h, only=["meal"])
+    due = berlin(10, 18, 30)
+    h.clock.set(due)
+    first = h.new_dispatcher(owner="first")
+    await first.start()
+    await h.store.materialize_due(due, grace=GRACE, limit=10, choose_meal=lambda d, r: None)
+    await h.store.claim_deliveries(due, owner="first", grace=GRACE, limit=10)
+    await first.stop()
+    assert [d["status"] for d in await h.deliveries()] == ["pending"]
+    second = h.new_dispatcher()
+    assert (await second.tick()).sent == 1  # no waiting for a heartbeat to go stale
+
+
+async def test_stop_abandons_a_send_stuck_on_the_wire_and_releases_its_claim(
+    h: Harness,
+) -> None:
+    await sign_up(h, only=["meal"])
+    await sign_up(h, OTHER, only=["meal"])
+    stuck = h.api.hold("sendMessage", chat_ids=[CHAT])
+    h.clock.set(berlin(10, 18, 30))
+    tick = asyncio.create_task(h.dispatcher.tick())
+    await h.api.wait_for(lambda: stuck.arrived == 1 and len(h.sends(OTHER)) == 1)
+    started = wallclock.monotonic()
+    await h.dispatcher.stop(drain_seconds=0.3)
+    assert wallclock.monotonic() - started < 3
+    report = await tick
+    assert (report.sent, report.released) == (1, 1)
+    # Given back, not lost: the next process sends it (at least once).
+    assert [d["status"] for d in await h.deliveries()] == ["pending"]
+    stuck.release()
+    assert (await h.new_dispatcher().tick()).sent == 1
 
 
 # --- buttons -------------------------------------------------------------------------------
@@ -493,36 +559,7 @@ async def test_two_dispatchers_send_10000_due_reminders_exactly_once_on_postgres
     async with fresh_database("postgresql", tmp_path) as db:
         stores = [await db.open_store(offsets(content)), await db.open_store(offsets(content))]
         try:
-            async with stores[0].engine.begin() as connection:
-                await connection.execute(
-                    insert(PEOPLE),
-                    [
-                        {
-                            "chat_id": chat,
-                            "timezone": "UTC",
-                            "bedtime": time(22, 0),
-                            "diet": "omnivore",
-                            "subscribed": True,
-                            "recent_meals": [],
-                            "created_at": now,
-                            "updated_at": now,
-                        }
-                        for chat in chats
-                    ],
-                )
-                await connection.execute(
-                    insert(REMINDERS),
-                    [
-                        {
-                            "chat_id": chat,
-                            "kind": "wind_down",
-                            "enabled": True,
-                            "offset_minutes": 60,
-                            "next_fire_at": now,
-                        }
-                        for chat in chats
-                    ],
-                )
+            await insert_due_people(stores[0].engine, chats, now)
             async with FakeBotApi(TEST_TOKEN) as api:
                 for chat in chats:
                     api.add_chat(chat)

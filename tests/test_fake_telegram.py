@@ -243,6 +243,27 @@ async def test_dropped_connection_is_a_network_error(fake_api: FakeBotApi, tg: B
     assert [m.text for m in fake_api.messages(CHAT)] == ["next one works", "delivered"]
 
 
+async def test_a_hold_keeps_requests_at_the_door_until_released(
+    fake_api: FakeBotApi, tg: Bot
+) -> None:
+    other = CHAT + 1
+    fake_api.add_chat(other)
+    hold = fake_api.hold("sendMessage", chat_ids=[CHAT], limit=2)
+    held = [asyncio.create_task(tg.send_message(CHAT, f"held {n}")) for n in (1, 2)]
+    await fake_api.wait_for(lambda: hold.arrived == 2)
+    await tg.send_message(other, "another chat passes")
+    await tg.send_message(CHAT, "beyond the limit passes")
+    assert [m.text for m in fake_api.messages(CHAT)] == ["beyond the limit passes"]
+    assert not any(task.done() for task in held)
+    hold.release()
+    await asyncio.gather(*held)
+    assert sorted(m.text or "" for m in fake_api.messages(CHAT))[:2] == [
+        "beyond the limit passes",
+        "held 1",
+    ]
+    assert len(fake_api.messages(CHAT)) == 3
+
+
 async def test_long_poll_returns_a_pushed_update(fake_api: FakeBotApi, tg: Bot) -> None:
     poll = asyncio.create_task(tg.get_updates(timeout=5))
     await fake_api.wait_for(lambda: fake_api.long_polls_waiting == 1)

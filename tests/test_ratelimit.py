@@ -16,6 +16,7 @@ from bot.ratelimit import (
     LocalSendBudget,
     Pace,
     SendOptions,
+    Withdrawn,
     paced_chat,
 )
 from bot.ratelimit import (
@@ -299,3 +300,36 @@ async def test_requests_that_are_not_chat_messages_go_straight_through() -> None
         await pacer.process_request(answer, (), {}, "answerCallbackQuery", {}, None)
         await pacer.process_request(answer, (), {}, "sendChatAction", {"chat_id": 1}, None)
     assert calls == 10 and clock.now == 1000.0
+
+
+async def test_a_last_moment_check_runs_when_the_turn_comes_and_can_withdraw() -> None:
+    clock = VirtualTime()
+    pacer, send = limiter(clock), Recorder(clock)
+    asked_at: dict[int, float] = {}
+
+    def wanted_unless_five(chat: int) -> SendOptions:
+        async def still_wanted() -> bool:
+            asked_at[chat] = clock.now
+            await clock.sleep(0.005 * (chat % 3))  # a database check takes a while
+            return chat != 5
+
+        return SendOptions(still_wanted=still_wanted)
+
+    async def everyone() -> list[Any]:
+        return await asyncio.gather(
+            *(
+                request(pacer, send, chat, "r", options=wanted_unless_five(chat))
+                for chat in range(10)
+            ),
+            return_exceptions=True,
+        )
+
+    started = clock.now
+    results = await clock.run(everyone())
+    assert sorted(chat for chat, _, _ in send.sent) == [0, 1, 2, 3, 4, 6, 7, 8, 9]
+    assert isinstance(results[5], Withdrawn)
+    # Asked when its turn came, not when it joined the queue: the 10th after 9 spacings.
+    assert asked_at[9] - started == pytest.approx(9 * 1.01 / 30)
+    # However long a check takes, requests still leave at least one spacing apart.
+    times = sorted(at for _, _, at in send.sent)
+    assert min(b - a for a, b in itertools.pairwise(times)) >= 1.01 / 30 - 1e-9

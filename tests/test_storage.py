@@ -29,6 +29,7 @@ BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
 CHAT = 1001
 OTHER = 2002
+OWNER = "test-dispatcher"
 # Monday 10 March 2025, noon in Berlin (CET, UTC+1).
 NOON = datetime(2025, 3, 10, 12, 0, tzinfo=BERLIN).astimezone(UTC)
 
@@ -70,13 +71,11 @@ async def sent_delivery(store: Store, now: datetime, chat_id: int = CHAT) -> int
     await store.materialize_due(
         now, grace=timedelta(minutes=30), limit=100, choose_meal=lambda d, r: "salmon-rice"
     )
-    claim = await store.claim_deliveries(
-        now, lease=timedelta(minutes=5), grace=timedelta(minutes=30), limit=100
-    )
+    claim = await store.claim_deliveries(now, owner=OWNER, grace=timedelta(minutes=30), limit=100)
     mine = [d for d in claim.claimed if d.chat_id == chat_id]
     assert len(mine) == 1
     await store.record_outcomes(
-        [SendOutcome(d.id, "sent", now, telegram_message_id=7) for d in claim.claimed]
+        OWNER, [SendOutcome(d.id, "sent", now, telegram_message_id=7) for d in claim.claimed]
     )
     return mine[0].id
 
@@ -300,12 +299,149 @@ async def test_stop_and_pause_cancel_pending_deliveries(store: Store) -> None:
         due, grace=timedelta(minutes=30), limit=10, choose_meal=never_chosen
     )
     await store.unsubscribe(CHAT, due)
-    claim = await store.claim_deliveries(
-        due, lease=timedelta(minutes=5), grace=timedelta(minutes=30), limit=10
-    )
+    claim = await store.claim_deliveries(due, owner=OWNER, grace=timedelta(minutes=30), limit=10)
     assert claim.claimed == ()
     stats = await store.stats()
     assert stats["deliveries_cancelled"] == 1 and stats["deliveries_pending"] == 0
+
+
+async def claimed_for(
+    store: Store, chats: list[int], due: datetime, owner: str = OWNER
+) -> dict[int, int]:
+    """Materialise what is due and claim it for ``owner``: chat id → claimed delivery id."""
+    await store.materialize_due(
+        due, grace=timedelta(minutes=30), limit=100, choose_meal=never_chosen
+    )
+    claim = await store.claim_deliveries(due, owner=owner, grace=timedelta(minutes=30), limit=100)
+    claimed = {d.chat_id: d.id for d in claim.claimed}
+    assert sorted(claimed) == sorted(chats)
+    return claimed
+
+
+async def statuses(store: Store) -> dict[int, tuple[str, str | None]]:
+    async with store.engine.connect() as connection:
+        rows = await connection.execute(
+            select(DELIVERIES.c.id, DELIVERIES.c.status, DELIVERIES.c.last_error)
+        )
+        return {row.id: (row.status, row.last_error) for row in rows}
+
+
+async def test_every_stopping_action_cancels_claimed_deliveries_and_the_check_says_why(
+    store: Store,
+) -> None:
+    chats = list(range(3001, 3009))
+    for chat in chats:
+        await ready_person(store, chat)
+        # Only the meal idea, so each person has one delivery at 18:30.
+        for kind in ("exercise", "wind_down"):
+            await store.set_reminder(chat, kind, NOON, enabled=False)
+    due = berlin(10, 18, 30)
+    ids = await claimed_for(store, chats, due)
+    erased, blocked, stopped, paused, off, taken, fine, gone_quietly = chats
+    await store.delete_person(erased)
+    await store.deactivate(blocked, "blocked the bot", due)
+    await store.unsubscribe(stopped, due)
+    await store.pause(paused, berlin(11, 12), due)
+    await store.set_reminder(off, "meal", due, enabled=False)
+    assert await store.release_claims(OWNER, [ids[taken]]) == 1
+    await store.claim_deliveries(due, owner="other", grace=timedelta(minutes=30), limit=10)
+    # gone_quietly: the person turned reminders off some way that left the row claimed.
+    async with store.engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE people SET subscribed = false WHERE chat_id = :c"), {"c": gone_quietly}
+        )
+
+    verdicts = await store.check_deliveries(OWNER, list(ids.values()))
+    assert {chat: verdicts[ids[chat]] for chat in chats} == {
+        erased: "erased",
+        blocked: "blocked",
+        stopped: "unsubscribed",
+        paused: "paused",
+        off: "turned off",
+        taken: "taken over",
+        fine: None,
+        gone_quietly: "unsubscribed",
+    }
+    rows = await statuses(store)
+    assert ids[erased] not in rows
+    for chat, why in [
+        (blocked, "deactivated"),
+        (stopped, "unsubscribed"),
+        (paused, "paused"),
+        (off, "turned off"),
+    ]:
+        assert rows[ids[chat]] == (
+            "cancelled",
+            f"cancelled: {why}" if chat != blocked else "cancelled: deactivated: blocked the bot",
+        )
+    assert rows[ids[taken]][0] == "sending"  # another dispatcher's now: left alone
+    assert rows[ids[fine]][0] == "sending"
+    assert rows[ids[gone_quietly]] == ("skipped", "not sent: unsubscribed")
+
+
+async def test_outcomes_are_recorded_only_on_the_owners_rows(store: Store) -> None:
+    chats = [3001, 3002, 3003, 3004]
+    for chat in chats:
+        await ready_person(store, chat)
+    due = berlin(10, 18, 30)
+    ids = await claimed_for(store, chats, due)
+    sent, retry, cancelled_retry, cancelled_sent = chats
+    await store.unsubscribe(cancelled_retry, due)
+    await store.unsubscribe(cancelled_sent, due)
+    later = due + timedelta(seconds=5)
+    recorded = await store.record_outcomes(
+        OWNER,
+        [
+            SendOutcome(ids[sent], "sent", due, telegram_message_id=11),
+            SendOutcome(ids[retry], "retry", due, retry_at=later, error="NetworkError: x"),
+            SendOutcome(ids[cancelled_retry], "retry", due, retry_at=later),
+            SendOutcome(ids[cancelled_sent], "sent", due, telegram_message_id=12),
+        ],
+    )
+    assert [(r.status, r.dropped, r.was_cancelled) for r in recorded] == [
+        ("sent", None, False),
+        ("pending", None, False),
+        ("cancelled", "unsubscribed", False),  # a retry after /stop is not rescheduled
+        ("sent", None, True),  # it was on the wire: the history says it arrived
+    ]
+    rows = await statuses(store)
+    assert rows[ids[retry]] == ("pending", "NetworkError: x")
+    # Someone else's outcome touches nothing.
+    assert [
+        r.status
+        for r in await store.record_outcomes("other", [SendOutcome(ids[retry], "sent", due)])
+    ] == [None]
+    claim = await store.claim_deliveries(
+        later, owner="other", grace=timedelta(minutes=30), limit=10
+    )
+    assert [d.id for d in claim.claimed] == [ids[retry]]
+
+
+async def test_dead_dispatchers_claims_go_back_to_pending_live_ones_never(store: Store) -> None:
+    await ready_person(store, 3001)
+    await ready_person(store, 3002)
+    due = berlin(10, 18, 30)
+    await store.heartbeat("dead", due)
+    await store.heartbeat("alive", due)
+    await store.materialize_due(
+        due, grace=timedelta(minutes=30), limit=100, choose_meal=never_chosen
+    )
+    await store.claim_deliveries(due, owner="dead", grace=timedelta(minutes=30), limit=1)
+    await store.claim_deliveries(due, owner="alive", grace=timedelta(minutes=30), limit=1)
+    ten = timedelta(seconds=10)
+    assert (await store.release_dead_claims(due + ten, ten)).released == 0
+    await store.heartbeat("alive", due + timedelta(seconds=9))
+    dead = await store.release_dead_claims(due + timedelta(seconds=11), ten)
+    assert (dead.released, dead.owners) == (1, ("dead",))
+    async with store.engine.connect() as connection:
+        owners = (await connection.execute(text("SELECT owner FROM dispatchers"))).scalars().all()
+    assert owners == ["alive"]
+    assert sorted(status for status, _ in (await statuses(store)).values()) == [
+        "pending",
+        "sending",
+    ]
+    assert await store.retire_dispatcher("alive") == 1
+    assert [status for status, _ in (await statuses(store)).values()] == ["pending", "pending"]
 
 
 async def test_a_materialised_night_is_not_repeated_after_a_later_bedtime(store: Store) -> None:
@@ -500,9 +636,7 @@ async def test_snooze_only_once(store: Store) -> None:
     stats = await store.stats()
     assert stats["deliveries_pending"] == 1
     # The snooze is a new delivery with the same meal, due 15 minutes later.
-    claim = await store.claim_deliveries(
-        due[0], lease=timedelta(minutes=5), grace=timedelta(minutes=30), limit=10
-    )
+    claim = await store.claim_deliveries(due[0], owner=OWNER, grace=timedelta(minutes=30), limit=10)
     assert [(d.kind, d.meal_id, d.due_at) for d in claim.claimed] == [
         ("meal", "salmon-rice", due[0])
     ]

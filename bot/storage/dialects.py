@@ -5,7 +5,9 @@
   when we create them), and ``BEGIN IMMEDIATE`` for every transaction. The sqlite3 driver
   would otherwise start a transaction only at the first write, so a read-then-write (load a
   person, recompute, update) could act on stale reads; taking the write lock up front
-  serialises writers the way ``SELECT ... FOR UPDATE`` does on PostgreSQL. SQLite has no row
+  serialises writers the way ``SELECT ... FOR UPDATE`` does on PostgreSQL. Transactions marked
+  ``READ_ONLY`` begin deferred and read a WAL snapshot, so a read that must be quick (the
+  dispatcher's check before each send) never queues behind a writer. SQLite has no row
   locks, so ``FOR UPDATE [SKIP LOCKED]`` is simply omitted by SQLAlchemy there, which is right:
   one writer at a time can't double-claim anything.
 * PostgreSQL: optional schema (``search_path``), and an advisory lock so that two processes
@@ -33,6 +35,8 @@ from sqlalchemy.sql.dml import Insert
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS: Final = 10_000
+# Execution option for a transaction that will not write (SQLite: a plain, deferred BEGIN).
+READ_ONLY: Final = "sleepbot_read_only"
 # Arbitrary but fixed: "sleepbot" migrations, one at a time per database.
 _MIGRATION_LOCK_KEY: Final = 0x51EE9B07
 
@@ -124,8 +128,12 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
         # Take the write lock at BEGIN: read-modify-write transactions never see stale rows
-        # and never fail half-way with "database is locked" on lock upgrade.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # and never fail half-way with "database is locked" on lock upgrade. A transaction
+        # that only reads (READ_ONLY) takes a snapshot instead and waits for no writer.
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 async def wipe_erased_data(engine: AsyncEngine) -> None:

@@ -1,7 +1,7 @@
 """ORM tables. Only the storage package sees these; everyone else gets frozen dataclasses.
 
-Alembic's 0001_initial migration creates exactly this schema (a test compares the two), so a
-change here needs a new migration next to it.
+Alembic's migrations (0001_initial and the ones after it) create exactly this schema (a test
+compares the two), so a change here needs a new migration next to it.
 """
 
 from __future__ import annotations
@@ -48,11 +48,11 @@ class DeliveryStatus:
     """Life cycle of one message: pending → sending → sent → done | snoozed; or a dead end."""
 
     PENDING: Final = "pending"  # waiting for due_at / next_attempt_at
-    SENDING: Final = "sending"  # claimed by a dispatcher until lease_until
+    SENDING: Final = "sending"  # claimed by dispatcher ``claimed_by`` (alive while it heartbeats)
     SENT: Final = "sent"  # Telegram accepted it
     DONE: Final = "done"  # the person pressed Done
     SNOOZED: Final = "snoozed"  # the person pressed Snooze; a new pending delivery exists
-    SKIPPED: Final = "skipped"  # reserved: decided not to send (kept for history)
+    SKIPPED: Final = "skipped"  # dropped at the last moment: the person's state forbade it
     EXPIRED: Final = "expired"  # became older than the grace period before it could go out
     FAILED: Final = "failed"  # Telegram refused it for good
     CANCELLED: Final = "cancelled"  # /stop, pause, turned off, or the chat went away
@@ -143,11 +143,22 @@ class DeliveryRow(Base):
     )
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The dispatcher that claimed it (``sending``); kept afterwards as history.
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DispatcherRow(Base):
+    """One running dispatcher process; a claim is alive while its owner's heartbeat is fresh."""
+
+    __tablename__ = "dispatchers"
+
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class InboxStatus:
@@ -193,4 +204,5 @@ class InboxRow(Base):
 PEOPLE: Final = cast(Table, PersonRow.__table__)
 REMINDERS: Final = cast(Table, ReminderRow.__table__)
 DELIVERIES: Final = cast(Table, DeliveryRow.__table__)
+DISPATCHERS: Final = cast(Table, DispatcherRow.__table__)
 INBOX: Final = cast(Table, InboxRow.__table__)

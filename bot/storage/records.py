@@ -88,19 +88,47 @@ class ClaimedDelivery:
 
 @dataclass(frozen=True)
 class ClaimResult:
-    claimed: tuple[ClaimedDelivery, ...]  # now "sending" under a lease
+    claimed: tuple[ClaimedDelivery, ...]  # now "sending", owned by the claimer
     expired: tuple[ClaimedDelivery, ...]  # older than the grace period: marked expired
+    deferred: int  # refused by the claimer's per-chat pacing: due again a little later
     scanned: int  # rows looked at; == limit means "there may be more"
-    cursor: tuple[datetime, int] | None  # continue after this (next_attempt_at, id)
 
 
 @dataclass(frozen=True)
 class SendOutcome:
-    """What happened to one claimed delivery; the store turns it into the row's new state."""
+    """What happened to one claimed delivery; the store turns it into the row's new state.
+
+    ``gone``: failed for good because the chat is unreachable (blocked, not found); the
+    person is deactivated in the same transaction.
+    """
 
     delivery_id: int
-    result: Literal["sent", "retry", "failed"]
+    result: Literal["sent", "retry", "failed", "gone"]
     at: datetime
     telegram_message_id: int | None = None
     retry_at: datetime | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordedOutcome:
+    """What ``record_outcomes`` wrote for one outcome.
+
+    ``status`` is the row's new status, or None when the row was no longer this
+    dispatcher's (erased, or taken over by another process). ``dropped`` names why a retry
+    was not rescheduled (see ``bot.eligibility``). ``was_cancelled``: Telegram accepted a
+    message whose row the person had cancelled while its request was on the wire.
+    """
+
+    delivery_id: int
+    status: str | None
+    dropped: str | None = None
+    was_cancelled: bool = False
+
+
+@dataclass(frozen=True)
+class DeadClaims:
+    """Claims of dispatchers whose heartbeat stopped, put back to pending for anyone."""
+
+    released: int
+    owners: tuple[str, ...]

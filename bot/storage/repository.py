@@ -9,11 +9,18 @@ are locked first (``FOR NO KEY UPDATE`` on PostgreSQL; ``BEGIN IMMEDIATE`` on SQ
 ``dialects``), always in the order person → reminders → deliveries. The dispatcher's claims
 use ``SKIP LOCKED`` and never wait, so several processes can share one PostgreSQL database
 without double-sending and without deadlocks.
+
+Stop means stop: every action that stops messages (/stop, /deletedata, /pause, a kind turned
+off, a block) cancels the person's unsent deliveries — pending, waiting for a retry, and
+claimed by a dispatcher — in the transaction that changes the person; the dispatcher checks
+each claimed delivery against ``bot.eligibility`` right before sending it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -21,10 +28,11 @@ from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Any, Final
 
 from sqlalchemy import and_, bindparam, delete, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot import schedule
+from bot import eligibility, schedule
 from bot.storage.dialects import (
+    READ_ONLY,
     create_engine,
     insert_ignoring_conflicts,
     is_single_connection,
@@ -35,6 +43,7 @@ from bot.storage.migrate import upgrade_to_head
 from bot.storage.models import (
     DELIVERIES,
     DIETS,
+    DISPATCHERS,
     PEOPLE,
     DeliveryRow,
     DeliveryStatus,
@@ -44,10 +53,12 @@ from bot.storage.models import (
 from bot.storage.records import (
     ClaimedDelivery,
     ClaimResult,
+    DeadClaims,
     DeliveryView,
     MaterializeResult,
     MealChooser,
     Person,
+    RecordedOutcome,
     ReminderSetting,
     SendOutcome,
     StaleOccurrence,
@@ -67,6 +78,7 @@ FALLBACK_OFFSETS: Final[Mapping[str, int]] = {"meal": 240, "exercise": 180, "win
 _D = DeliveryRow
 _R = ReminderRow
 _P = PersonRow
+_W = DISPATCHERS.c  # the dispatchers table's columns
 
 
 async def open_store(
@@ -122,6 +134,21 @@ class Store:
         else:
             async with self._serial, self._sessions() as session, session.begin():
                 yield session
+
+    @asynccontextmanager
+    async def _core(self, *, read_only: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A transaction without the ORM: the dispatcher's per-send statements are hot.
+
+        ``read_only``: it will not write, so on SQLite it need not wait for the write lock.
+        """
+        async with contextlib.AsyncExitStack() as stack:
+            if self._serial is not None:
+                await stack.enter_async_context(self._serial)
+            connection = await stack.enter_async_context(self.engine.connect())
+            if read_only:
+                connection = await connection.execution_options(**{READ_ONLY: True})
+            await stack.enter_async_context(connection.begin())
+            yield connection
 
     # --- people --------------------------------------------------------------------------
 
@@ -191,7 +218,7 @@ class Store:
         enabled: bool | None = None,
         offset_minutes: int | None = None,
     ) -> Person:
-        """Turn one kind on/off or move it; a disabled kind's pending messages are cancelled."""
+        """Turn one kind on/off or move it; a disabled kind's unsent messages are cancelled."""
         self._check_kind(kind)
         if offset_minutes is not None:
             _check_offset(offset_minutes, kind)
@@ -207,13 +234,13 @@ class Store:
         return await self._mutate(chat_id, now, change, kinds=(kind,), cancel_kinds=cancel)
 
     async def pause(self, chat_id: int, until: datetime, now: datetime) -> Person:
-        """No reminders before ``until``; pending ones are cancelled, next fire times recomputed."""
+        """No reminders before ``until``; unsent ones are cancelled, next fire times recomputed."""
         _require_aware(until, "until")
 
         def change(person: PersonRow, reminders: list[ReminderRow]) -> None:
             person.paused_until = until
 
-        return await self._mutate(chat_id, now, change, cancel_all=True)
+        return await self._mutate(chat_id, now, change, cancel_all="paused")
 
     async def resume(self, chat_id: int, now: datetime) -> Person:
         def change(person: PersonRow, reminders: list[ReminderRow]) -> None:
@@ -222,12 +249,12 @@ class Store:
         return await self._mutate(chat_id, now, change)
 
     async def unsubscribe(self, chat_id: int, now: datetime) -> Person:
-        """/stop: nothing scheduled, pending messages cancelled — no more messages at all."""
+        """/stop: nothing scheduled, unsent messages cancelled — no more messages at all."""
 
         def change(person: PersonRow, reminders: list[ReminderRow]) -> None:
             person.subscribed = False
 
-        return await self._mutate(chat_id, now, change, cancel_all=True)
+        return await self._mutate(chat_id, now, change, cancel_all="unsubscribed")
 
     async def deactivate(self, chat_id: int, reason: str, now: datetime) -> None:
         """The chat is gone for us (blocked the bot, chat not found): stop everything.
@@ -235,16 +262,8 @@ class Store:
         Not an action of the person, so unlike every other mutator it never creates or
         unblocks anyone; the next thing they say to the bot (``ensure_person``) undoes it.
         """
-        async with self._transaction() as session:
-            person = await self._lock_person(session, chat_id)
-            if person is None:
-                return
-            person.blocked_at = now
-            person.blocked_reason = reason[:200]
-            person.updated_at = now
-            for reminder in await self._reminders(session, chat_id, lock=True):
-                reminder.next_fire_at = None
-            await self._cancel_pending(session, chat_id, None, f"deactivated: {reason}")
+        async with self._core() as connection:
+            await _deactivate(connection, chat_id, reason, now)
 
     async def export_person(self, chat_id: int) -> dict[str, Any] | None:
         """/mydata: every stored row about the person, JSON-able (ISO 8601 strings)."""
@@ -332,7 +351,7 @@ class Store:
             if row.status == DeliveryStatus.SNOOZED:
                 await session.execute(
                     update(DeliveryRow)
-                    .where(_D.snoozed_from == delivery_id, _D.status == DeliveryStatus.PENDING)
+                    .where(_D.snoozed_from == delivery_id, _D.status.in_(_UNSENT))
                     .values(status=DeliveryStatus.CANCELLED, last_error="done before snooze")
                 )
             row.status = DeliveryStatus.DONE
@@ -514,45 +533,34 @@ class Store:
         self,
         now: datetime,
         *,
-        lease: timedelta,
+        owner: str,
         grace: timedelta,
         limit: int,
-        after: tuple[datetime, int] | None = None,
         accept: Callable[[int], bool] = lambda chat_id: True,
+        defer: timedelta = timedelta(seconds=1),
     ) -> ClaimResult:
-        """Claim up to ``limit`` due deliveries for sending, in one transaction.
+        """Claim up to ``limit`` due pending deliveries for ``owner``, in one transaction.
 
-        Due means pending (or sending with an expired lease: its process died) with
-        ``next_attempt_at <= now``. Rows are scanned in (next_attempt_at, id) order after
-        ``after`` and locked with SKIP LOCKED; ``accept(chat_id)`` decides per row (the
-        dispatcher's per-chat pacing), rejected rows stay pending untouched. Accepted rows
-        become ``sending`` with ``lease_until = now + lease``; rows older than ``grace``
-        become ``expired`` instead and are returned so the caller can log them.
+        Rows are scanned in (next_attempt_at, id) order and locked with SKIP LOCKED, so two
+        processes never claim one row. ``accept(chat_id)`` decides per row (the dispatcher's
+        per-chat pacing); a refused row is pushed back by ``defer``, so the next claim does
+        not scan it again. Accepted rows become ``sending`` with ``claimed_by = owner``; rows
+        older than ``grace`` become ``expired`` instead and are returned for logging.
         """
         _require_aware(now, "now")
-        async with self._transaction() as session:
-            statement = select(
-                _D.id, _D.chat_id, _D.kind, _D.meal_id, _D.due_at, _D.attempts, _D.next_attempt_at
-            ).where(
-                _D.status.in_((DeliveryStatus.PENDING, DeliveryStatus.SENDING)),
-                _D.next_attempt_at <= now,
-                or_(_D.lease_until.is_(None), _D.lease_until < now),
-            )
-            if after is not None:
-                statement = statement.where(
-                    or_(
-                        _D.next_attempt_at > after[0],
-                        and_(_D.next_attempt_at == after[0], _D.id > after[1]),
-                    )
+        async with self._core() as session:
+            rows = (
+                await session.execute(
+                    select(_D.id, _D.chat_id, _D.kind, _D.meal_id, _D.due_at, _D.attempts)
+                    .where(_D.status == DeliveryStatus.PENDING, _D.next_attempt_at <= now)
+                    .order_by(_D.next_attempt_at, _D.id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True, key_share=True)
                 )
-            statement = (
-                statement.order_by(_D.next_attempt_at, _D.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True, key_share=True)
-            )
-            rows = (await session.execute(statement)).all()
+            ).all()
             claimed: list[ClaimedDelivery] = []
             expired: list[ClaimedDelivery] = []
+            deferred: list[int] = []
             for row in rows:
                 delivery = ClaimedDelivery(
                     row.id, row.chat_id, row.kind, row.meal_id, row.due_at, row.attempts
@@ -561,11 +569,19 @@ class Store:
                     expired.append(delivery)
                 elif accept(row.chat_id):
                     claimed.append(delivery)
+                else:
+                    deferred.append(row.id)
             if claimed:
                 await session.execute(
                     update(DeliveryRow)
                     .where(_D.id.in_([d.id for d in claimed]))
-                    .values(status=DeliveryStatus.SENDING, lease_until=now + lease)
+                    .values(status=DeliveryStatus.SENDING, claimed_by=owner)
+                )
+            if deferred:
+                await session.execute(
+                    update(DeliveryRow)
+                    .where(_D.id.in_(deferred))
+                    .values(next_attempt_at=now + defer)
                 )
             if expired:
                 await session.execute(
@@ -573,59 +589,149 @@ class Store:
                     .where(_D.id.in_([d.id for d in expired]))
                     .values(
                         status=DeliveryStatus.EXPIRED,
-                        lease_until=None,
                         last_error="expired: older than the grace period before it could be sent",
                     )
                 )
-            cursor = (rows[-1].next_attempt_at, rows[-1].id) if rows else None
-            return ClaimResult(tuple(claimed), tuple(expired), len(rows), cursor)
+            return ClaimResult(tuple(claimed), tuple(expired), len(deferred), len(rows))
 
-    async def record_outcomes(self, outcomes: Sequence[SendOutcome]) -> None:
-        """Write back what sending did, for a whole batch in one transaction.
+    async def check_deliveries(
+        self, owner: str, delivery_ids: Sequence[int]
+    ) -> dict[int, str | None]:
+        """The last look before sending: may each of ``owner``'s claimed deliveries still go?
 
-        Only rows still ``sending`` are touched. Success → ``sent``; retry → back to
-        ``pending`` at ``retry_at`` with one more attempt; failed → ``failed`` with the error.
+        Maps each id to None (send it) or the ``bot.eligibility`` reason it must not. A
+        refused row still claimed by ``owner`` becomes ``skipped`` with the reason, in the
+        same transaction; cancelled, erased or taken-over rows are left as they are.
+        """
+        if not delivery_ids:
+            return {}
+        async with self._core(read_only=True) as connection:
+            states = await _delivery_states(connection, delivery_ids, lock=False)
+        verdicts = {i: eligibility.why_not(states.get(i), owner) for i in delivery_ids}
+        if any(_skippable(states.get(i), owner, reason) for i, reason in verdicts.items()):
+            async with self._core() as connection:  # guarded: only rows still claimed by us
+                await _skip(connection, owner, states, verdicts)
+        return verdicts
+
+    async def record_outcomes(
+        self, owner: str, outcomes: Sequence[SendOutcome]
+    ) -> list[RecordedOutcome]:
+        """Write back what sending did, for a few sends at once, in one transaction.
+
+        Only rows still claimed by ``owner`` are touched. Success → ``sent`` (also when the
+        person cancelled it while the request was on the wire: the history says what
+        happened). Retry → back to ``pending`` at ``retry_at``, unless ``bot.eligibility``
+        says it may no longer go (then ``skipped``, or left ``cancelled``). Failed →
+        ``failed``; gone → ``failed`` and the person deactivated, in this transaction.
         """
         if not outcomes:
-            return
-        statement = (
-            update(DELIVERIES)
-            .where(
-                DELIVERIES.c.id == bindparam("b_id"),
-                DELIVERIES.c.status == DeliveryStatus.SENDING,
+            return []
+        ids = [outcome.delivery_id for outcome in outcomes]
+        async with self._core() as connection:
+            await _deactivate_gone(connection, [o for o in outcomes if o.result == "gone"])
+            states = await _delivery_states(connection, ids, lock=True)
+            recorded: list[RecordedOutcome] = []
+            writes: dict[str, list[dict[str, Any]]] = {}
+            verdicts: dict[int, str | None] = {}
+            for outcome in outcomes:
+                state = states.get(outcome.delivery_id)
+                ours = (
+                    state is not None
+                    and state.claimed_by == owner
+                    and state.status in (DeliveryStatus.SENDING, DeliveryStatus.CANCELLED)
+                )
+                if state is None or not ours:
+                    recorded.append(RecordedOutcome(outcome.delivery_id, None))
+                    continue
+                cancelled = state.status == DeliveryStatus.CANCELLED
+                if outcome.result == "retry":
+                    reason = eligibility.why_not(state, owner)
+                    if reason is not None:
+                        verdicts[outcome.delivery_id] = reason
+                        status = DeliveryStatus.SKIPPED if not cancelled else state.status
+                        recorded.append(RecordedOutcome(outcome.delivery_id, status, reason))
+                        continue
+                status = _OUTCOME_STATUS[outcome.result]
+                writes.setdefault(status, []).append(_outcome_parameters(owner, outcome))
+                recorded.append(
+                    RecordedOutcome(
+                        outcome.delivery_id,
+                        status,
+                        was_cancelled=cancelled and outcome.result == "sent",
+                    )
+                )
+            await _skip(connection, owner, states, verdicts)
+            for status, parameters in writes.items():
+                await connection.execute(_record_statement(status), parameters)
+            return recorded
+
+    # --- dispatchers: who owns a claim, and whether it is still alive ------------------------
+
+    async def heartbeat(self, owner: str, now: datetime) -> None:
+        """``owner`` is alive at ``now`` (registered on its first beat)."""
+        _require_aware(now, "now")
+        async with self._core() as session:
+            result = await session.execute(
+                update(DISPATCHERS).where(_W.owner == owner).values(heartbeat_at=now)
             )
-            .values(
-                status=bindparam("b_status"),
-                lease_until=None,
-                attempts=DELIVERIES.c.attempts + bindparam("b_attempted"),
-                sent_at=func.coalesce(
-                    bindparam("b_sent_at", type_=UTCDateTime()), DELIVERIES.c.sent_at
-                ),
-                telegram_message_id=func.coalesce(
-                    bindparam("b_message_id"), DELIVERIES.c.telegram_message_id
-                ),
-                next_attempt_at=func.coalesce(
-                    bindparam("b_retry_at", type_=UTCDateTime()),
-                    DELIVERIES.c.next_attempt_at,
-                ),
-                last_error=bindparam("b_error"),
+            if _rowcount(result) == 0:
+                await session.execute(
+                    insert_ignoring_conflicts(self._dialect, DISPATCHERS, "owner").values(
+                        owner=owner, started_at=now, heartbeat_at=now
+                    )
+                )
+
+    async def release_dead_claims(self, now: datetime, dead_after: timedelta) -> DeadClaims:
+        """Put back to pending every claim whose owner has not beaten for ``dead_after``.
+
+        A live owner's claims are never touched, however slowly it sends. Dead owners' rows
+        are forgotten; one that was only stalled registers again with its next heartbeat,
+        and its own last-moment check then finds its old claims taken over.
+        """
+        _require_aware(now, "now")
+        cutoff = now - dead_after
+        async with self._core() as session:
+            alive = select(_W.owner).where(_W.heartbeat_at >= cutoff)
+            dead = (
+                (
+                    await session.execute(
+                        select(_D.claimed_by)
+                        .where(
+                            _D.status == DeliveryStatus.SENDING,
+                            or_(_D.claimed_by.is_(None), _D.claimed_by.not_in(alive)),
+                        )
+                        .distinct()
+                    )
+                )
+                .scalars()
+                .all()
             )
-        )
-        parameters = [
-            {
-                "b_id": outcome.delivery_id,
-                "b_status": _OUTCOME_STATUS[outcome.result],
-                "b_attempted": 1,
-                "b_sent_at": outcome.at if outcome.result == "sent" else None,
-                "b_message_id": outcome.telegram_message_id,
-                "b_retry_at": outcome.retry_at if outcome.result == "retry" else None,
-                "b_error": outcome.error,
-            }
-            for outcome in outcomes
-        ]
-        async with self._transaction() as session:
-            connection = await session.connection()
-            await connection.execute(statement, parameters)
+            released = 0
+            if dead:
+                result = await session.execute(
+                    update(DeliveryRow)
+                    .where(
+                        _D.status == DeliveryStatus.SENDING,
+                        or_(_D.claimed_by.is_(None), _D.claimed_by.not_in(alive)),
+                    )
+                    .values(status=DeliveryStatus.PENDING, claimed_by=None)
+                )
+                released = _rowcount(result)
+            await session.execute(delete(DISPATCHERS).where(_W.heartbeat_at < cutoff))
+            owners = tuple(sorted(owner or "(no owner)" for owner in dead))
+            return DeadClaims(released, owners)
+
+    async def release_claims(self, owner: str, delivery_ids: Sequence[int] | None = None) -> int:
+        """Give ``owner``'s unsent claims (all, or these) back: pending, due as before."""
+        async with self._core() as session:
+            return await _release(session, owner, delivery_ids)
+
+    async def retire_dispatcher(self, owner: str) -> int:
+        """Graceful exit: release every claim ``owner`` still holds and forget it."""
+        async with self._core() as session:
+            released = await _release(session, owner, None)
+            await session.execute(delete(DISPATCHERS).where(_W.owner == owner))
+            return released
 
     # --- internals -----------------------------------------------------------------------
 
@@ -638,10 +744,11 @@ class Store:
         kinds: Iterable[str] = (),
         all_kinds: bool = False,
         cancel_kinds: Iterable[str] | None = None,
-        cancel_all: bool = False,
+        cancel_all: str | None = None,
     ) -> Person:
         """Load-or-create the person and their reminders (locked), apply ``change``,
-        reschedule every reminder, optionally cancel pending deliveries, return the result.
+        reschedule every reminder, optionally cancel unsent deliveries (all of them, with
+        ``cancel_all`` as the reason, or those of ``cancel_kinds``), return the result.
 
         Every caller is an action of the person, so a person marked blocked is unblocked.
         """
@@ -668,9 +775,9 @@ class Store:
             for reminder in reminders:
                 reminder.next_fire_at = self._next_fire(person, reminder, now, keep_due=True)
             if cancel_all:
-                await self._cancel_pending(session, chat_id, None, "reminders stopped")
+                await _cancel_unsent(session, chat_id, None, cancel_all)
             elif cancel_kinds is not None:
-                await self._cancel_pending(session, chat_id, tuple(cancel_kinds), "cancelled")
+                await _cancel_unsent(session, chat_id, tuple(cancel_kinds), "turned off")
             return self._person(person, reminders)
 
     async def _lock_person(
@@ -714,18 +821,6 @@ class Store:
         if lock:
             statement = statement.with_for_update(key_share=True)
         return (await session.scalars(statement)).one_or_none()
-
-    async def _cancel_pending(
-        self, session: AsyncSession, chat_id: int, kinds: tuple[str, ...] | None, why: str
-    ) -> None:
-        statement = update(DeliveryRow).where(
-            _D.chat_id == chat_id, _D.status == DeliveryStatus.PENDING
-        )
-        if kinds is not None:
-            statement = statement.where(_D.kind.in_(kinds))
-        await session.execute(
-            statement.values(status=DeliveryStatus.CANCELLED, last_error=why[:500])
-        )
 
     def _next_fire(
         self,
@@ -814,11 +909,213 @@ class Store:
 
 _JUST_BEFORE: Final = timedelta(microseconds=1)
 _UNFINISHED: Final = frozenset({DeliveryStatus.PENDING, DeliveryStatus.SENDING})
+_UNSENT: Final = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
 _OUTCOME_STATUS: Final = {
     "sent": DeliveryStatus.SENT,
     "retry": DeliveryStatus.PENDING,
     "failed": DeliveryStatus.FAILED,
+    "gone": DeliveryStatus.FAILED,
 }
+
+
+def _outcome_parameters(owner: str, outcome: SendOutcome) -> dict[str, Any]:
+    return {
+        "b_id": outcome.delivery_id,
+        "b_owner": owner,
+        "b_sent_at": outcome.at if outcome.result == "sent" else None,
+        "b_message_id": outcome.telegram_message_id,
+        "b_retry_at": outcome.retry_at,
+        "b_error": outcome.error,
+    }
+
+
+@functools.cache
+def _record_statement(status: str) -> Any:
+    """One UPDATE per new status, executed for many rows; only the owner's rows match.
+
+    A retry releases the claim (pending for anyone, at ``retry_at``); a sent or failed row
+    keeps ``claimed_by`` as history. A cancelled row may still become sent or failed.
+    Cached: it runs after every send.
+    """
+    d = DELIVERIES.c
+    values: dict[str, Any] = {
+        "status": status,
+        "attempts": d.attempts + 1,
+        "last_error": bindparam("b_error"),
+    }
+    statuses = [DeliveryStatus.SENDING]
+    if status == DeliveryStatus.SENT:
+        values["sent_at"] = bindparam("b_sent_at", type_=UTCDateTime())
+        values["telegram_message_id"] = bindparam("b_message_id")
+        statuses.append(DeliveryStatus.CANCELLED)
+    elif status == DeliveryStatus.PENDING:
+        values["next_attempt_at"] = bindparam("b_retry_at", type_=UTCDateTime())
+        values["claimed_by"] = None
+    else:
+        statuses.append(DeliveryStatus.CANCELLED)
+    return (
+        update(DELIVERIES)
+        # OR, not IN: an expanding IN cannot be used with executemany.
+        .where(
+            d.id == bindparam("b_id"),
+            d.claimed_by == bindparam("b_owner"),
+            or_(*(d.status == allowed for allowed in statuses)),
+        )
+        .values(**values)
+    )
+
+
+async def _release(
+    connection: AsyncConnection, owner: str, delivery_ids: Sequence[int] | None
+) -> int:
+    statement = update(DeliveryRow).where(
+        _D.status == DeliveryStatus.SENDING, _D.claimed_by == owner
+    )
+    if delivery_ids is not None:
+        if not delivery_ids:
+            return 0
+        statement = statement.where(_D.id.in_(list(delivery_ids)))
+    result = await connection.execute(
+        statement.values(status=DeliveryStatus.PENDING, claimed_by=None)
+    )
+    return _rowcount(result)
+
+
+# Built once: the last-moment check runs before every send.
+_STATES: Final = (
+    select(
+        _D.id,
+        _D.kind,
+        _D.due_at,
+        _D.status,
+        _D.claimed_by,
+        _P.chat_id.label("person"),
+        _P.subscribed,
+        _P.blocked_at,
+        _P.paused_until,
+        _R.enabled,
+    )
+    .select_from(DeliveryRow)
+    .outerjoin(PersonRow, _P.chat_id == _D.chat_id)
+    .outerjoin(ReminderRow, and_(_R.chat_id == _D.chat_id, _R.kind == _D.kind))
+    .where(_D.id.in_(bindparam("ids", expanding=True)))
+)
+_STATES_LOCKED: Final = _STATES.with_for_update(of=DeliveryRow, key_share=True)
+
+
+async def _delivery_states(
+    connection: AsyncConnection, delivery_ids: Sequence[int], *, lock: bool
+) -> dict[int, eligibility.DeliveryState]:
+    """What ``bot.eligibility`` needs about each delivery: its row, person and switch."""
+    statement = _STATES_LOCKED if lock else _STATES
+    states: dict[int, eligibility.DeliveryState] = {}
+    for row in await connection.execute(statement, {"ids": list(delivery_ids)}):
+        recipient = (
+            None
+            if row.person is None
+            else eligibility.Recipient(
+                subscribed=row.subscribed,
+                blocked=row.blocked_at is not None,
+                paused_until=row.paused_until,
+            )
+        )
+        states[row.id] = eligibility.DeliveryState(
+            delivery_id=row.id,
+            kind=row.kind,
+            due_at=row.due_at,
+            status=row.status,
+            claimed_by=row.claimed_by,
+            recipient=recipient,
+            kind_enabled=row.enabled,
+        )
+    return states
+
+
+async def _skip(
+    connection: AsyncConnection,
+    owner: str,
+    states: Mapping[int, eligibility.DeliveryState],
+    verdicts: Mapping[int, str | None],
+) -> None:
+    """Refused rows still claimed by ``owner`` become ``skipped``, with the reason."""
+    by_reason: dict[str, list[int]] = {}
+    for delivery_id, reason in verdicts.items():
+        if reason is not None and _skippable(states.get(delivery_id), owner, reason):
+            by_reason.setdefault(reason, []).append(delivery_id)
+    for reason, delivery_ids in by_reason.items():
+        await connection.execute(
+            update(DeliveryRow)
+            .where(
+                _D.id.in_(delivery_ids),
+                _D.status == DeliveryStatus.SENDING,
+                _D.claimed_by == owner,
+            )
+            .values(status=DeliveryStatus.SKIPPED, last_error=f"not sent: {reason}")
+        )
+
+
+def _skippable(state: eligibility.DeliveryState | None, owner: str, reason: str | None) -> bool:
+    """A refused delivery that is still ours to mark: claimed by ``owner``, still sending."""
+    return (
+        reason is not None
+        and state is not None
+        and state.status == DeliveryStatus.SENDING
+        and state.claimed_by == owner
+    )
+
+
+async def _deactivate_gone(connection: AsyncConnection, gone: Sequence[SendOutcome]) -> None:
+    """Deactivate the people behind ``gone`` outcomes, person rows first as everywhere."""
+    if not gone:
+        return
+    ids = [outcome.delivery_id for outcome in gone]
+    rows = await connection.execute(select(_D.id, _D.chat_id).where(_D.id.in_(ids)))
+    chats: dict[int, int] = {row.id: row.chat_id for row in rows}
+    reasons = {chats[o.delivery_id]: o for o in gone if o.delivery_id in chats}
+    for chat_id in sorted(reasons):
+        outcome = reasons[chat_id]
+        await _deactivate(connection, chat_id, outcome.error or "gone", outcome.at)
+
+
+async def _deactivate(
+    connection: AsyncConnection, chat_id: int, reason: str, now: datetime
+) -> None:
+    """The chat is gone for us: blocked, nothing scheduled, every unsent delivery cancelled.
+
+    The UPDATE on the person row locks it first: person → reminders → deliveries, as
+    everywhere.
+    """
+    result = await connection.execute(
+        update(PersonRow)
+        .where(_P.chat_id == chat_id)
+        .values(blocked_at=now, blocked_reason=reason[:200], updated_at=now)
+    )
+    if _rowcount(result) == 0:
+        return
+    await connection.execute(
+        update(ReminderRow).where(_R.chat_id == chat_id).values(next_fire_at=None)
+    )
+    await _cancel_unsent(connection, chat_id, None, f"deactivated: {reason}")
+
+
+async def _cancel_unsent(
+    connection: AsyncConnection | AsyncSession,
+    chat_id: int,
+    kinds: tuple[str, ...] | None,
+    why: str,
+) -> None:
+    """Cancel what has not left yet: pending, waiting for a retry, or claimed for sending.
+
+    A claimed row keeps ``claimed_by``: its dispatcher's last-moment check sees the
+    cancellation, and if its request was already on the wire the outcome is still recorded
+    (as sent) on this row.
+    """
+    statement = update(DeliveryRow).where(_D.chat_id == chat_id, _D.status.in_(_UNSENT))
+    if kinds is not None:
+        statement = statement.where(_D.kind.in_(kinds))
+    await connection.execute(
+        statement.values(status=DeliveryStatus.CANCELLED, last_error=f"cancelled: {why}"[:500])
+    )
 
 
 def _same_night(a: datetime, b: datetime, offset_minutes: int, tz: tzinfo) -> bool:
