@@ -154,7 +154,9 @@ async def test_the_token_never_reaches_the_logs(
     from bot.logs import RedactingFormatter
 
     formatter = RedactingFormatter("%(name)s %(message)s", [bot.token])
-    with caplog.at_level(logging.DEBUG):
+    # configure_logging (run by other tests in this process) holds httpx at WARNING: undo it
+    # here, since httpx's request lines are exactly what the formatter must catch.
+    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, logger="httpx"):
         await bot.send(ADA, "/mechanisms 1")
         bot.api.fail_next("sendMessage", error_code=500, description="boom")
         await bot.send(ADA, "/tips")

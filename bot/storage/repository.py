@@ -127,13 +127,22 @@ class Store:
         await self.engine.dispose()
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncSession]:
-        if self._serial is None:
-            async with self._sessions() as session, session.begin():
-                yield session
-        else:
-            async with self._serial, self._sessions() as session, session.begin():
-                yield session
+    async def _transaction(self, *, read_only: bool = False) -> AsyncIterator[AsyncSession]:
+        """One ORM transaction. ``read_only``: it will not write, so on SQLite it reads a
+        snapshot instead of queueing for the write lock behind every other handler."""
+        async with contextlib.AsyncExitStack() as stack:
+            if self._serial is not None:
+                await stack.enter_async_context(self._serial)
+            if read_only:
+                connection = await stack.enter_async_context(self.engine.connect())
+                connection = await connection.execution_options(**{READ_ONLY: True})
+                session = await stack.enter_async_context(
+                    AsyncSession(bind=connection, expire_on_commit=False)
+                )
+            else:
+                session = await stack.enter_async_context(self._sessions())
+            await stack.enter_async_context(session.begin())
+            yield session
 
     @asynccontextmanager
     async def _core(self, *, read_only: bool = False) -> AsyncIterator[AsyncConnection]:
@@ -153,7 +162,7 @@ class Store:
     # --- people --------------------------------------------------------------------------
 
     async def get_person(self, chat_id: int) -> Person | None:
-        async with self._transaction() as session:
+        async with self._transaction(read_only=True) as session:
             person = await session.get(PersonRow, chat_id)
             if person is None:
                 return None
@@ -267,7 +276,7 @@ class Store:
 
     async def export_person(self, chat_id: int) -> dict[str, Any] | None:
         """/mydata: every stored row about the person, JSON-able (ISO 8601 strings)."""
-        async with self._transaction() as session:
+        async with self._transaction(read_only=True) as session:
             person = await session.get(PersonRow, chat_id)
             if person is None:
                 return None
@@ -334,7 +343,7 @@ class Store:
 
     async def get_delivery(self, delivery_id: int, chat_id: int) -> DeliveryView | None:
         """The delivery if it belongs to ``chat_id``: forged callback data finds nothing."""
-        async with self._transaction() as session:
+        async with self._transaction(read_only=True) as session:
             row = await self._owned_delivery(session, delivery_id, chat_id)
             return None if row is None else _delivery_view(row)
 
@@ -432,7 +441,7 @@ class Store:
 
     async def stats(self) -> dict[str, int]:
         """Counts for logs and benchmarks: people, schedule and deliveries per status."""
-        async with self._transaction() as session:
+        async with self._transaction(read_only=True) as session:
             people = (
                 await session.execute(
                     select(
