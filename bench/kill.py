@@ -279,9 +279,15 @@ def _kill_result(
             for c in kill.claimed
             if c in arrivals and max(arrivals[c]) > kill.restarted_at
         )
+        late = {
+            str(c): [round(at - kill.killed_at, 2) for at in arrivals[c]]
+            for c in sorted(kill.claimed)
+            if c in arrivals and max(arrivals[c]) - kill.killed_at > TAKEOVER_MAX_S
+        }
         per_kill.append(
             {
                 "after_messages": kill.after,
+                "claims_sent_late": late,  # chat → its arrivals, seconds after the kill
                 "claims_held_when_killed": len(kill.claimed),
                 "duplicates": sum(per_chat[c] - 1 for c in mine),
                 "restart_s": round(kill.restarted_at - kill.killed_at, 2),
