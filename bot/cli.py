@@ -60,6 +60,27 @@ def check_content(settings: Settings) -> int:
     return 0
 
 
+def _describe(problem: ValidationError) -> str:
+    """One line: each setting's problem; a rule about several settings names them itself."""
+    details = []
+    for error in problem.errors():
+        message = error["msg"].removeprefix("Value error, ")
+        where = ".".join(str(part) for part in error["loc"]).upper()
+        details.append(f"{where}: {message}" if where else message)
+    return "; ".join(details)
+
+
+def stats(settings: Settings, *, as_json: bool) -> int:
+    from bot.stats_report import StatsUnavailable, collect, render_json, render_text
+
+    try:
+        counts = asyncio.run(collect(settings))
+    except StatsUnavailable as problem:
+        return _fail(str(problem))
+    print(render_json(counts) if as_json else render_text(counts))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sleepbot", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -72,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="database URL for this session (default: a throw-away SQLite file)",
     )
     commands.add_parser("check-content", help="validate the content/ files and exit")
+    stats_parser = commands.add_parser(
+        "stats", help="counts of people, reminders and deliveries (read-only)"
+    )
+    stats_parser.add_argument("--json", action="store_true", help="one JSON object")
     args = parser.parse_args(argv)
     try:
         settings = _load_settings()
@@ -79,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run(settings)
         if args.command == "check-content":
             return check_content(settings)
+        if args.command == "stats":
+            return stats(settings, as_json=args.json)
         from bot.chat import chat
 
         return asyncio.run(chat(settings, database_url=args.database))
@@ -87,11 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ContentError as problem:
         return _fail(f"content error: {problem}")
     except ValidationError as problem:
-        details = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
-            for error in problem.errors()
-        )
-        return _fail(f"invalid configuration: {details}")
+        return _fail(f"invalid configuration: {_describe(problem)}")
     except KeyboardInterrupt:
         return 130
 

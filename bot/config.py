@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.logs import LogFormat
 
 # Telegram tokens look like "123456789:AA...": a numeric bot id, a colon, ~35 url-safe characters.
 TOKEN_SHAPE = re.compile(r"^\d{5,}:[A-Za-z0-9_-]{30,}$")
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/sleepbot.sqlite3"
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+# Telegram's setWebhook: "secret_token ... 1-256 characters. Only characters A-Z, a-z, 0-9, _
+# and - are allowed." (https://core.telegram.org/bots/api#setwebhook)
+WEBHOOK_SECRET_SHAPE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+# setWebhook: "Ports currently supported for webhooks: 443, 80, 88, 8443."
+WEBHOOK_PORTS = (443, 80, 88, 8443)
+RESERVED_PATHS = ("/healthz", "/metrics")
 
 
 class MissingToken(Exception):
@@ -23,7 +32,10 @@ class MissingToken(Exception):
 class Settings(BaseSettings):
     """Everything an operator can set; the README's configuration table mirrors these fields."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    # Errors never quote an input: several settings are credentials (token, secret, URLs).
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     telegram_bot_token: SecretStr | None = None
     telegram_api_base_url: str | None = Field(
@@ -46,16 +58,74 @@ class Settings(BaseSettings):
     # messages a second for ten seconds: a script, not a person typing.
     flood_max_updates: int = Field(default=20, ge=1, le=10_000)
     flood_window_seconds: float = Field(default=10.0, gt=0, le=3600)
+    # Webhook mode (bot/web.py) when WEBHOOK_URL is set; long polling otherwise.
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    listen_host: str = "0.0.0.0"  # noqa: S104  # a container's port is published on purpose
+    listen_port: int = Field(default=8080, ge=1, le=65535)
+    # Polling mode: /healthz and /metrics on this port (off when unset). Webhook mode serves
+    # them on LISTEN_PORT beside the webhook.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    log_format: LogFormat = "text"
+    # Shared send limits across replicas (bot/redis_budget.py); per process when unset.
+    redis_url: SecretStr | None = None
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("telegram_api_base_url", mode="before")
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_log_format(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator(
+        "telegram_api_base_url",
+        "webhook_url",
+        "webhook_secret",
+        "metrics_port",
+        "redis_url",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        # The message never quotes the value: it is a credential.
+        if value is not None and not WEBHOOK_SECRET_SHAPE.match(value.get_secret_value()):
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_is_complete(self) -> Self:
+        if self.webhook_url is None:
+            return self
+        parts = urlsplit(self.webhook_url)
+        # A self-hosted Bot API server (TELEGRAM_API_BASE_URL) may call plain HTTP and any port.
+        self_hosted = self.telegram_api_base_url is not None
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError("WEBHOOK_URL must be an absolute URL, e.g. https://bot.example.org/tg")
+        if not self_hosted and parts.scheme != "https":
+            raise ValueError("WEBHOOK_URL must use https: Telegram only calls HTTPS webhooks")
+        if not self_hosted and (parts.port or 443) not in WEBHOOK_PORTS:
+            raise ValueError("WEBHOOK_URL's port must be 443, 80, 88 or 8443 (Telegram's rule)")
+        if (parts.path or "/") in RESERVED_PATHS:
+            raise ValueError("WEBHOOK_URL's path cannot be /healthz or /metrics")
+        if self.webhook_secret is None:
+            raise ValueError(
+                "WEBHOOK_SECRET is required with WEBHOOK_URL (1-256 characters of A-Z, a-z, "
+                "0-9, _ and -), so that only Telegram can post updates"
+            )
+        return self
+
+    @property
+    def webhook_mode(self) -> bool:
+        """Updates arrive by webhook (WEBHOOK_URL set) rather than long polling."""
+        return self.webhook_url is not None
 
     def require_token(self) -> str:
         """The token for talking to Telegram, or a MissingToken that never echoes the value."""

@@ -16,13 +16,19 @@ them, e.g. a chat that blocked the bot).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import logging
 import re
 import sys
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
 from types import TracebackType
-from typing import Final
+from typing import Final, Literal
 
 REDACTED = "[REDACTED]"
 HIDDEN: Final = "[hidden]"
@@ -41,6 +47,84 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
         if secret:
             text = text.replace(secret, REDACTED)
     return _TOKEN_PATTERN.sub(REDACTED, text)
+
+
+# --- LOG_FORMAT=json ------------------------------------------------------------------------
+# One object per line: time, level, logger, event (the message), update_id and chat (hashed)
+# when known. Chat ids are hashed with a per-deployment salt (derived from the bot token, so
+# every replica hashes alike and nobody without the token can reverse the hash by trying
+# ids): lines about one chat can be followed without the log naming it. No update text is
+# ever added; the token is redacted from the finished line as in text mode.
+
+LogFormat = Literal["text", "json"]
+_CURRENT_UPDATE: ContextVar[tuple[int | None, int | None]] = ContextVar(
+    "sleepbot_update", default=(None, None)
+)
+# The bot's own lines say "chat 123" or, for a person in a group, "chat (-100123, 456)".
+_CHAT_MENTION = re.compile(r"\bchat (?:(-?\d+)|\((-?\d+), (-?\d+)\))")
+
+
+def deployment_salt(token: str) -> bytes:
+    """The key for chat-id hashes: the same on every replica of one bot, secret as the token."""
+    return hashlib.sha256(b"sleepbot log salt\0" + token.encode()).digest()
+
+
+def hash_chat(chat_id: int | str, salt: bytes) -> str:
+    """A short stable pseudonym for a chat (or user) id."""
+    return hmac.new(salt, str(chat_id).encode(), hashlib.sha256).hexdigest()[:16]
+
+
+@contextmanager
+def update_context(update_id: int | None, chat_id: int | None) -> Iterator[None]:
+    """Log lines written while handling one update carry its id and (hashed) chat."""
+    token = _CURRENT_UPDATE.set((update_id, chat_id))
+    try:
+        yield
+    finally:
+        _CURRENT_UPDATE.reset(token)
+
+
+class JsonFormatter(logging.Formatter):
+    """LOG_FORMAT=json: see the block comment above."""
+
+    def __init__(self, salt: bytes, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self._salt = salt
+        self._secrets = tuple(s for s in secrets if s)
+
+    def _pseudonymise(self, message: str, chat_id: int | None) -> str:
+        def replace(match: re.Match[str]) -> str:
+            if match.group(1) is not None:
+                return f"chat #{hash_chat(match.group(1), self._salt)}"
+            chat, user = match.group(2), match.group(3)
+            return f"chat (#{hash_chat(chat, self._salt)}, #{hash_chat(user, self._salt)})"
+
+        message = _CHAT_MENTION.sub(replace, message)
+        if chat_id is not None:
+            pattern = rf"(?<![\w#-]){re.escape(str(chat_id))}(?!\w)"
+            message = re.sub(pattern, f"#{hash_chat(chat_id, self._salt)}", message)
+        return message
+
+    def format(self, record: logging.LogRecord) -> str:
+        update_id, chat_id = _CURRENT_UPDATE.get()
+        update_id = getattr(record, "update_id", update_id)
+        chat_id = getattr(record, "chat_id", chat_id)
+        moment = datetime.fromtimestamp(record.created, UTC)
+        entry: dict[str, object] = {
+            "time": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "event": self._pseudonymise(record.getMessage(), chat_id),
+        }
+        if update_id is not None:
+            entry["update_id"] = update_id
+        if chat_id is not None:
+            entry["chat"] = hash_chat(chat_id, self._salt)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = self._pseudonymise(record.exc_text, chat_id)
+        return redact(json.dumps(entry), self._secrets)
 
 
 class RedactingFormatter(logging.Formatter):
@@ -97,14 +181,26 @@ def _traceback_without_messages(
 
 
 def configure_logging(
-    level: str, secrets: Iterable[str] = (), *, personal_data: bool = False
+    level: str,
+    secrets: Iterable[str] = (),
+    *,
+    personal_data: bool = False,
+    log_format: LogFormat = "text",
+    salt: bytes = b"",
 ) -> None:
     """One stderr handler for everything; `personal_data` (LOG_PERSONAL_DATA) turns off the
-    PrivacyFilter, for debugging only."""
+    PrivacyFilter, for debugging only; `log_format` json needs the `salt` for chat ids
+    (``deployment_salt(token)``). The filter runs before either formatter."""
+    secrets = tuple(secrets)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets)
-    )
+    if log_format == "json":
+        if not salt:
+            raise ValueError("JSON logs hash chat ids: give a salt (deployment_salt(token))")
+        handler.setFormatter(JsonFormatter(salt, secrets))
+    else:
+        handler.setFormatter(
+            RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets)
+        )
     if not personal_data:
         handler.addFilter(PrivacyFilter())
     root = logging.getLogger()

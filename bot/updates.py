@@ -10,8 +10,10 @@ a flood's excess is dropped in O(1) without queueing, a repeated press of a butt
 coalesced, and both still answer their callback query so the person's spinner stops.
 
 Updates without a chat or user (none that this bot subscribes to today) run concurrently,
-unchecked. ``sleepbot chat`` feeds ``Application.process_update`` directly and does not pass
-through here.
+unchecked. Every update is handled inside ``bot.logs.update_context`` (JSON log lines carry its
+id and hashed chat), and with ``metrics`` the time from its arrival here to its last handler's
+return is recorded (flood-dropped updates are not: they are counted by flood control).
+``sleepbot chat`` feeds ``Application.process_update`` directly and does not pass through here.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Final
 
@@ -27,6 +30,8 @@ from telegram.error import TelegramError
 from telegram.ext import BaseUpdateProcessor
 
 from bot.flood import FloodGate, Source, Verdict
+from bot.logs import update_context
+from bot.metrics import Metrics, kind_of
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +94,14 @@ class ChatUpdateProcessor(BaseUpdateProcessor):
         *,
         exempt: Exempt = never_exempt,
         max_running: int = MAX_RUNNING,
+        metrics: Metrics | None = None,
     ) -> None:
         """`slow_down` renders the one notice a flooding chat gets; `exempt` names updates
-        that always pass (crisis text must never be dropped)."""
+        that always pass (crisis text must never be dropped); `metrics` gets each handled
+        update's latency."""
         super().__init__(MAX_IN_PROCESSOR)
         self.gate = gate
+        self.metrics = metrics
         self._slow_down = slow_down
         self._exempt = exempt
         self._running = asyncio.BoundedSemaphore(max_running)
@@ -106,11 +114,20 @@ class ChatUpdateProcessor(BaseUpdateProcessor):
         """Nothing to release: PTB waits for the updates in progress."""
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        line = line_of(update) if isinstance(update, Update) else None
-        source = source_of(update) if isinstance(update, Update) else None
-        if line is None or source is None or not isinstance(update, Update):
+        if not isinstance(update, Update):
             async with self._running:
                 await coroutine
+            return
+        with update_context(update.update_id, line_of(update)):
+            await self._process(update, coroutine)
+
+    async def _process(self, update: Update, coroutine: Awaitable[Any]) -> None:
+        arrived = time.monotonic()
+        line, source = line_of(update), source_of(update)
+        if line is None or source is None:
+            async with self._running:
+                await coroutine
+            self._handled(update, arrived)
             return
         button = button_of(update)
         verdict = self.gate.arrive(source, button=button, exempt=self._is_exempt(update))
@@ -124,6 +141,11 @@ class ChatUpdateProcessor(BaseUpdateProcessor):
                 await coroutine
         finally:
             self.gate.finished(source, button=button)
+            self._handled(update, arrived)
+
+    def _handled(self, update: Update, arrived: float) -> None:
+        if self.metrics is not None:
+            self.metrics.update_handled(kind_of(update), time.monotonic() - arrived)
 
     def _is_exempt(self, update: Update) -> bool:
         try:

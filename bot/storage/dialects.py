@@ -78,6 +78,50 @@ def create_engine(url: str | URL, *, schema: str | None = None, echo: bool = Fal
     )
 
 
+def create_read_only_engine(url: str | URL, *, schema: str | None = None) -> AsyncEngine:
+    """An engine that cannot write, for reports beside a running bot (``sleepbot stats``).
+
+    SQLite: the file opened with ``mode=ro`` (never created), ``query_only``, and a deferred
+    ``BEGIN``, so a report reads one WAL snapshot and never waits for, or blocks, the bot's
+    writers. PostgreSQL: ``default_transaction_read_only``. Raises ``FileNotFoundError`` for a
+    SQLite file that does not exist.
+    """
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        path = Path(parsed.database or "").expanduser()
+        if not parsed.database or parsed.database == ":memory:" or not path.is_file():
+            raise FileNotFoundError(f"no SQLite database at {parsed.database or '(none)'}")
+        uri = path.resolve().as_uri().replace("file://", "file:", 1)
+        readonly = URL.create("sqlite+aiosqlite", database=f"{uri}?mode=ro", query={"uri": "true"})
+        engine = create_async_engine(readonly)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _on_connect(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+                cursor.execute("PRAGMA query_only=ON")
+            finally:
+                cursor.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(connection: Connection) -> None:
+            connection.exec_driver_sql("BEGIN")
+
+        return engine
+    if backend == "postgresql":
+        settings = {"default_transaction_read_only": "on"}
+        if schema is not None:
+            settings["search_path"] = schema
+        return create_async_engine(
+            parsed.set(drivername="postgresql+asyncpg"),
+            connect_args={"server_settings": settings},
+        )
+    raise UnsupportedDatabaseError(f"unsupported database {parsed.drivername!r}")
+
+
 def is_single_connection(engine: AsyncEngine) -> bool:
     """True for an in-memory SQLite database: one shared connection, so sessions must queue."""
     return isinstance(engine.sync_engine.pool, StaticPool)
