@@ -11,7 +11,9 @@ WORKDIR /app
 # Dependencies and code first, content last: editing content/ rebuilds only the final layer.
 COPY pyproject.toml README.md ./
 COPY bot ./bot
-RUN pip install --no-cache-dir . \
+# The image serves compose.yaml's replicas: PostgreSQL and Redis extras (bot/extras.py).
+# hadolint ignore=DL3013
+RUN pip install --no-cache-dir ".[postgres,redis]" \
     && useradd --create-home --uid 10001 sleepbot \
     && mkdir -p /app/data \
     && chown sleepbot /app/data

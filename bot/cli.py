@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from bot.config import MissingToken, Settings
 from bot.content import ContentError, default_content_dir, load_content
+from bot.extras import missing_extras_message
 from bot.logs import configure_logging, redact
 
 EXIT_CONFIG = 2
@@ -100,6 +101,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = _load_settings()
+        missing = missing_extras_message(
+            settings, args.command, chat_database_url=getattr(args, "database", None)
+        )
+        if missing is not None:
+            return _fail(missing)
         if args.command == "run":
             return run(settings)
         if args.command == "check-content":

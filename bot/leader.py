@@ -41,10 +41,12 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
-import asyncpg
 from sqlalchemy import make_url
+
+if TYPE_CHECKING:
+    import asyncpg
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +208,8 @@ class PostgresElector(Elector):
         self._set_leader(False)
 
     async def _connect(self) -> asyncpg.Connection:
+        import asyncpg  # the postgres extra: only a PostgreSQL deployment elects a leader
+
         connection: asyncpg.Connection = await asyncpg.connect(
             **self._connect_args,
             timeout=CONNECT_TIMEOUT_S,

@@ -38,7 +38,6 @@ from bot.leader import Elector, elector_for
 from bot.metrics import Metrics
 from bot.polling import incoming
 from bot.ratelimit import SendBudget, SendStats
-from bot.redis_budget import RedisSendBudget, connect
 from bot.storage import Inbox, IncomingUpdate
 from bot.storage.dialects import create_read_only_engine
 from bot.storage.stats import due_backlog
@@ -58,6 +57,8 @@ def send_budget(settings: Settings, token: str) -> SendBudget | None:
     """The send limiter's shared state: in Redis when REDIS_URL is set."""
     if settings.redis_url is None:
         return None
+    from bot.redis_budget import RedisSendBudget, connect  # the redis extra (bot/extras.py)
+
     client = connect(settings.redis_url.get_secret_value())
     return RedisSendBudget(client, namespace=bot_id(token))
 
