@@ -28,6 +28,7 @@ instant; ``next_fire_at`` and ``upcoming`` report it once.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Final
 
@@ -205,3 +206,68 @@ def upcoming(
         )
         instants.append(cursor)
     return instants
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderState:
+    """What the scheduling policy reads about one person's reminder (no rows, no Telegram)."""
+
+    bedtime: time
+    weekend_bedtime: time | None
+    offset_minutes: int
+    tz: tzinfo
+    next_fire_at: datetime | None = None  # the occurrence currently stored, if any
+    last_due_at: datetime | None = None  # the last occurrence handed to the dispatcher
+    paused_until: datetime | None = None
+
+
+def next_occurrence(
+    state: ReminderState,
+    now: datetime,
+    *,
+    after: datetime | None = None,
+    keep_due: bool = False,
+) -> datetime:
+    """The next instant a reminder should fire: the scheduling policy in one place.
+
+    Starts strictly after max(now, paused_until, after). With ``keep_due`` (a settings change),
+    an occurrence already due but not yet handed to the dispatcher is kept rather than lost:
+    the search starts just before it instead of at ``now``. A night that already produced a
+    delivery (``last_due_at``) is never produced again, even if the bedtime or timezone moved
+    later that same evening. Whether the person wants reminders at all (subscribed, blocked,
+    kind enabled) is the caller's question: this answers only *when*.
+    """
+    start = now
+    current = state.next_fire_at
+    if keep_due and current is not None and current <= now:
+        start = current - _RESOLUTION
+    if state.paused_until is not None:
+        start = max(start, state.paused_until)
+    if after is not None:
+        start = max(start, after)
+
+    def following(moment: datetime) -> datetime:
+        return next_fire_at(
+            bedtime=state.bedtime,
+            weekend_bedtime=state.weekend_bedtime,
+            offset_minutes=state.offset_minutes,
+            tz=state.tz,
+            after=moment,
+        )
+
+    candidate = following(start)
+    last = state.last_due_at
+    for _ in range(3):  # at most one night is ever skipped; the bound is defensive
+        if last is None or not (
+            candidate <= last or same_night(candidate, last, state.offset_minutes, state.tz)
+        ):
+            break
+        candidate = following(candidate)
+    return candidate
+
+
+def same_night(a: datetime, b: datetime, offset_minutes: int, tz: tzinfo) -> bool:
+    """Nights are named by their bedtime's evening, not the fire time's (which may cross noon)."""
+    return reminder_night(a, offset_minutes=offset_minutes, tz=tz) == reminder_night(
+        b, offset_minutes=offset_minutes, tz=tz
+    )

@@ -15,8 +15,10 @@ from zoneinfo import ZoneInfo, available_timezones
 import pytest
 
 from bot.schedule import (
+    ReminderState,
     local_to_utc,
     next_fire_at,
+    next_occurrence,
     night_of,
     reminder_night,
     reminder_time_on_night,
@@ -695,3 +697,63 @@ def test_next_fire_at_random_properties() -> None:
         assert nearby == sorted(nearby)
         assert got in nearby
         assert not any(after < instant < got for instant in nearby)
+
+
+# --- the scheduling policy: next_occurrence (pause, keep-due, never the same night twice) ---
+
+
+def berlin_state(**changes: object) -> ReminderState:
+    values: dict[str, object] = {
+        "bedtime": time(23, 0),
+        "weekend_bedtime": None,
+        "offset_minutes": 60,
+        "tz": BERLIN,
+    }
+    values.update(changes)
+    return ReminderState(**values)  # type: ignore[arg-type]
+
+
+def at_berlin(y: int, m: int, d: int, hh: int, mm: int) -> datetime:
+    return datetime(y, m, d, hh, mm, tzinfo=BERLIN).astimezone(UTC)
+
+
+def test_next_occurrence_is_tonight_before_the_time_and_tomorrow_after_it() -> None:
+    assert next_occurrence(berlin_state(), at_berlin(2026, 1, 14, 21, 0)) == at_berlin(
+        2026, 1, 14, 22, 0
+    )
+    assert next_occurrence(berlin_state(), at_berlin(2026, 1, 14, 22, 1)) == at_berlin(
+        2026, 1, 15, 22, 0
+    )
+
+
+def test_a_night_already_delivered_is_not_delivered_again_after_a_later_bedtime() -> None:
+    """22:00 went out; at 22:10 the person moves bedtime to 23:30 (reminder 22:30 tonight)."""
+    delivered = at_berlin(2026, 1, 14, 22, 0)
+    moved = berlin_state(bedtime=time(23, 30), last_due_at=delivered)
+    assert next_occurrence(moved, at_berlin(2026, 1, 14, 22, 10)) == at_berlin(2026, 1, 15, 22, 30)
+    # Without that night's delivery, tonight's 22:30 is still ahead and is the answer.
+    assert next_occurrence(
+        berlin_state(bedtime=time(23, 30)), at_berlin(2026, 1, 14, 22, 10)
+    ) == at_berlin(2026, 1, 14, 22, 30)
+
+
+def test_a_pause_starts_the_search_at_its_end() -> None:
+    until = at_berlin(2026, 1, 16, 12, 0)
+    assert next_occurrence(
+        berlin_state(paused_until=until), at_berlin(2026, 1, 14, 9, 0)
+    ) == at_berlin(2026, 1, 16, 22, 0)
+
+
+def test_keep_due_keeps_an_occurrence_that_is_due_but_not_handed_over() -> None:
+    due = at_berlin(2026, 1, 14, 22, 0)
+    now = due + timedelta(seconds=30)
+    state = berlin_state(next_fire_at=due)
+    assert next_occurrence(state, now, keep_due=True) == due
+    assert next_occurrence(state, now) == at_berlin(2026, 1, 15, 22, 0)
+
+
+def test_after_pushes_past_a_given_instant() -> None:
+    due = at_berlin(2026, 1, 14, 22, 0)
+    assert next_occurrence(berlin_state(), at_berlin(2026, 1, 14, 9, 0), after=due) == (
+        at_berlin(2026, 1, 15, 22, 0)
+    )

@@ -24,7 +24,7 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, time, timedelta, tzinfo
+from datetime import UTC, datetime, time, timedelta
 from typing import Any, Final
 
 from sqlalchemy import and_, bindparam, delete, func, or_, select, update
@@ -840,14 +840,8 @@ class Store:
         after: datetime | None = None,
         keep_due: bool = False,
     ) -> datetime | None:
-        """The next instant this reminder should fire, or None when it must not fire at all.
-
-        Starts strictly after max(now, paused_until, after). With ``keep_due`` (settings
-        changes), an occurrence that is already due but not yet materialised by the dispatcher
-        is kept rather than lost: the search starts just before it instead of at ``now``.
-        A night that already produced a delivery (``last_due_at``) is never produced again,
-        even if the bedtime or timezone moved later that same evening.
-        """
+        """The next instant this reminder should fire, or None when it must not fire at all:
+        whether it fires is read here, when is ``schedule.next_occurrence``'s policy."""
         if (
             not person.subscribed
             or person.blocked_at is not None
@@ -862,34 +856,16 @@ class Store:
         except UnknownTimezone:
             log.warning("chat %s has an unknown timezone: not scheduled", person.chat_id)
             return None
-        start = now
-        current = reminder.next_fire_at
-        if keep_due and current is not None and current <= now:
-            start = current - _JUST_BEFORE
-        if person.paused_until is not None:
-            start = max(start, person.paused_until)
-        if after is not None:
-            start = max(start, after)
-
-        def following(moment: datetime) -> datetime:
-            assert person.bedtime is not None
-            return schedule.next_fire_at(
-                bedtime=person.bedtime,
-                weekend_bedtime=person.weekend_bedtime,
-                offset_minutes=reminder.offset_minutes,
-                tz=tz,
-                after=moment,
-            )
-
-        candidate = following(start)
-        last = reminder.last_due_at
-        for _ in range(3):  # at most one night is ever skipped; the bound is defensive
-            if last is None or not (
-                candidate <= last or _same_night(candidate, last, reminder.offset_minutes, tz)
-            ):
-                break
-            candidate = following(candidate)
-        return candidate
+        state = schedule.ReminderState(
+            bedtime=person.bedtime,
+            weekend_bedtime=person.weekend_bedtime,
+            offset_minutes=reminder.offset_minutes,
+            tz=tz,
+            next_fire_at=reminder.next_fire_at,
+            last_due_at=reminder.last_due_at,
+            paused_until=person.paused_until,
+        )
+        return schedule.next_occurrence(state, now, after=after, keep_due=keep_due)
 
     def _person(self, row: PersonRow, reminders: Sequence[ReminderRow]) -> Person:
         return Person(
@@ -916,7 +892,6 @@ class Store:
             raise ValueError(f"unknown reminder kind {kind!r}; known: {', '.join(self._offsets)}")
 
 
-_JUST_BEFORE: Final = timedelta(microseconds=1)
 _UNFINISHED: Final = frozenset({DeliveryStatus.PENDING, DeliveryStatus.SENDING})
 _UNSENT: Final = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
 _OUTCOME_STATUS: Final = {
@@ -1125,15 +1100,6 @@ async def _cancel_unsent(
     await connection.execute(
         statement.values(status=DeliveryStatus.CANCELLED, last_error=f"cancelled: {why}"[:500])
     )
-
-
-def _same_night(a: datetime, b: datetime, offset_minutes: int, tz: tzinfo) -> bool:
-    """Nights are named by their bedtime's evening, not the fire time's (which may cross noon)."""
-
-    def night(moment: datetime) -> object:
-        return schedule.reminder_night(moment, offset_minutes=offset_minutes, tz=tz)
-
-    return night(a) == night(b)
 
 
 def _check_offset(offset: int, kind: str) -> None:
