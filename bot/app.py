@@ -193,6 +193,7 @@ def build_app(
         except Exception as error:
             where = _printable_url(settings_.database_url)
             raise StartupError(f"cannot open the database {where}: {error}") from error
+        await services.store.backfill_kinds(services.clock.now())
         await application.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
         # Build the offline city index in the background so the first /timezone is instant.
         task = asyncio.create_task(asyncio.to_thread(preload_timezones), name="preload-tz")

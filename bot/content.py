@@ -14,7 +14,7 @@ import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Final, Literal
+from typing import Annotated, Final, Literal, get_args
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field
 
@@ -40,7 +40,8 @@ DIETS: Final[tuple[Diet, ...]] = ("omnivore", "pescatarian", "vegetarian", "vega
 """The one list of diets: content tags meals with them, people choose one (storage reuses it)."""
 DEFAULT_DIET: Final[Diet] = "omnivore"
 ReminderKindName = Literal["meal", "exercise", "wind_down"]
-REMINDER_KINDS: Final[frozenset[str]] = frozenset({"meal", "exercise", "wind_down"})
+# A new kind: one member here, one [[reminder]] entry in content/reminders.toml (and zh/).
+REMINDER_KINDS: Final[frozenset[str]] = frozenset(get_args(ReminderKindName))
 MECHANISM_NUMBERS: Final = (1, 2, 3, 4, 5)
 MIN_MEALS_PER_DIET: Final = 8
 """Eight ideas per diet, so nobody is offered the same meal twice within seven nights."""

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from bot.app import StartupError
 from bot.fake_telegram import ApiCall, FakeBotApi
@@ -403,3 +404,19 @@ async def test_flood_control_through_the_production_rate_limiter(
         calls += await harness.advance(timedelta(minutes=1))
         assert len(reminder_sends(calls)) == 1
         assert len(reminder_sends(await harness.advance(timedelta(hours=1)))) == 1  # exercise
+
+
+async def test_a_kind_missing_from_the_database_is_added_at_start_up(bot: BotHarness) -> None:
+    """As after a release that adds a reminder kind: the subscriber's rows predate it, and the
+    next start-up gives them the new kind (default on), so it arrives tonight."""
+    await onboard(bot)
+    await bot.stop()
+    async with bot.services.store.engine.begin() as connection:
+        await connection.execute(
+            text("DELETE FROM reminders WHERE chat_id = :chat AND kind = 'exercise'"),
+            {"chat": ADA},
+        )
+    await bot.start()
+    calls = await bot.advance(MEAL_UTC + timedelta(hours=1) - bot.clock.now())
+    kinds = [visible_text(c.params["text"]).lower() for c in reminder_sends(calls)]
+    assert len(kinds) == 2 and "exercise" in kinds[1]

@@ -712,3 +712,41 @@ async def test_old_finished_history_is_purged_but_nothing_pending(store: Store) 
     assert [(d["due_at"], d["status"]) for d in exported["deliveries"]] == [
         (berlin(11, 18, 30).isoformat(), "pending")
     ]
+
+
+# --- a new reminder kind reaches existing subscribers --------------------------------------
+
+
+async def test_a_kind_added_later_is_backfilled_for_everyone_who_has_reminders(
+    db: TestDatabase,
+) -> None:
+    """A database made while only two kinds existed, then a start-up that knows three."""
+    before = {"meal": 240, "wind_down": 60}
+    old = await db.open_store(before)
+    try:
+        await ready_person(old, CHAT)
+        await ready_person(old, OTHER)
+        await old.unsubscribe(OTHER, NOON)
+        await old.ensure_person(3003, NOON)  # never set up: no reminder rows at all
+        fourth = await ready_person(old, 4004)
+        assert len(fourth.reminders) == 2
+    finally:
+        await old.close()
+
+    new = await db.open_store(OFFSETS)
+    try:
+        assert await new.backfill_kinds(NOON) == 3  # CHAT, OTHER, 4004 lacked "exercise"
+        subscribed = await new.get_person(CHAT)
+        assert subscribed is not None
+        exercise = {r.kind: r for r in subscribed.reminders}["exercise"]
+        assert exercise.enabled and exercise.offset_minutes == 180
+        assert exercise.next_fire_at == berlin(10, 19, 30)  # 22:30 - 3 h, tonight
+        assert [r.kind for r in subscribed.reminders] == list(OFFSETS)  # content's order
+        unsubscribed = await new.get_person(OTHER)
+        assert unsubscribed is not None
+        assert {r.kind: r.next_fire_at for r in unsubscribed.reminders}["exercise"] is None
+        never = await new.get_person(3003)
+        assert never is not None and never.reminders == ()
+        assert await new.backfill_kinds(NOON) == 0  # a second start-up adds nothing
+    finally:
+        await new.close()
