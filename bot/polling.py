@@ -25,6 +25,7 @@ from telegram.error import Conflict, InvalidToken, NetworkError, TelegramError
 
 from bot.clock import Clock
 from bot.context import SleepApplication
+from bot.metrics import Metrics, kind_of
 from bot.storage import Inbox, IncomingUpdate, StoredUpdate
 
 log = logging.getLogger(__name__)
@@ -93,12 +94,14 @@ class UpdatePoller:
         *,
         on_stored: asyncio.Event,
         timeout: int = POLL_TIMEOUT_S,
+        metrics: Metrics | None = None,
     ) -> None:
         self._bot = bot
         self._inbox = inbox
         self._clock = clock
         self._on_stored = on_stored
         self._timeout = timeout
+        self._metrics = metrics
         self._offset: int | None = None  # next update_id to ask for: confirms all before it
         self._confirmed: int | None = None  # the offset Telegram has last seen
 
@@ -133,6 +136,9 @@ class UpdatePoller:
                     continue
                 self._offset = max(u.update_id for u in updates) + 1
                 self._on_stored.set()
+                if self._metrics is not None:
+                    for update in updates:
+                        self._metrics.update_received(kind_of(update))
             backoff.succeeded()
 
     async def confirm(self) -> None:
@@ -323,37 +329,42 @@ class Intake:
     first update arrives; started by ``bot.app.running`` once the store is open.
     """
 
-    def __init__(self, application: SleepApplication) -> None:
+    def __init__(self, application: SleepApplication, *, metrics: Metrics | None = None) -> None:
         self._application = application
+        self._metrics = metrics
         # Called with each handled update_id, after it is marked done (the tests wait on it).
         self.on_handled: list[Callable[[int], None]] = []
         self.poller: UpdatePoller | None = None
         self.worker: InboxWorker | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
-    def start(self, inbox: Inbox, clock: Clock) -> None:
+    def start(self, inbox: Inbox, clock: Clock, *, poll: bool = True) -> None:
+        """Start the worker, and with `poll` the poller (webhook mode: the webhook stores
+        into the inbox and wakes the worker)."""
         stored = asyncio.Event()
-        self.poller = UpdatePoller(self._application.bot, inbox, clock, on_stored=stored)
         self.worker = InboxWorker(
             self._application, inbox, clock, wake=stored, on_handled=self.on_handled
         )
-        self._tasks = [
-            asyncio.create_task(self.worker.run(), name="inbox-worker"),
-            asyncio.create_task(self.poller.run(), name="update-poller"),
-        ]
+        self._tasks = [asyncio.create_task(self.worker.run(), name="inbox-worker")]
+        if poll:
+            self.poller = UpdatePoller(
+                self._application.bot, inbox, clock, on_stored=stored, metrics=self._metrics
+            )
+            self._tasks.append(asyncio.create_task(self.poller.run(), name="update-poller"))
 
     async def stop(self) -> None:
         """1. stop asking Telegram (cancel the long poll), confirm what is stored;
         2. let the worker finish the updates in hand (≤ STOP_GRACE_S, then cancel them: they
         are handled again by the next process). Unhandled updates stay in the inbox."""
-        if not self._tasks or self.poller is None or self.worker is None:
+        if not self._tasks or self.worker is None:
             return
-        worker, poller = self._tasks
+        worker, *poller = self._tasks
         self._tasks = []
-        poller.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await poller
-        await self.poller.confirm()
+        if poller and self.poller is not None:
+            poller[0].cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller[0]
+            await self.poller.confirm()
         self.worker.stop()
         try:
             async with asyncio.timeout(STOP_GRACE_S):
