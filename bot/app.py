@@ -331,7 +331,12 @@ async def running(application: SleepApplication, *, poll: bool) -> AsyncIterator
         await application.start()
         intake = services.intake if poll else None
         if intake is not None:
-            intake.start(services.store.inbox, services.clock, poll=not webhook)
+            intake.start(
+                services.store.inbox,
+                services.clock,
+                poll=not webhook,
+                conversations=services.store.conversations,  # the open prompt survives
+            )
         try:
             if replica is not None:
                 await replica.start()

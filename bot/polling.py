@@ -25,8 +25,10 @@ from telegram.error import Conflict, InvalidToken, NetworkError, TelegramError
 
 from bot.clock import Clock
 from bot.context import SleepApplication
+from bot.conversation import ConversationState
 from bot.metrics import Metrics, kind_of
 from bot.storage import Inbox, IncomingUpdate, StoredUpdate
+from bot.storage.conversation import Conversations
 
 log = logging.getLogger(__name__)
 
@@ -183,8 +185,12 @@ class InboxWorker:
         wake: asyncio.Event,
         on_handled: Sequence[Callable[[int], None]] = (),
         max_in_flight: int = MAX_IN_FLIGHT,
+        conversation: ConversationState | None = None,
     ) -> None:
+        """`conversation`: user_data/chat_data read from and written to the database around
+        each update (bot/conversation.py); without it they live in memory only."""
         self._application = application
+        self._conversation = conversation
         self._on_handled = on_handled
         self._inbox = inbox
         self._clock = clock
@@ -300,9 +306,7 @@ class InboxWorker:
                 return
             log.debug("handling update %d", item.update_id)
             application = self._application
-            await application.update_processor.process_update(
-                update, application.process_update(update)
-            )
+            await application.update_processor.process_update(update, self._handling(update))
         except Exception:
             # Not marked handled: the next process handles it again (or gives it up).
             log.exception("update %d could not be finished", item.update_id)
@@ -311,6 +315,14 @@ class InboxWorker:
             self._slots.release()
         self._done.append(item.update_id)
         self._done_now.set()
+
+    async def _handling(self, update: Update) -> None:
+        """The handlers, inside the update's chat line: with the conversation state loaded
+        before them and saved after them."""
+        if self._conversation is None:
+            await self._application.process_update(update)
+            return
+        await self._conversation.around(update, lambda: self._application.process_update(update))
 
     async def _prune_now_and_then(self) -> None:
         now = asyncio.get_running_loop().time()
@@ -338,12 +350,28 @@ class Intake:
         self.worker: InboxWorker | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
-    def start(self, inbox: Inbox, clock: Clock, *, poll: bool = True) -> None:
+    def start(
+        self,
+        inbox: Inbox,
+        clock: Clock,
+        *,
+        poll: bool = True,
+        conversations: Conversations | None = None,
+    ) -> None:
         """Start the worker, and with `poll` the poller (webhook mode: the webhook stores
-        into the inbox and wakes the worker)."""
+        into the inbox and wakes the worker). With `conversations`, user_data and chat_data
+        are kept in the database (bot/conversation.py)."""
         stored = asyncio.Event()
+        state = None
+        if conversations is not None:
+            state = ConversationState(self._application, lambda: conversations, clock)
         self.worker = InboxWorker(
-            self._application, inbox, clock, wake=stored, on_handled=self.on_handled
+            self._application,
+            inbox,
+            clock,
+            wake=stored,
+            on_handled=self.on_handled,
+            conversation=state,
         )
         self._tasks = [asyncio.create_task(self.worker.run(), name="inbox-worker")]
         if poll:
