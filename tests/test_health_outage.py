@@ -7,16 +7,18 @@ the bot gets a throw-away database of its own."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import httpx
 import pytest
 from sqlalchemy import make_url
 
 from bench.kill import private_database
+from bot.clock import FakeClock
 from bot.config import Settings
 from bot.fake_telegram import FakeBotApi
 from tests.conftest import TEST_TOKEN
@@ -32,7 +34,7 @@ POLL_S: Final = 0.2
 async def health_until(
     http: httpx.AsyncClient,
     done: Callable[[httpx.Response], bool],
-    pause: Callable[[], Awaitable[Any]],
+    pause: Callable[[], Awaitable[None]],
 ) -> tuple[httpx.Response, float]:
     """GET /healthz until `done(answer)`, within RECOVERY_S: the answer and the seconds it took."""
     began = time.monotonic()
@@ -49,8 +51,6 @@ async def health_until(
 async def test_healthz_is_503_while_postgresql_is_down_and_200_when_it_is_back(
     fake_api: FakeBotApi, tmp_path: Path
 ) -> None:
-    import asyncio
-
     async def pause() -> None:
         await asyncio.sleep(POLL_S)  # between two requests of a bounded poll, not a guess
 
@@ -68,7 +68,7 @@ async def test_healthz_is_503_while_postgresql_is_down_and_200_when_it_is_back(
                 dispatch_interval_seconds=1,
             )
             bot = BotHarness(
-                fake_api, settings, _clock(), TEST_TOKEN, app_options={"replica": True}
+                fake_api, settings, FakeClock(START), TEST_TOKEN, app_options={"replica": True}
             )
             await bot.start(dispatch_job=True)  # the real JobQueue ticks the dispatcher
             try:
@@ -96,9 +96,3 @@ async def test_healthz_is_503_while_postgresql_is_down_and_200_when_it_is_back(
     assert back.json()["database"] == "ok"
     assert ticked.status_code == 200
     print(f"[health] 503 while cut; 200 again {recovered_s:.1f} s after the database returned")
-
-
-def _clock() -> Any:
-    from bot.clock import FakeClock
-
-    return FakeClock(START)
