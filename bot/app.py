@@ -36,7 +36,7 @@ from bot.context import SERVICES_KEY, BotContext, Services, SleepApplication
 from bot.dispatch import Dispatcher
 from bot.flood import FloodGate
 from bot.handlers import articles, diet, errors, guard, reminders, safety, settings
-from bot.polling import Intake
+from bot.polling import Intake, Ownership
 from bot.ratelimit import FairRateLimiter
 from bot.replica import PollingTaken, Replica, inbox_store_update, send_budget
 from bot.storage import open_store
@@ -299,6 +299,15 @@ def _late_store_update(services: Services) -> StoreUpdate:
     return store_update
 
 
+def _ownership(services: Services) -> Ownership | None:
+    """With a dispatcher, its heartbeat tells other processes on the database that this
+    one's inbox claims are alive (replicas share the inbox)."""
+    dispatcher = services.dispatcher
+    if dispatcher is None:
+        return None
+    return Ownership(dispatcher.owner, dispatcher.dead_after)
+
+
 @asynccontextmanager
 async def running(application: SleepApplication, *, poll: bool) -> AsyncIterator[SleepApplication]:
     """Start the Application, and stop it in a fixed order, without owning the event loop.
@@ -336,6 +345,7 @@ async def running(application: SleepApplication, *, poll: bool) -> AsyncIterator
                 services.clock,
                 poll=not webhook,
                 conversations=services.store.conversations,  # the open prompt survives
+                ownership=_ownership(services),
             )
         try:
             if replica is not None:

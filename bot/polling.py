@@ -18,6 +18,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Final
 
 from telegram import Bot, Update
@@ -27,7 +29,7 @@ from bot.clock import Clock
 from bot.context import SleepApplication
 from bot.conversation import ConversationState
 from bot.metrics import Metrics, kind_of
-from bot.storage import Inbox, IncomingUpdate, StoredUpdate
+from bot.storage import Claimant, Inbox, IncomingUpdate, StoredUpdate
 from bot.storage.conversation import Conversations
 
 log = logging.getLogger(__name__)
@@ -167,6 +169,16 @@ class UpdatePoller:
             return
 
 
+@dataclass(frozen=True)
+class Ownership:
+    """Replicas share one inbox: this process claims what it begins as `owner` (its
+    dispatcher's id, whose heartbeat says it is alive) and takes over another owner's pending
+    updates once that heartbeat is `dead_after` old."""
+
+    owner: str
+    dead_after: timedelta
+
+
 class InboxWorker:
     """Hands stored updates, in update_id order, to the Application's update processor.
 
@@ -186,10 +198,14 @@ class InboxWorker:
         on_handled: Sequence[Callable[[int], None]] = (),
         max_in_flight: int = MAX_IN_FLIGHT,
         conversation: ConversationState | None = None,
+        ownership: Ownership | None = None,
     ) -> None:
         """`conversation`: user_data/chat_data read from and written to the database around
-        each update (bot/conversation.py); without it they live in memory only."""
+        each update (bot/conversation.py); without it they live in memory only.
+        `ownership`: several processes share the inbox (each update is begun by one); without
+        it this process is the only reader, and reads on from its last update_id."""
         self._application = application
+        self._ownership = ownership
         self._conversation = conversation
         self._on_handled = on_handled
         self._inbox = inbox
@@ -270,7 +286,9 @@ class InboxWorker:
 
     async def _hand_on_next(self) -> int:
         """Hand on the next stored updates, as slots free up; how many were handed on."""
-        batch = await self._inbox.next_batch(BATCH, after=self._handed_on)
+        claimant = self._claimant()
+        after = None if claimant is not None else self._handed_on  # claims tell what is ours
+        batch = await self._inbox.next_batch(BATCH, after=after, claimant=claimant)
         handed = 0
         while batch and not self._stopping.is_set():
             await self._slots.acquire()
@@ -280,7 +298,7 @@ class InboxWorker:
                 await self._slots.acquire()
                 group.append(batch.pop(0))
             try:
-                starting = await self._inbox.begin(group, self._clock.now())
+                starting = await self._inbox.begin(group, self._clock.now(), claimant=claimant)
             except BaseException:
                 for _ in group:
                     self._slots.release()
@@ -294,6 +312,12 @@ class InboxWorker:
                 task.add_done_callback(self._in_flight.discard)
                 handed += 1
         return handed
+
+    def _claimant(self) -> Claimant | None:
+        if self._ownership is None:
+            return None
+        alive_since = self._clock.now() - self._ownership.dead_after
+        return Claimant(self._ownership.owner, alive_since)
 
     async def _handle(self, item: StoredUpdate) -> None:
         try:
@@ -357,6 +381,7 @@ class Intake:
         *,
         poll: bool = True,
         conversations: Conversations | None = None,
+        ownership: Ownership | None = None,
     ) -> None:
         """Start the worker, and with `poll` the poller (webhook mode: the webhook stores
         into the inbox and wakes the worker). With `conversations`, user_data and chat_data
@@ -372,6 +397,7 @@ class Intake:
             wake=stored,
             on_handled=self.on_handled,
             conversation=state,
+            ownership=ownership,
         )
         self._tasks = [asyncio.create_task(self.worker.run(), name="inbox-worker")]
         if poll:

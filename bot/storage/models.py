@@ -198,6 +198,9 @@ class InboxRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # The process handling it (its dispatcher's owner id, alive while that heartbeat is
+    # fresh): with replicas, every worker sees every pending update, and only one may begin it.
+    owner: Mapped[str | None] = mapped_column(String(64))
 
 
 # Core Table objects, typed as such, for bulk statements that bypass the ORM.
