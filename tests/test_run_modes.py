@@ -31,6 +31,7 @@ SECRET: Final = "run_modes-secret_1"
 PATH: Final = "/telegram/updates"
 ADA: Final = 5151
 EXIT_TIMEOUT_S: Final = 60.0
+PERSON: Final = 734_562_901  # long enough never to appear in a log line by chance
 
 
 def settings_for(api: FakeBotApi, tmp_path: Path, **overrides: Any) -> Settings:
@@ -167,3 +168,33 @@ async def test_a_second_poller_on_the_same_database_is_refused_with_one_line(
         "replicas in webhook mode (WEBHOOK_URL)"
     ], log
     assert not [c for c in fake_api.calls_to("getUpdates") if c.status == 409]  # not a single 409
+
+
+async def test_log_format_json_makes_sleepbot_run_write_one_json_object_a_line(
+    fake_api: FakeBotApi, tmp_path: Path
+) -> None:
+    import json
+
+    bot = BotProcess(fake_api, tmp_path, LOG_FORMAT="json")
+    try:
+        await bot.start()
+        fake_api.send_text(PERSON, "/help")
+        await fake_api.wait_for(
+            lambda: any(
+                c.method == "sendMessage" and int(c.params["chat_id"]) == PERSON
+                for c in fake_api.calls
+            ),
+            30,
+            what="the answer",
+        )
+        bot.terminate()
+        assert await bot.wait() == 0
+    finally:
+        await bot.stop()
+    lines = [line for line in bot.log_text().splitlines() if line.strip()]
+    entries = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert {"sleepbot is running; SIGINT or SIGTERM stops it", "stopping"} <= {
+        entry["event"] for entry in entries
+    }
+    assert fake_api.token not in bot.log_text()
+    assert str(PERSON) not in bot.log_text()  # chat ids appear hashed only
