@@ -374,6 +374,7 @@ async def main_async(args: argparse.Namespace) -> int:
     print(json.dumps({"meta": meta, "result": result}, indent=2))
     if not args.quick:
         latest = RESULTS_DIR / "replicas-latest.md"
+        await asyncio.to_thread(RESULTS_DIR.mkdir, parents=True, exist_ok=True)
         await asyncio.to_thread(latest.write_text, render(result, meta))
     return 0
 
