@@ -14,6 +14,7 @@ from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError
 from telegram import BotCommand, Update
 from telegram.constants import ParseMode
+from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -351,7 +352,10 @@ async def running(application: SleepApplication, *, poll: bool) -> AsyncIterator
             if replica is not None:
                 await replica.start()
                 if webhook and poll:
-                    await replica.register_webhook(application.bot)
+                    try:
+                        await replica.register_webhook(application.bot)
+                    except TelegramError as error:
+                        raise StartupError(f"Telegram refused setWebhook: {error}") from error
             yield application
         finally:
             if intake is not None:
