@@ -14,6 +14,7 @@ from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError
 from telegram import BotCommand, Update
 from telegram.constants import ParseMode
+from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -36,11 +37,13 @@ from bot.context import SERVICES_KEY, BotContext, Services, SleepApplication
 from bot.dispatch import Dispatcher
 from bot.flood import FloodGate
 from bot.handlers import articles, diet, errors, guard, reminders, safety, settings
-from bot.polling import Intake
+from bot.polling import Intake, Ownership
 from bot.ratelimit import FairRateLimiter
+from bot.replica import PollingTaken, Replica, inbox_store_update, send_budget
 from bot.storage import open_store
 from bot.timezones import preload as preload_timezones
 from bot.updates import ChatUpdateProcessor, Exempt, update_text
+from bot.web import StoreUpdate
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +167,7 @@ def build_app(
     rate_limiter: BaseRateLimiter[Any] | None = None,
     dispatch: bool = True,
     flood_exempt: Exempt | None = None,
+    replica: bool = False,
 ) -> SleepApplication:
     """The Application with handlers, lifecycle hooks and the reminder dispatcher.
 
@@ -171,17 +175,32 @@ def build_app(
     loaded (and validated) here, so a broken content file stops start-up before any network.
     `rate_limiter` replaces the production limiter (benchmarks compare limiters);
     `flood_exempt` names updates flood control must never drop (default: crisis text).
+
+    `replica` (``sleepbot run``) adds what a production process runs beside PTB
+    (bot/replica.py): metrics of updates, handlers and reminders; the dispatcher only while
+    this process is the elected sender; /healthz and /metrics; in webhook mode the webhook
+    (updates into the inbox, handled by the inbox worker), otherwise one poller per database.
+    The send limits are shared through Redis when REDIS_URL is set (also without `replica`).
     """
     content = content or load_content(settings_.content_dir or default_content_dir())
     triage.install(content.triage)  # triage.is_crisis() follows the content this bot runs on
     services = Services(settings=settings_, content=content, clock=clock or SystemClock())
-    services.flood = FloodGate(
+    flood = services.flood = FloodGate(
         services.clock,
         max_updates=settings_.flood_max_updates,
         window=timedelta(seconds=settings_.flood_window_seconds),
     )
+    bot_token = token or settings_.require_token()
+    if replica:
+        services.replica = Replica(
+            settings_, bot_token, store_update=_late_store_update(services), clock=services.clock
+        )
+        services.replica.observe(flood=lambda: flood.counters)
     processor = ChatUpdateProcessor(
-        services.flood, content.render_slow_down, exempt=flood_exempt or crisis_exempt
+        flood,
+        content.render_slow_down,
+        exempt=flood_exempt or crisis_exempt,
+        metrics=services.replica.metrics if services.replica else None,
     )
 
     async def post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
@@ -207,10 +226,13 @@ def build_app(
                 services.clock,
                 grace=timedelta(minutes=settings_.reminder_grace_minutes),
                 retention=timedelta(days=settings_.delivery_history_days),
+                observer=services.replica,
             )
             await services.dispatcher.start()
+            job = services.dispatcher.run_job
             application.job_queue.run_repeating(
-                services.dispatcher.run_job,
+                # With replicas, only the elected one sends; the others skip their ticks.
+                services.replica.leader_only(job) if services.replica else job,
                 interval=settings_.dispatch_interval_seconds,
                 first=0,
                 name=DISPATCH_JOB,
@@ -230,7 +252,7 @@ def build_app(
 
     builder = (
         ApplicationBuilder()
-        .token(token or settings_.require_token())
+        .token(bot_token)
         .context_types(ContextTypes(context=BotContext))
         .defaults(Defaults(parse_mode=ParseMode.HTML))
         .post_init(post_init)
@@ -248,13 +270,44 @@ def build_app(
         if base_url.endswith("/bot"):
             builder = builder.base_file_url(base_url.removesuffix("/bot") + "/file/bot")
     if rate_limit:
-        limiter = rate_limiter or FairRateLimiter(settings_.send_rate_per_second, max_retries=3)
+        limiter = rate_limiter or FairRateLimiter(
+            settings_.send_rate_per_second,
+            max_retries=3,
+            budget=send_budget(settings_, bot_token),  # Redis: limits shared by replicas
+        )
         builder = builder.rate_limiter(limiter)  # type: ignore[arg-type]  # PTB generics
+        if services.replica is not None and isinstance(limiter, FairRateLimiter):
+            fair = limiter
+            services.replica.observe(limiter=lambda: fair.stats)
     application: SleepApplication = builder.build()
     application.bot_data[SERVICES_KEY] = services
-    services.intake = Intake(application)
+    services.intake = Intake(
+        application, metrics=services.replica.metrics if services.replica else None
+    )
     register_handlers(application)
     return application
+
+
+def _late_store_update(services: Services) -> StoreUpdate:
+    """The webhook's store call, bound when called: the inbox opens in post_init and the
+    worker starts in `running`, both after the Replica is built."""
+
+    async def store_update(update: dict[str, Any]) -> None:
+        intake = services.intake
+        worker = intake.worker if intake is not None else None
+        stored = worker.wake if worker is not None else None
+        await inbox_store_update(services.store.inbox, services.clock, stored=stored)(update)
+
+    return store_update
+
+
+def _ownership(services: Services) -> Ownership | None:
+    """With a dispatcher, its heartbeat tells other processes on the database that this
+    one's inbox claims are alive (replicas share the inbox)."""
+    dispatcher = services.dispatcher
+    if dispatcher is None:
+        return None
+    return Ownership(dispatcher.owner, dispatcher.dead_after)
 
 
 @asynccontextmanager
@@ -262,25 +315,48 @@ async def running(application: SleepApplication, *, poll: bool) -> AsyncIterator
     """Start the Application, and stop it in a fixed order, without owning the event loop.
 
     `sleepbot run` (see `serve`), the tests and `sleepbot chat` all use it. With `poll=True`
-    updates arrive over getUpdates through the inbox (`bot.polling`); with `poll=False` the
-    caller feeds `process_update` directly (the chat).
+    updates arrive through the inbox (`bot.polling`): over getUpdates, or — for an app built
+    with `replica=True` and WEBHOOK_URL set — over the webhook (setWebhook at start); with
+    `poll=False` the caller feeds `process_update` directly (the chat). A replica's polling
+    process first takes the one polling lock of its database (StartupError if it is taken).
 
     Stop order: (1) stop polling and confirm what is stored, (2) let the update in hand finish,
     (3) `Application.stop()`: the JobQueue, (4) `post_stop`: the reminder dispatcher stops
     claiming, lets sends on the wire finish and releases the rest (its tick runs beside the
     JobQueue, which would otherwise wait for a whole burst), (5) shutdown and post_shutdown
-    (the database closes last).
+    (the database closes last). A replica stops serving HTTP and gives up leadership and the
+    polling lock after (4), so another replica's takeover finds our claims released.
     """
+    services: Services = application.bot_data[SERVICES_KEY]
+    replica = services.replica
+    webhook = replica is not None and services.settings.webhook_mode
     await application.initialize()
     try:
+        if replica is not None and poll and not webhook:
+            try:
+                await replica.claim_polling()
+            except PollingTaken as taken:
+                raise StartupError(str(taken)) from None
         if application.post_init is not None:
             await application.post_init(application)
         await application.start()
-        services: Services = application.bot_data[SERVICES_KEY]
         intake = services.intake if poll else None
         if intake is not None:
-            intake.start(services.store.inbox, services.clock)
+            intake.start(
+                services.store.inbox,
+                services.clock,
+                poll=not webhook,
+                conversations=services.store.conversations,  # the open prompt survives
+                ownership=_ownership(services),
+            )
         try:
+            if replica is not None:
+                await replica.start()
+                if webhook and poll:
+                    try:
+                        await replica.register_webhook(application.bot)
+                    except TelegramError as error:
+                        raise StartupError(f"Telegram refused setWebhook: {error}") from error
             yield application
         finally:
             if intake is not None:
@@ -289,6 +365,8 @@ async def running(application: SleepApplication, *, poll: bool) -> AsyncIterator
             if application.post_stop is not None:
                 await application.post_stop(application)
     finally:
+        if replica is not None:
+            await replica.stop()
         await application.shutdown()
         if application.post_shutdown is not None:
             await application.post_shutdown(application)

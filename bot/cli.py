@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from bot.config import MissingToken, Settings
 from bot.content import ContentError, default_content_dir, load_content
 from bot.extras import missing_extras_message
-from bot.logs import configure_logging, redact
+from bot.logs import configure_logging, deployment_salt, redact
 
 EXIT_CONFIG = 2
 
@@ -27,14 +27,21 @@ def _load_settings() -> Settings:
 
 
 def run(settings: Settings) -> int:
-    """Long polling through the inbox until Ctrl-C / SIGTERM, then a clean, ordered stop."""
+    """Long polling (or the webhook, with WEBHOOK_URL) through the inbox until Ctrl-C /
+    SIGTERM, then a clean, ordered stop."""
     from telegram.error import InvalidToken, NetworkError
 
     from bot.app import StartupError, build_app, serve
 
     token = settings.require_token()
-    configure_logging(settings.log_level, secrets=[token], personal_data=settings.log_personal_data)
-    application = build_app(settings, token=token)
+    configure_logging(
+        settings.log_level,
+        secrets=[token, *_other_secrets(settings)],
+        personal_data=settings.log_personal_data,
+        log_format=settings.log_format,
+        salt=deployment_salt(token),
+    )
+    application = build_app(settings, token=token, replica=True)
     try:
         asyncio.run(serve(application))
     except InvalidToken:
@@ -45,6 +52,12 @@ def run(settings: Settings) -> int:
     except StartupError as error:
         return _fail(str(error))
     return 0
+
+
+def _other_secrets(settings: Settings) -> list[str]:
+    """Credentials besides the token that must never reach the log."""
+    secrets = [settings.webhook_secret, settings.redis_url]
+    return [secret.get_secret_value() for secret in secrets if secret is not None]
 
 
 def check_content(settings: Settings) -> int:

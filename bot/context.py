@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from bot.dispatch import Dispatcher
     from bot.flood import FloodGate
     from bot.polling import Intake
+    from bot.replica import Replica
     from bot.storage import Store
 
 SERVICES_KEY = "services"
@@ -31,6 +32,7 @@ class Services:
     dispatcher: Dispatcher | None = None
     flood: FloodGate | None = None  # incoming flood control and its counters
     intake: Intake | None = None  # getUpdates → inbox → handlers; None until build_app sets it
+    replica: Replica | None = None  # metrics, election, HTTP (`sleepbot run` only)
     background: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
 
     @property

@@ -45,9 +45,10 @@ import socket
 import warnings
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 from telegram import Bot, Message
 from telegram.constants import ParseMode
@@ -87,6 +88,22 @@ BUSY_CHAT_DEFER: Final = timedelta(milliseconds=250)
 
 _PACING: Final = "pacing"  # waiting for the rate limiter: nothing sent yet, safe to cancel
 _BUSY: Final = "busy"  # checking, on the wire or recording: let it finish
+
+
+class DispatchObserver(Protocol):
+    """Who watches the dispatcher from outside (bot.replica: /healthz and /metrics).
+
+    ``ticking()`` wraps each tick itself (``run_job`` only starts it in the background, so
+    timing ``run_job`` would time nothing); ``progress()`` says a long tick is still moving;
+    ``outcome()`` gets each reminder's end: kind, one of bot.metrics.OUTCOMES, and the
+    seconds after its due time when Telegram accepted it.
+    """
+
+    def ticking(self) -> AbstractAsyncContextManager[None]: ...
+
+    def progress(self) -> None: ...
+
+    def outcome(self, kind: str, outcome: str, lateness: float | None) -> None: ...
 
 
 def new_owner_id() -> str:
@@ -193,6 +210,7 @@ class Dispatcher:
         dead_after: timedelta = DEAD_AFTER,
         owner: str | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        observer: DispatchObserver | None = None,
     ) -> None:
         """``batch_size`` reminders are materialised per transaction, ``claim_size``
         deliveries claimed per transaction. ``sleep`` paces the heartbeat task (tests may
@@ -214,6 +232,7 @@ class Dispatcher:
         self.dead_after = dead_after
         self.owner = owner or new_owner_id()
         self._sleep = sleep
+        self.observer = observer
         # Per-chat pacing is the rate limiter's (bot/ratelimit.py); here a chat has one
         # reminder in flight at a time, so its reminders keep their order.
         self._busy_chats: set[int] = set()
@@ -312,7 +331,8 @@ class Dispatcher:
     async def tick_and_log(self) -> None:
         """One tick, summarised in one log line when it did anything."""
         try:
-            report = await self.tick()
+            async with self.observer.ticking() if self.observer else nullcontext():
+                report = await self.tick()
         except Exception:
             log.exception("dispatcher tick failed; the next one retries")
             return
@@ -483,6 +503,9 @@ class Dispatcher:
                 expired.attempts,
             )
         report.expired += len(claim.expired)
+        if self.observer is not None:
+            for expired in claim.expired:
+                self.observer.outcome(expired.kind, "expired", None)
         return list(claim.claimed), claim.scanned >= self.claim_size
 
     async def _deliver(self, delivery: ClaimedDelivery, report: TickReport) -> bool:
@@ -507,6 +530,8 @@ class Dispatcher:
         finally:
             self._withdrawn.discard(delivery.id)
             self._busy_chats.discard(delivery.chat_id)
+            if self.observer is not None:
+                self.observer.progress()
 
     async def _attempt(self, delivery: ClaimedDelivery, report: TickReport) -> SendOutcome | None:
         """The send itself; None when the last-moment check said no (nothing was sent)."""
@@ -616,6 +641,8 @@ class Dispatcher:
                 reason,
             )
             report.dropped[reason] += 1
+            if self.observer is not None:
+                self.observer.outcome(delivery.kind, "stale", None)
             return False
         return True
 
@@ -666,6 +693,7 @@ class Dispatcher:
                 delivery.chat_id,
                 outcome.result,
             )
+        self._observe(delivery, outcome, recorded)
         if outcome.result == "sent":
             report.sent += 1
             if recorded.was_cancelled:
@@ -690,6 +718,20 @@ class Dispatcher:
             report.deactivated += 1
         else:
             report.failed += 1
+
+    def _observe(
+        self, delivery: ClaimedDelivery, outcome: SendOutcome, recorded: RecordedOutcome
+    ) -> None:
+        if self.observer is None:
+            return
+        if outcome.result == "sent":
+            lateness = (outcome.at - delivery.due_at).total_seconds()
+            self.observer.outcome(delivery.kind, "sent", lateness)
+        elif recorded.dropped is not None:
+            self.observer.outcome(delivery.kind, "stale", None)
+        else:
+            name = {"gone": "deactivated"}.get(outcome.result, outcome.result)
+            self.observer.outcome(delivery.kind, name, None)
 
 
 def _backoff(attempt: int) -> timedelta:

@@ -90,6 +90,10 @@ _CHAT_ACTIONS: Final = frozenset(
         "upload_video_note",
     }
 )
+_WEBHOOK_ACTIVE: Final = (
+    "Conflict: can't use getUpdates method while webhook is active; "
+    "use deleteWebhook to delete the webhook first"
+)
 
 # How form-encoded values are decoded. PTB's HTTPXRequest posts
 # application/x-www-form-urlencoded where strings are sent as-is and everything else is
@@ -495,11 +499,15 @@ class FakeBotApi:
         self._commands: dict[tuple[str, str], list[JSONDict]] = {}
         self.descriptions: dict[str, str] = {}
         self.short_descriptions: dict[str, str] = {}
+        # setWebhook's parameters while a webhook is set (getUpdates then answers 409, as
+        # Telegram does). The fake never posts to it: a test posts the updates itself.
+        self.webhook: JSONDict | None = None
 
         self._handlers: dict[str, _Handler] = {
             "getMe": self._get_me,
             "getUpdates": self._not_dispatched,
             "deleteWebhook": self._delete_webhook,
+            "setWebhook": self._set_webhook,
             "getWebhookInfo": self._get_webhook_info,
             "setMyCommands": self._set_my_commands,
             "getMyCommands": self._get_my_commands,
@@ -897,11 +905,25 @@ class FakeBotApi:
     def _delete_webhook(self, call: ApiCall) -> bool:
         if call.params.get("drop_pending_updates"):
             self._updates.clear()
+        self.webhook = None
+        return True
+
+    def _set_webhook(self, call: ApiCall) -> bool:
+        url = call.params.get("url")
+        if not isinstance(url, str):
+            raise _bad_request("bad webhook: URL must be provided for webhook")
+        if not url:  # an empty URL removes the webhook, as in Telegram
+            self.webhook = None
+            return True
+        secret = call.params.get("secret_token")
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(secret)):
+            raise _bad_request("bad webhook: secret token contains unallowed characters")
+        self.webhook = dict(call.params)
         return True
 
     def _get_webhook_info(self, call: ApiCall) -> JSONDict:
         return {
-            "url": "",
+            "url": self.webhook["url"] if self.webhook else "",
             "has_custom_certificate": False,
             "pending_update_count": len(self._updates),
         }
@@ -1077,6 +1099,8 @@ class FakeBotApi:
         allowed = params.get("allowed_updates")
         allowed_set = set(allowed) if isinstance(allowed, list) and allowed else None
 
+        if self.webhook is not None:
+            raise _ApiError(409, _WEBHOOK_ACTIVE)
         self._poll_generation += 1
         generation = self._poll_generation
         self._wake_pollers()

@@ -18,6 +18,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Final
 
 from telegram import Bot, Update
@@ -25,7 +27,10 @@ from telegram.error import Conflict, InvalidToken, NetworkError, TelegramError
 
 from bot.clock import Clock
 from bot.context import SleepApplication
-from bot.storage import Inbox, IncomingUpdate, StoredUpdate
+from bot.conversation import ConversationState
+from bot.metrics import Metrics, kind_of
+from bot.storage import Claimant, Inbox, IncomingUpdate, StoredUpdate
+from bot.storage.conversation import Conversations
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +98,14 @@ class UpdatePoller:
         *,
         on_stored: asyncio.Event,
         timeout: int = POLL_TIMEOUT_S,
+        metrics: Metrics | None = None,
     ) -> None:
         self._bot = bot
         self._inbox = inbox
         self._clock = clock
         self._on_stored = on_stored
         self._timeout = timeout
+        self._metrics = metrics
         self._offset: int | None = None  # next update_id to ask for: confirms all before it
         self._confirmed: int | None = None  # the offset Telegram has last seen
 
@@ -133,6 +140,9 @@ class UpdatePoller:
                     continue
                 self._offset = max(u.update_id for u in updates) + 1
                 self._on_stored.set()
+                if self._metrics is not None:
+                    for update in updates:
+                        self._metrics.update_received(kind_of(update))
             backoff.succeeded()
 
     async def confirm(self) -> None:
@@ -159,6 +169,16 @@ class UpdatePoller:
             return
 
 
+@dataclass(frozen=True)
+class Ownership:
+    """Replicas share one inbox: this process claims what it begins as `owner` (its
+    dispatcher's id, whose heartbeat says it is alive) and takes over another owner's pending
+    updates once that heartbeat is `dead_after` old."""
+
+    owner: str
+    dead_after: timedelta
+
+
 class InboxWorker:
     """Hands stored updates, in update_id order, to the Application's update processor.
 
@@ -177,8 +197,16 @@ class InboxWorker:
         wake: asyncio.Event,
         on_handled: Sequence[Callable[[int], None]] = (),
         max_in_flight: int = MAX_IN_FLIGHT,
+        conversation: ConversationState | None = None,
+        ownership: Ownership | None = None,
     ) -> None:
+        """`conversation`: user_data/chat_data read from and written to the database around
+        each update (bot/conversation.py); without it they live in memory only.
+        `ownership`: several processes share the inbox (each update is begun by one); without
+        it this process is the only reader, and reads on from its last update_id."""
         self._application = application
+        self._ownership = ownership
+        self._conversation = conversation
         self._on_handled = on_handled
         self._inbox = inbox
         self._clock = clock
@@ -258,7 +286,9 @@ class InboxWorker:
 
     async def _hand_on_next(self) -> int:
         """Hand on the next stored updates, as slots free up; how many were handed on."""
-        batch = await self._inbox.next_batch(BATCH, after=self._handed_on)
+        claimant = self._claimant()
+        after = None if claimant is not None else self._handed_on  # claims tell what is ours
+        batch = await self._inbox.next_batch(BATCH, after=after, claimant=claimant)
         handed = 0
         while batch and not self._stopping.is_set():
             await self._slots.acquire()
@@ -268,7 +298,7 @@ class InboxWorker:
                 await self._slots.acquire()
                 group.append(batch.pop(0))
             try:
-                starting = await self._inbox.begin(group, self._clock.now())
+                starting = await self._inbox.begin(group, self._clock.now(), claimant=claimant)
             except BaseException:
                 for _ in group:
                     self._slots.release()
@@ -283,6 +313,12 @@ class InboxWorker:
                 handed += 1
         return handed
 
+    def _claimant(self) -> Claimant | None:
+        if self._ownership is None:
+            return None
+        alive_since = self._clock.now() - self._ownership.dead_after
+        return Claimant(self._ownership.owner, alive_since)
+
     async def _handle(self, item: StoredUpdate) -> None:
         try:
             try:
@@ -294,9 +330,7 @@ class InboxWorker:
                 return
             log.debug("handling update %d", item.update_id)
             application = self._application
-            await application.update_processor.process_update(
-                update, application.process_update(update)
-            )
+            await application.update_processor.process_update(update, self._handling(update))
         except Exception:
             # Not marked handled: the next process handles it again (or gives it up).
             log.exception("update %d could not be finished", item.update_id)
@@ -305,6 +339,14 @@ class InboxWorker:
             self._slots.release()
         self._done.append(item.update_id)
         self._done_now.set()
+
+    async def _handling(self, update: Update) -> None:
+        """The handlers, inside the update's chat line: with the conversation state loaded
+        before them and saved after them."""
+        if self._conversation is None:
+            await self._application.process_update(update)
+            return
+        await self._conversation.around(update, lambda: self._application.process_update(update))
 
     async def _prune_now_and_then(self) -> None:
         now = asyncio.get_running_loop().time()
@@ -323,37 +365,60 @@ class Intake:
     first update arrives; started by ``bot.app.running`` once the store is open.
     """
 
-    def __init__(self, application: SleepApplication) -> None:
+    def __init__(self, application: SleepApplication, *, metrics: Metrics | None = None) -> None:
         self._application = application
+        self._metrics = metrics
         # Called with each handled update_id, after it is marked done (the tests wait on it).
         self.on_handled: list[Callable[[int], None]] = []
         self.poller: UpdatePoller | None = None
         self.worker: InboxWorker | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
-    def start(self, inbox: Inbox, clock: Clock) -> None:
+    def start(
+        self,
+        inbox: Inbox,
+        clock: Clock,
+        *,
+        poll: bool = True,
+        conversations: Conversations | None = None,
+        ownership: Ownership | None = None,
+    ) -> None:
+        """Start the worker, and with `poll` the poller (webhook mode: the webhook stores
+        into the inbox and wakes the worker). With `conversations`, user_data and chat_data
+        are kept in the database (bot/conversation.py)."""
         stored = asyncio.Event()
-        self.poller = UpdatePoller(self._application.bot, inbox, clock, on_stored=stored)
+        state = None
+        if conversations is not None:
+            state = ConversationState(self._application, lambda: conversations, clock)
         self.worker = InboxWorker(
-            self._application, inbox, clock, wake=stored, on_handled=self.on_handled
+            self._application,
+            inbox,
+            clock,
+            wake=stored,
+            on_handled=self.on_handled,
+            conversation=state,
+            ownership=ownership,
         )
-        self._tasks = [
-            asyncio.create_task(self.worker.run(), name="inbox-worker"),
-            asyncio.create_task(self.poller.run(), name="update-poller"),
-        ]
+        self._tasks = [asyncio.create_task(self.worker.run(), name="inbox-worker")]
+        if poll:
+            self.poller = UpdatePoller(
+                self._application.bot, inbox, clock, on_stored=stored, metrics=self._metrics
+            )
+            self._tasks.append(asyncio.create_task(self.poller.run(), name="update-poller"))
 
     async def stop(self) -> None:
         """1. stop asking Telegram (cancel the long poll), confirm what is stored;
         2. let the worker finish the updates in hand (≤ STOP_GRACE_S, then cancel them: they
         are handled again by the next process). Unhandled updates stay in the inbox."""
-        if not self._tasks or self.poller is None or self.worker is None:
+        if not self._tasks or self.worker is None:
             return
-        worker, poller = self._tasks
+        worker, *poller = self._tasks
         self._tasks = []
-        poller.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await poller
-        await self.poller.confirm()
+        if poller and self.poller is not None:
+            poller[0].cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller[0]
+            await self.poller.confirm()
         self.worker.stop()
         try:
             async with asyncio.timeout(STOP_GRACE_S):

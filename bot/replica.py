@@ -13,7 +13,17 @@ the app's wiring stays a few lines (issue 10):
   the dispatcher's heartbeat, /healthz and /metrics, and in webhook mode the webhook route —
   served on ``LISTEN_PORT`` (webhook mode) or ``METRICS_PORT`` (polling; none if unset);
 * ``Replica.leader_only(job)``: the dispatcher's JobQueue callback, run only while this
-  replica leads and timed for /healthz and ``sleepbot_dispatcher_tick_seconds``.
+  replica leads;
+* the Replica is the dispatcher's ``DispatchObserver`` (bot/dispatch.py): each tick itself
+  (not the JobQueue callback, which only starts it in the background) is timed for /healthz
+  and ``sleepbot_dispatcher_tick_seconds``, and each reminder's outcome is counted;
+* ``Replica.claim_polling()``: one polling process per bot and database (two would fight
+  over getUpdates with 409 Conflict): a PostgreSQL advisory lock, or a lock file beside a
+  SQLite database, held for the process's life and freed by the OS however it ends;
+* ``Replica.register_webhook(bot)``: setWebhook with ``secret_token`` (every replica sends
+  the same; the poller's deleteWebhook undoes it when an operator goes back to polling).
+
+``bot.app.build_app(..., replica=True)`` (what ``sleepbot run`` uses) does all of this.
 
 Health pings and the backlog gauge read through an engine of their own that cannot write
 (``create_read_only_engine``): on SQLite they take no write lock, so a busy bot never makes
@@ -22,19 +32,24 @@ its own health check time out.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import IO, Any, Final
 
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from telegram import Update
+from telegram import Bot, Update
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.flood import FloodCounters
 from bot.health import Health, TickWatch
-from bot.leader import Elector, elector_for
+from bot.leader import Elector, PostgresElector, elector_for
 from bot.metrics import Metrics
 from bot.polling import incoming
 from bot.ratelimit import SendBudget, SendStats
@@ -46,6 +61,54 @@ from bot.web import StoreUpdate, Webhook, WebServer, create_app, webhook_path
 log = logging.getLogger(__name__)
 
 Job = Callable[[Any], Coroutine[Any, Any, None]]
+# How long a starting poller waits for the polling lock: a process SIGKILLed just before a
+# restart frees its PostgreSQL session within a moment; a live one never does.
+POLLING_LOCK_WAIT_S: Final = 6.0
+
+
+class PollingTaken(Exception):
+    """Another live process polls Telegram for this bot on this database."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "another `sleepbot run` is already polling Telegram for this bot on this database "
+            "(two would fight over getUpdates with 409 Conflict); stop it, or run replicas in "
+            "webhook mode (WEBHOOK_URL)"
+        )
+
+
+class _FileLock:
+    """SQLite: an exclusive lock on a file beside the database (flock: the kernel drops
+    it when the process dies, SIGKILL included)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[bytes] | None = None
+
+    def acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.path.open("ab")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        self._file = handle
+        return True
+
+    def release(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+
+def _sqlite_file(database_url: str) -> Path | None:
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(str(url.database)).resolve()
 
 
 def bot_id(token: str) -> str:
@@ -106,6 +169,9 @@ class Replica:
         if settings.webhook_mode and store_update is None:
             raise ValueError("webhook mode needs the inbox's store_update")
         self.settings = settings
+        self._bot_id = bot_id(token)
+        self._polling_lock: _FileLock | None = None
+        self._polling_elector: PostgresElector | None = None
         self.clock = clock or SystemClock()
         self.metrics = Metrics()
         self.elector = elector or elector_for(settings.database_url, namespace=bot_id(token))
@@ -167,17 +233,71 @@ class Replica:
         if self.server is not None:
             await self.server.stop()
         await self.elector.stop()
+        if self._polling_elector is not None:
+            await self._polling_elector.stop()
+            self._polling_elector = None
+        if self._polling_lock is not None:
+            self._polling_lock.release()
+            self._polling_lock = None
         if self._monitor is not None:
             await self._monitor.dispose()
             self._monitor = None
 
-    def leader_only(self, job: Job) -> Callable[[Any], Awaitable[None]]:
-        """Wrap the dispatcher's JobQueue callback: standbys skip it; each run is a tick."""
+    def leader_only(self, job: Job) -> Job:
+        """Wrap the dispatcher's JobQueue callback: standbys skip it. (The tick is timed
+        where it runs, through ``ticking()``.)"""
 
         async def run(context: Any) -> None:
             if not self.elector.is_leader:
                 return
-            async with self.ticks.ticking():
-                await job(context)
+            await job(context)
 
         return run
+
+    # --- bot.dispatch.DispatchObserver ------------------------------------------------------
+
+    def ticking(self) -> AbstractAsyncContextManager[None]:
+        return self.ticks.ticking()
+
+    def progress(self) -> None:
+        self.ticks.progress()
+
+    def outcome(self, kind: str, outcome: str, lateness: float | None) -> None:
+        self.metrics.reminder_sent(kind, outcome, lateness)
+        if outcome == "deactivated":
+            self.metrics.deactivated()
+
+    # --- one poller per bot and database; the webhook's registration ------------------------
+
+    async def claim_polling(self, *, wait: float = POLLING_LOCK_WAIT_S) -> None:
+        """Hold the polling lock until ``stop()``, or raise PollingTaken."""
+        sqlite = _sqlite_file(self.settings.database_url)
+        if sqlite is not None:
+            lock = _FileLock(sqlite.with_name(sqlite.name + ".poller.lock"))
+            if not lock.acquire():
+                raise PollingTaken
+            self._polling_lock = lock
+            return
+        if make_url(self.settings.database_url).get_backend_name() != "postgresql":
+            return
+        elector = PostgresElector(
+            self.settings.database_url, namespace=f"poller:{self._bot_id}", retry_interval=1.0
+        )
+        await elector.start()
+        try:
+            async with asyncio.timeout(wait):
+                await elector.wait_until_leader()
+        except TimeoutError:
+            await elector.stop()
+            raise PollingTaken from None
+        self._polling_elector = elector
+
+    async def register_webhook(self, bot: Bot) -> None:
+        """setWebhook: WEBHOOK_URL, with WEBHOOK_SECRET as ``secret_token``."""
+        assert self.settings.webhook_url is not None and self.settings.webhook_secret is not None
+        await bot.set_webhook(
+            self.settings.webhook_url,
+            secret_token=self.settings.webhook_secret.get_secret_value(),
+            allowed_updates=Update.ALL_TYPES,
+        )
+        log.info("webhook registered; Telegram posts updates to this deployment's WEBHOOK_URL")

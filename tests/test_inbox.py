@@ -134,3 +134,33 @@ async def test_migration_0004_erases_what_groups_had_stored(db: TestDatabase) ->
                 assert list(rows) == [ADA]
     finally:
         await engine.dispose()
+
+
+async def test_replicas_begin_each_update_once_and_take_over_a_dead_ones(store: Store) -> None:
+    """Two workers on one inbox (replicas): each pending update is begun by exactly one, a
+    live owner's update is never taken, a dead owner's is, once its heartbeat is old."""
+    from bot.storage import Claimant
+
+    dead_after = timedelta(seconds=8)
+    await store.heartbeat("replica-a", NOW)
+    await store.heartbeat("replica-b", NOW)
+    await store.inbox.store([incoming(n) for n in range(1, 7)], NOW)
+    a, b = (Claimant(owner, NOW - dead_after) for owner in ("replica-a", "replica-b"))
+    seen_by_both = await store.inbox.next_batch(10, claimant=a)
+    assert seen_by_both == await store.inbox.next_batch(10, claimant=b)
+    # Both race for everything; A's write lands first on 1-3, B's on 4-6 and then the rest.
+    won_by_a = await store.inbox.begin(seen_by_both[:3], NOW, claimant=a)
+    won_by_b = await store.inbox.begin(seen_by_both, NOW, claimant=b)
+    again_by_a = await store.inbox.begin(seen_by_both, NOW, claimant=a)
+    assert [u.update_id for u in won_by_a] == [1, 2, 3]
+    assert [u.update_id for u in won_by_b] == [4, 5, 6]
+    assert again_by_a == []
+    assert await store.inbox.next_batch(10, claimant=a) == []  # nothing left that A may begin
+    # B dies (no more heartbeats); A keeps beating. After dead_after, B's pending are A's.
+    later = NOW + dead_after + timedelta(seconds=1)
+    await store.heartbeat("replica-a", later)
+    a_later = Claimant("replica-a", later - dead_after)
+    orphans = await store.inbox.next_batch(10, claimant=a_later)
+    assert [u.update_id for u in orphans] == [4, 5, 6]
+    taken = await store.inbox.begin(orphans, later, claimant=a_later)
+    assert [(u.update_id, u.attempts) for u in taken] == [(4, 1), (5, 1), (6, 1)]

@@ -13,11 +13,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.config import Settings
+from bot.fake_telegram import FakeBotApi
 from bot.leader import Elector
 from bot.redis_budget import RedisSendBudget
 from bot.replica import Replica, bot_id, send_budget
 from tests.conftest import TEST_TOKEN
-from tests.harness import BotHarness
+from tests.harness import BotHarness, bot_harness
 
 SECRET: Final = "replica_secret-1"
 
@@ -54,41 +55,51 @@ def polling_settings(bot: BotHarness, *, serve: bool = True) -> Settings:
 
 
 async def test_polling_mode_serves_health_and_metrics_of_the_running_bot(
-    bot: BotHarness,
+    fake_api: FakeBotApi, tmp_path: Path
 ) -> None:
-    """A person's reminder falls due: the backlog shows it, a leader-only tick sends it, and
-    /healthz and /metrics over HTTP say so."""
-    store, chat = bot.services.store, 4242
-    await store.set_timezone(chat, "Europe/Berlin", bot.clock.now())
-    await store.set_bedtime(chat, time(22, 30), bot.clock.now())
-    await store.subscribe(chat, bot.clock.now())
-    replica = Replica(polling_settings(bot), TEST_TOKEN, clock=bot.clock)
-    flood = bot.services.flood
-    assert flood is not None
-    replica.observe(flood=lambda: flood.counters)
-    dispatcher = bot.services.dispatcher
-    assert dispatcher is not None
-    tick = replica.leader_only(dispatcher.run_job)
-    await replica.start()
-    try:
-        assert replica.server is not None
+    """`sleepbot run`'s wiring (build_app(replica=True)): a person's reminder falls due, the
+    backlog shows it, the leader-only job's tick sends it, and /healthz and /metrics over HTTP
+    say so, with the update, handler and reminder counted."""
+    async with bot_harness(
+        fake_api,
+        tmp_path,
+        TEST_TOKEN,
+        rate_limit=True,
+        app_options={"replica": True},
+        listen_host="127.0.0.1",
+        metrics_port=free_port(),
+    ) as bot:
+        replica = bot.services.replica
+        dispatcher = bot.services.dispatcher
+        assert replica is not None and replica.server is not None and dispatcher is not None
+        store, chat = bot.services.store, 4242
+        await store.set_timezone(chat, "Europe/Berlin", bot.clock.now())
+        await store.set_bedtime(chat, time(22, 30), bot.clock.now())
+        await store.subscribe(chat, bot.clock.now())
+        job = replica.leader_only(dispatcher.run_job)  # what the JobQueue runs
         base = f"http://127.0.0.1:{replica.server.port}"
         async with httpx.AsyncClient(base_url=base) as http:
             await bot.send(chat, "/help")
             bot.clock.advance(timedelta(hours=8, minutes=31))  # 10:00 → 18:31 in Berlin (CET)
             before = scrape((await http.get("/metrics")).text)
             calls_before = len(bot.api.calls)
-            await tick(None)
+            await job(None)
             await dispatcher.idle()  # run_job starts the tick in the background
             health = await http.get("/healthz")
             after = scrape((await http.get("/metrics")).text)
-    finally:
-        await replica.stop()
     assert before["sleepbot_due_backlog[]"] == 1  # the 18:30 meal reminder
     assert after["sleepbot_due_backlog[]"] == 0
-    assert after["sleepbot_dispatcher_tick_seconds_count[]"] == 1
+    assert before["sleepbot_dispatcher_tick_seconds_count[]"] == 0
+    assert after["sleepbot_dispatcher_tick_seconds_count[]"] == 1  # the tick itself, timed
     assert after["sleepbot_leader[]"] == 1
     assert after["sleepbot_flood_updates_total[('verdict', 'admitted')]"] >= 1
+    assert after["sleepbot_updates_total[('type', 'message')]"] == 1  # /help, via getUpdates
+    assert after["sleepbot_handler_seconds_count[('type', 'message')]"] == 1
+    sent = "sleepbot_reminders_sent_total[('kind', 'meal'), ('outcome', 'sent')]"
+    assert (before.get(sent, 0), after[sent]) == (0, 1)
+    # Sent a minute after its 18:30 due time (the fake clock stands still meanwhile).
+    assert after["sleepbot_reminder_lateness_seconds_sum[('kind', 'meal')]"] == 60
+    assert "sleepbot_telegram_429_total[]" in after  # the send limiter's counters are exported
     assert health.status_code == 200
     assert health.json() | {"last_tick_seconds_ago": 0} == {
         "status": "ok",
@@ -119,7 +130,6 @@ async def test_a_standby_does_not_tick_and_a_leader_does(bot: BotHarness) -> Non
     elector._set_leader(True)
     await guarded("leader")
     assert ticked == ["leader"]
-    assert replica.ticks.last_finished is not None
     assert replica.server is None  # polling without METRICS_PORT: nothing listens
 
 

@@ -4,7 +4,7 @@ Import from here; the ORM models stay inside this package.
 """
 
 from bot.storage.dialects import UnsupportedDatabaseError, create_engine
-from bot.storage.inbox import Inbox, IncomingUpdate, StoredUpdate
+from bot.storage.inbox import Claimant, Inbox, IncomingUpdate, StoredUpdate
 from bot.storage.migrate import upgrade_to_head
 from bot.storage.models import DIETS, DeliveryStatus
 from bot.storage.records import (
@@ -26,6 +26,7 @@ __all__ = [
     "DIETS",
     "MEAL_KIND",
     "ClaimResult",
+    "Claimant",
     "ClaimedDelivery",
     "DeadClaims",
     "DeliveryStatus",

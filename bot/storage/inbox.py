@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import Delete, Update, delete, func, select, update
+from sqlalchemy import ColumnElement, Delete, Update, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.dialects import insert_ignoring_conflicts
-from bot.storage.models import INBOX, InboxRow, InboxStatus
+from bot.storage.models import DISPATCHERS, INBOX, InboxRow, InboxStatus
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,22 @@ class IncomingUpdate:
     update_id: int
     chat_id: int | None
     payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Claimant:
+    """A worker among replicas: its process's dispatcher owner id, and since when a heartbeat
+    counts as alive. It begins only updates nobody alive began."""
+
+    owner: str
+    alive_since: datetime
+
+    def may_begin(self) -> ColumnElement[bool]:
+        alive = select(DISPATCHERS.c.owner).where(DISPATCHERS.c.heartbeat_at >= self.alive_since)
+        return or_(
+            InboxRow.owner.is_(None),
+            and_(InboxRow.owner != self.owner, InboxRow.owner.not_in(alive)),
+        )
 
 
 @dataclass(frozen=True)
@@ -86,8 +102,11 @@ class Inbox:
         async with self._transaction() as session:
             await session.execute(statement, rows)
 
-    async def next_batch(self, limit: int = 100, *, after: int | None = None) -> list[StoredUpdate]:
-        """The oldest pending updates (after update_id ``after``), in update_id order."""
+    async def next_batch(
+        self, limit: int = 100, *, after: int | None = None, claimant: Claimant | None = None
+    ) -> list[StoredUpdate]:
+        """The oldest pending updates (after update_id ``after``; with ``claimant``, only
+        those it may begin), in update_id order."""
         statement = (
             select(InboxRow.update_id, InboxRow.payload, InboxRow.attempts)
             .where(InboxRow.status == InboxStatus.PENDING)
@@ -96,6 +115,8 @@ class Inbox:
         )
         if after is not None:
             statement = statement.where(InboxRow.update_id > after)
+        if claimant is not None:
+            statement = statement.where(claimant.may_begin())
         async with self._transaction() as session:
             rows = (await session.execute(statement)).all()
         return [
@@ -103,20 +124,38 @@ class Inbox:
             for update_id, payload, attempts in rows
         ]
 
-    async def begin(self, updates: Sequence[StoredUpdate], now: datetime) -> list[StoredUpdate]:
+    async def begin(
+        self, updates: Sequence[StoredUpdate], now: datetime, *, claimant: Claimant | None = None
+    ) -> list[StoredUpdate]:
         """Count one more attempt for each update about to be handled (one write for the
         group), and give up those that MAX_ATTEMPTS processes began without finishing: one
-        poisonous update must not crash-loop the bot. Returns the ones to handle."""
+        poisonous update must not crash-loop the bot. Returns the ones to handle.
+
+        With ``claimant`` (replicas), the same write claims them: an update another live
+        worker began meanwhile is left out (the UPDATE re-checks the owner under the row
+        lock, so of two workers racing for one update exactly one gets it)."""
         if not updates:
             return []
         ids = [item.update_id for item in updates]
-        doomed = [item.update_id for item in updates if item.attempts >= MAX_ATTEMPTS]
         async with self._transaction() as session:
-            await session.execute(
-                update(InboxRow)
-                .where(InboxRow.update_id.in_(ids), InboxRow.status == InboxStatus.PENDING)
-                .values(attempts=InboxRow.attempts + 1)
+            statement = update(InboxRow).where(
+                InboxRow.update_id.in_(ids), InboxRow.status == InboxStatus.PENDING
             )
+            if claimant is None:
+                await session.execute(statement.values(attempts=InboxRow.attempts + 1))
+            else:
+                claimed = set(
+                    (
+                        await session.execute(
+                            statement.where(claimant.may_begin())
+                            .values(attempts=InboxRow.attempts + 1, owner=claimant.owner)
+                            .returning(InboxRow.update_id)
+                            .execution_options(synchronize_session=False)
+                        )
+                    ).scalars()
+                )
+                updates = [item for item in updates if item.update_id in claimed]
+            doomed = [item.update_id for item in updates if item.attempts >= MAX_ATTEMPTS]
             for update_id in doomed:
                 await session.execute(_finish(update_id, InboxStatus.FAILED, now))
         for update_id in doomed:

@@ -198,6 +198,9 @@ class InboxRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # The process handling it (its dispatcher's owner id, alive while that heartbeat is
+    # fresh): with replicas, every worker sees every pending update, and only one may begin it.
+    owner: Mapped[str | None] = mapped_column(String(64))
 
 
 # Core Table objects, typed as such, for bulk statements that bypass the ORM.
@@ -206,3 +209,24 @@ REMINDERS: Final = cast(Table, ReminderRow.__table__)
 DELIVERIES: Final = cast(Table, DeliveryRow.__table__)
 DISPATCHERS: Final = cast(Table, DispatcherRow.__table__)
 INBOX: Final = cast(Table, InboxRow.__table__)
+
+
+class ConversationRow(Base):
+    """What the handlers keep about a person (``user_data``) or a chat (``chat_data``)
+    between two of their updates, e.g. the open prompt ("waiting for a timezone"), as JSON.
+
+    In the database rather than in process memory so that a restart, or the next update
+    landing on another replica, continues the conversation (bot/conversation.py). A row
+    exists only while there is something to keep; /deletedata erases it.
+    """
+
+    __tablename__ = "conversations"
+    __table_args__ = (CheckConstraint("scope IN ('user', 'chat')", name="scope"),)
+
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)
+    owner_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    data: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+CONVERSATIONS: Final = cast(Table, ConversationRow.__table__)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -31,6 +32,7 @@ from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import eligibility, schedule
+from bot.storage.conversation import Conversations, erase_owner
 from bot.storage.dialects import (
     READ_ONLY,
     create_engine,
@@ -45,6 +47,7 @@ from bot.storage.models import (
     DIETS,
     DISPATCHERS,
     PEOPLE,
+    ConversationRow,
     DeliveryRow,
     DeliveryStatus,
     PersonRow,
@@ -118,6 +121,7 @@ class Store:
         self._serial = asyncio.Lock() if is_single_connection(engine) else None
         self._dialect = engine.dialect.name
         self.inbox = Inbox(self._transaction, self._dialect)
+        self.conversations = Conversations(self._core)
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -286,7 +290,12 @@ class Store:
                     select(DeliveryRow).where(_D.chat_id == chat_id).order_by(_D.id)
                 )
             ).all()
+            conversation = await session.scalars(
+                select(ConversationRow).where(ConversationRow.owner_id == chat_id)
+            )
             return {
+                # What the bot keeps between two messages, e.g. the question it last asked.
+                "conversation": {row.scope: json.loads(row.data) for row in conversation},
                 "person": {
                     "chat_id": person.chat_id,
                     "timezone": person.timezone,
@@ -336,6 +345,7 @@ class Store:
         async with self._transaction() as session:
             result = await session.execute(delete(PersonRow).where(_P.chat_id == chat_id))
             await session.execute(erase_chat(chat_id, through=inbox_through))
+            await session.execute(erase_owner(chat_id))
         await wipe_erased_data(self.engine)
         return _rowcount(result) > 0
 
