@@ -57,6 +57,11 @@ def check_content(settings: Settings) -> int:
         f"{len(content.meal_ideas)} meal ideas, {len(content.reminder_kinds)} reminder kinds, "
         f"{len(content.safety.spec.red_flag)} red flags, {len(content.sources.source)} sources"
     )
+    windows = ", ".join(
+        f"{kind.kind} -{kind.window_before_minutes}/+{kind.window_after_minutes} min"
+        for kind in content.reminder_kinds
+    )
+    print(f"send windows: {windows}")
     return 0
 
 
