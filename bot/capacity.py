@@ -128,8 +128,8 @@ class Plan:
     piece_count: array[int] = field(default_factory=lambda: array("q"))
     expired: dict[int, int] = field(default_factory=dict)  # reminder index -> how many
     # For the overload policy: per busy stretch of seconds with expiries, the range of pieces
-    # sent in it before its last expiry and how many expired.
-    congested: list[tuple[int, int, int]] = field(default_factory=list)
+    # sent in it before its last expiry, how many expired and which reminders.
+    congested: list[tuple[int, int, int, list[int]]] = field(default_factory=list)
 
     def first_send(self) -> dict[int, int]:
         """Reminder index -> the second its (first) send goes."""
@@ -198,7 +198,7 @@ class Leveller:
             opens, deadlines = intended, intended
         pred, succ = _person_chains(reminders, order)
         if self.levelled:
-            units = self._release_times(intended, opens, counts, succ, pred)
+            units = self._release_times(base, intended, opens, counts, succ, pred)
         else:
             units = [(t, k, c) for k, (t, c) in enumerate(zip(intended, counts, strict=True))]
         self._forward(plan, order, base, intended, deadlines, units, pred, succ)
@@ -208,6 +208,7 @@ class Leveller:
 
     def _release_times(
         self,
+        base: int,
         intended: list[int],
         opens: list[int],
         counts: list[int],
@@ -237,7 +238,7 @@ class Leveller:
                     parked[k] = 1
                 else:
                     heapq.heappush(heap, -(opens[k] * scale + k))
-            free = slots(second)
+            free = slots(second + base)
             while free and heap:
                 k = -heapq.heappop(heap) % scale
                 take = min(remaining[k], free)
@@ -286,6 +287,7 @@ class Leveller:
         stretch_first_piece = 0
         stretch_expired = 0
         stretch_last_piece = 0
+        stretch_reminders: list[int] = []
 
         def key(u: int) -> int:
             k = units[u][1]
@@ -295,9 +297,15 @@ class Leveller:
             if not heap:
                 if stretch_expired:
                     plan.congested.append(
-                        (stretch_first_piece, stretch_last_piece, stretch_expired)
+                        (
+                            stretch_first_piece,
+                            stretch_last_piece,
+                            stretch_expired,
+                            stretch_reminders,
+                        )
                     )
                 stretch_expired = 0
+                stretch_reminders = []
                 stretch_first_piece = len(plan.piece_second)
                 second = max(second, units[pointer][0])
             while pointer < len(units) and units[pointer][0] <= second:
@@ -307,7 +315,7 @@ class Leveller:
                 else:
                     heapq.heappush(heap, key(pointer))
                 pointer += 1
-            free = slots(second)
+            free = slots(second + base)
             while heap and (free or intended[units[heap[0] % unit_scale][1]] + grace < second):
                 u = heapq.heappop(heap) % unit_scale
                 k = units[u][1]
@@ -315,6 +323,7 @@ class Leveller:
                     reminder = order[k]
                     plan.expired[reminder] = plan.expired.get(reminder, 0) + remaining[u]
                     stretch_expired += remaining[u]
+                    stretch_reminders.append(reminder)
                     stretch_last_piece = len(plan.piece_second)
                     remaining[u] = 0
                 else:
@@ -333,7 +342,9 @@ class Leveller:
                     heapq.heappush(heap, key(parked.pop(after)))
             second += 1
         if stretch_expired:
-            plan.congested.append((stretch_first_piece, stretch_last_piece, stretch_expired))
+            plan.congested.append(
+                (stretch_first_piece, stretch_last_piece, stretch_expired, stretch_reminders)
+            )
 
 
 def _person_chains(reminders: Sequence[Reminder], order: list[int]) -> tuple[list[int], list[int]]:
@@ -524,9 +535,12 @@ def apply_overload_policy(
         for index, reminder in enumerate(active):
             if reminder.person is not None and reminder.kind in ("meal", "exercise"):
                 by_person.setdefault(reminder.person, {})[reminder.kind] = index
-        for first, last, expired in plan.congested:
+        for first, last, expired, lost in plan.congested:
+            # What was sent before the last expiry (removing one frees a slot in time) and what
+            # expired (dropping it by priority beats expiring it, and frees nothing it needs).
+            sent_before = {plan.piece_reminder[p] for p in range(first, last)}
             candidates = sorted(
-                {plan.piece_reminder[p] for p in range(first, last)} - drop,
+                (sent_before | set(lost)) - drop - merge_into.keys(),
                 key=lambda i: -active[i].intended,
             )
             need = expired
@@ -548,10 +562,18 @@ def apply_overload_policy(
                 for index in candidates:
                     if need == 0:
                         break
-                    if active[index].kind == kind and index not in drop and index not in merge_into:
-                        drop.add(index)
-                        removed[kind, DROPPED] += active[index].count
-                        need -= 1
+                    if index in drop:
+                        continue
+                    if index in merge_into:  # merged this round: an evening message now
+                        if kind != MERGED_KIND:
+                            continue
+                        folded = merge_into.pop(index)
+                        removed[active[folded].kind, DROPPED] += 1
+                    elif active[index].kind != kind:
+                        continue
+                    drop.add(index)
+                    removed[active[index].kind, DROPPED] += active[index].count
+                    need -= 1
         if not drop:
             break
         survivors = []
