@@ -579,9 +579,8 @@ def apply_overload_policy(
         survivors = []
         for index, reminder in enumerate(active):
             if index in merge_into:
-                folded = active[merge_into[index]]
                 removed[reminder.kind, MERGED] += 1
-                removed[folded.kind, MERGED] += 1
+                removed[active[merge_into[index]].kind, MERGED] += 1
                 merged_people += 1
                 survivors.append(
                     Reminder(reminder.person, MERGED_KIND, reminder.intended, reminder.window)

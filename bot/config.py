@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     # At least a minute: every reminder is seen a few seconds after its minute, never exactly.
     reminder_grace_minutes: int = Field(default=30, ge=1, le=24 * 60)
     send_rate_per_second: float = Field(default=30.0, gt=0, le=30)
+    # Telegram's paid broadcasts: up to 1,000 messages a second, each message above the free
+    # limit charged in Telegram Stars from the bot's balance. Off unless the operator opts in.
+    allow_paid_broadcast: bool = False
     snooze_minutes: int = Field(default=15, ge=1, le=180)
     delivery_history_days: int = Field(default=30, ge=1, le=3650)
     # Incoming flood control (bot/flood.py): more than this many updates from one chat within
