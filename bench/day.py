@@ -21,13 +21,19 @@ about *when* each reminder can go out under the cap, which is what this benchmar
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Final
 
-from bench.population import people
+from bench.population import people, populate
 from bot import schedule
 from bot.capacity import (
     DROPPED,
@@ -44,6 +50,7 @@ from bot.capacity import (
     figures,
 )
 from bot.content import default_content_dir, load_content
+from bot.storage import open_store
 from bot.timezones import tzinfo_for
 
 T0: Final = datetime(2026, 1, 14, 12, 0, tzinfo=UTC)  # bench/scenarios.py's population "now"
@@ -193,13 +200,53 @@ def run(sizes: Sequence[str], rate: float, grace_minutes: int) -> str:
     return "\n".join(lines)
 
 
+def capacity_cli(size: str) -> str:
+    """``sleepbot capacity`` timed on a database of ``size`` people (bench/population.py)."""
+    content = load_content(default_content_dir())
+    kinds = [(k.kind, k.default_offset_minutes) for k in content.reminder_kinds]
+    with tempfile.TemporaryDirectory(prefix="sleepbot-capacity-") as directory:
+        path = Path(directory) / "bot.sqlite3"
+        url = f"sqlite+aiosqlite:///{path}"
+
+        async def migrate() -> None:
+            store = await open_store(url, default_offsets=dict(kinds))
+            await store.close()
+
+        asyncio.run(migrate())
+        population = populate(path, SIZES[size], kinds, T0)
+        started = time.perf_counter()
+        result = subprocess.run(
+            [sys.executable, "-m", "bot", "capacity", "--at", T0.isoformat()],
+            env={**os.environ, "DATABASE_URL": url},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        elapsed = time.perf_counter() - started
+    report = (
+        f"## sleepbot capacity on {size} people ({population.reminders_scheduled:,} reminders, "
+        f"{population.db_mb:.0f} MB SQLite): exit {result.returncode} in {elapsed:.1f} s "
+        "(whole process)\n\n```\n" + result.stdout + result.stderr + "```\n"
+    )
+    print(report, flush=True)
+    return report
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.day", description=__doc__)
     parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
     parser.add_argument("--rate", type=float, default=30.0, help="messages a second")
     parser.add_argument("--grace", type=int, default=30, help="minutes before a reminder expires")
+    parser.add_argument(
+        "--capacity",
+        choices=list(SIZES),
+        help="instead: time `sleepbot capacity` on a database of this many people",
+    )
     args = parser.parse_args(argv)
-    run(args.sizes, args.rate, args.grace)
+    if args.capacity:
+        capacity_cli(args.capacity)
+    else:
+        run(args.sizes, args.rate, args.grace)
 
 
 if __name__ == "__main__":

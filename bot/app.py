@@ -206,6 +206,7 @@ def build_app(
                 services.clock,
                 grace=timedelta(minutes=settings_.reminder_grace_minutes),
                 retention=timedelta(days=settings_.delivery_history_days),
+                allow_paid_broadcast=settings_.allow_paid_broadcast,
             )
             await services.dispatcher.start()
             application.job_queue.run_repeating(

@@ -207,5 +207,5 @@ def verdict(report: CapacityReport) -> str:
         )
     return (
         "verdict: OK: every reminder goes out within its send window "
-        f"({today.outside_window:,} late and {today.expired:,} expired without levelling)"
+        f"(as today: {today.outside_window:,} after their window, {today.expired:,} expired)"
     )
