@@ -180,7 +180,7 @@ def run(sizes: Sequence[str], rate: float, grace_minutes: int) -> str:
             paid = apply_overload_policy(
                 reminders,
                 Leveller(budget, grace),
-                paid=Leveller(TokenBudget(PAID_BROADCAST_RATE), grace),
+                paid=TokenBudget(PAID_BROADCAST_RATE),
             )
             timings.append(f"paid {time.perf_counter() - started:.1f} s")
             lines += _rows("paid", figures(paid.plan), paid.reasons)

@@ -127,6 +127,7 @@ class Plan:
     piece_second: array[int] = field(default_factory=lambda: array("q"))
     piece_count: array[int] = field(default_factory=lambda: array("q"))
     expired: dict[int, int] = field(default_factory=dict)  # reminder index -> how many
+    paid: int = 0  # sends above the free rate, as paid broadcasts
     # For the overload policy: per busy stretch of seconds with expiries, the range of pieces
     # sent in it before its last expiry, how many expired and which reminders.
     congested: list[tuple[int, int, int, list[int]]] = field(default_factory=list)
@@ -161,15 +162,25 @@ class Leveller:
     """Plans when each reminder goes out, at ``budget``'s rate, expiring after ``grace``.
 
     ``levelled=False`` models the dispatcher without windows: each reminder is released at its
-    own time and sent first come, first served (the claim query's order).
+    own time and sent first come, first served (the claim query's order). With ``paid`` (a
+    budget above ``budget``, e.g. 1,000 a second), a reminder that would otherwise go out after
+    its window closes goes as a paid broadcast instead, and only then: paid sends cost Stars.
     """
 
-    def __init__(self, budget: TokenBudget, grace: int, *, levelled: bool = True) -> None:
+    def __init__(
+        self,
+        budget: TokenBudget,
+        grace: int,
+        *,
+        levelled: bool = True,
+        paid: TokenBudget | None = None,
+    ) -> None:
         if grace < 0:
             raise ValueError("grace cannot be negative")
         self.budget = budget
         self.grace = grace
         self.levelled = levelled
+        self.paid = paid
 
     def plan(self, reminders: Sequence[Reminder]) -> Plan:
         plan = Plan(reminders)
@@ -278,6 +289,7 @@ class Leveller:
         remaining = [count for _, _, count in units]
         heap: list[int] = []
         slots = self.budget.slots
+        paid_slots = self.paid.slots if self.paid is not None else None
         grace = self.grace
         append_reminder = plan.piece_reminder.append
         append_second = plan.piece_second.append
@@ -316,6 +328,7 @@ class Leveller:
                     heapq.heappush(heap, key(pointer))
                 pointer += 1
             free = slots(second + base)
+            extra = paid_slots(second + base) - free if paid_slots else 0
             while heap and (free or intended[units[heap[0] % unit_scale][1]] + grace < second):
                 u = heapq.heappop(heap) % unit_scale
                 k = units[u][1]
@@ -336,6 +349,24 @@ class Leveller:
                     if remaining[u]:
                         heapq.heappush(heap, key(u))
                         continue
+                done[k] = 1
+                after = succ[k]
+                if after >= 0 and after in parked:
+                    heapq.heappush(heap, key(parked.pop(after)))
+            # Paid broadcasts: only for what would otherwise leave its window this second.
+            while extra > 0 and heap and deadlines[units[heap[0] % unit_scale][1]] <= second:
+                u = heapq.heappop(heap) % unit_scale
+                k = units[u][1]
+                take = min(remaining[u], extra)
+                extra -= take
+                remaining[u] -= take
+                plan.paid += take
+                append_reminder(order[k])
+                append_second(second + base)
+                append_count(take)
+                if remaining[u]:
+                    heapq.heappush(heap, key(u))
+                    continue
                 done[k] = 1
                 after = succ[k]
                 if after >= 0 and after in parked:
@@ -487,22 +518,16 @@ def count_reasons(plan: Plan) -> Counter[tuple[str, str]]:
     return reasons
 
 
-def paid_sends(plan: Plan, free: TokenBudget) -> int:
-    """Sends above the free rate in their second: what paid broadcasting is charged for."""
-    return sum(
-        max(0, count - free.slots(second)) for second, count in plan.sends_per_second().items()
-    )
-
-
 def apply_overload_policy(
     reminders: Sequence[Reminder],
     leveller: Leveller,
     *,
-    paid: Leveller | None = None,
+    paid: TokenBudget | None = None,
     max_rounds: int = 60,
 ) -> PolicyOutcome:
-    """Level; when something would expire, use (a) ``paid`` (a Leveller at the paid rate) if
-    given, else (b) merge and (c) drop, in the congested stretches only, until nothing expires.
+    """Level; when something would expire, use (a) paid broadcasts up to ``paid``'s rate if
+    given (for the reminders that would leave their window), else (b) merge and (c) drop, in
+    the congested stretches only, until nothing expires.
 
     Each round removes, in every congested stretch, as many reminders as expired there, from
     the reminders sent in it before its last expiry: first one of a person's meal idea and
@@ -515,10 +540,9 @@ def apply_overload_policy(
         return PolicyOutcome(plan, list(reminders), count_reasons(plan))
     sends = 0
     if paid is not None:
-        free = leveller.budget
-        leveller = paid
+        leveller = Leveller(leveller.budget, leveller.grace, levelled=leveller.levelled, paid=paid)
         plan = leveller.plan(reminders)
-        sends = paid_sends(plan, free)
+        sends = plan.paid
         if not plan.expired:
             outcome = PolicyOutcome(plan, list(reminders), count_reasons(plan), paid_sends=sends)
             outcome.reasons["all", PAID] += sends

@@ -28,7 +28,6 @@ from bot.capacity import (
     TokenBudget,
     Window,
     figures,
-    paid_sends,
 )
 from bot.config import Settings
 from bot.content import Content
@@ -114,13 +113,14 @@ def project(
         ("levelled within the send windows", Leveller(budget, grace)),
     ]
     if allow_paid_broadcast:
-        runs.append(("levelled, paid broadcast", Leveller(TokenBudget(PAID_BROADCAST_RATE), grace)))
+        paid = TokenBudget(PAID_BROADCAST_RATE)
+        runs.append(("levelled, paid broadcast", Leveller(budget, grace, paid=paid)))
     projections = []
     for label, leveller in runs:
         plan = leveller.plan(reminders)
         projections.append(Projection(label, plan, figures(plan)))
-    paid = paid_sends(projections[-1].plan, budget) if allow_paid_broadcast else None
-    return CapacityReport(start, hours, rate, grace_minutes, list(loads), projections, paid)
+    sends = projections[-1].plan.paid if allow_paid_broadcast else None
+    return CapacityReport(start, hours, rate, grace_minutes, list(loads), projections, sends)
 
 
 def _clock(minute: int) -> str:

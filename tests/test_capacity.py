@@ -247,11 +247,14 @@ def test_overload_with_paid_broadcast_merges_nothing() -> None:
     outcome = apply_overload_policy(
         reminders,
         Leveller(TokenBudget(0.5), GRACE),
-        paid=Leveller(TokenBudget(1000), GRACE),
+        paid=TokenBudget(1000),
     )
     assert outcome.count(MERGED) == 0 and outcome.count(DROPPED) == 0
     assert outcome.plan.expired_count == 0
     assert outcome.paid_sends > 0 and outcome.reasons["all", PAID] == outcome.paid_sends
+    # paid only for what would have left its window: the rest still goes at the free rate
+    assert outcome.paid_sends < len(reminders) // 2
+    assert all(f.outside_window == 0 for f in figures(outcome.plan).values())
 
 
 def test_no_overload_no_policy() -> None:
