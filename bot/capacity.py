@@ -49,6 +49,7 @@ DROP_ORDER: Final = ("meal", "exercise", MERGED_KIND, "wind_down")
 # Within one instant, a person's reminders are sent in this order (their natural evening order).
 KIND_ORDER: Final = ("meal", "exercise", MERGED_KIND, "wind_down")
 PAID_BROADCAST_RATE: Final = 1000.0  # Telegram: "up to 1000 messages per second" when paid
+PAID_LEAD: Final = 60  # seconds before its window closes that a waiting reminder goes paid
 
 # Reasons, as counted and logged.
 EARLY: Final = "sent early, within its window (levelling)"
@@ -353,8 +354,13 @@ class Leveller:
                 after = succ[k]
                 if after >= 0 and after in parked:
                     heapq.heappush(heap, key(parked.pop(after)))
-            # Paid broadcasts: only for what would otherwise leave its window this second.
-            while extra > 0 and heap and deadlines[units[heap[0] % unit_scale][1]] <= second:
+            # Paid broadcasts: only for what would otherwise leave its window within the minute
+            # (a clump sharing one deadline needs a few seconds even at 1,000 a second).
+            while (
+                extra > 0
+                and heap
+                and deadlines[units[heap[0] % unit_scale][1]] <= second + PAID_LEAD
+            ):
                 u = heapq.heappop(heap) % unit_scale
                 k = units[u][1]
                 take = min(remaining[u], extra)
