@@ -227,6 +227,7 @@ def build_app(
                 grace=timedelta(minutes=settings_.reminder_grace_minutes),
                 retention=timedelta(days=settings_.delivery_history_days),
                 observer=services.replica,
+                allow_paid_broadcast=settings_.allow_paid_broadcast,
             )
             await services.dispatcher.start()
             job = services.dispatcher.run_job

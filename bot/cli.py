@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
@@ -71,6 +72,11 @@ def check_content(settings: Settings) -> int:
         f"{len(content.meal_ideas)} meal ideas, {len(content.reminder_kinds)} reminder kinds, "
         f"{len(content.safety.spec.red_flag)} red flags, {len(content.sources.source)} sources"
     )
+    windows = ", ".join(
+        f"{kind.kind} -{kind.window_before_minutes}/+{kind.window_after_minutes} min"
+        for kind in content.reminder_kinds
+    )
+    print(f"send windows: {windows}")
     return 0
 
 
@@ -95,6 +101,52 @@ def stats(settings: Settings, *, as_json: bool) -> int:
     return 0
 
 
+def capacity(settings: Settings, *, hours: int, at: datetime | None) -> int:
+    from bot.capacity_plan import (
+        EXIT_OVER_CAPACITY,
+        CapacityUnavailable,
+        over_capacity,
+        project,
+        read_loads,
+        render,
+        windows_from,
+    )
+
+    directory = settings.content_dir or default_content_dir()
+    content = load_content(directory)
+    start = (at or datetime.now(UTC)).replace(second=0, microsecond=0)
+    try:
+        loads = asyncio.run(read_loads(settings, start, hours))
+    except CapacityUnavailable as problem:
+        return _fail(str(problem))
+    report = project(
+        loads,
+        windows_from(content),
+        start=start,
+        hours=hours,
+        rate=settings.send_rate_per_second,
+        grace_minutes=settings.reminder_grace_minutes,
+        allow_paid_broadcast=settings.allow_paid_broadcast,
+    )
+    print(render(report))
+    return EXIT_OVER_CAPACITY if over_capacity(report) else 0
+
+
+def _hours(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 24:
+        raise argparse.ArgumentTypeError("must be 1 to 24 (the schedule holds one night ahead)")
+    return value
+
+
+def _instant(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("use ISO 8601, e.g. 2026-01-14T12:00Z") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sleepbot", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -111,6 +163,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "stats", help="counts of people, reminders and deliveries (read-only)"
     )
     stats_parser.add_argument("--json", action="store_true", help="one JSON object")
+    capacity_parser = commands.add_parser(
+        "capacity",
+        help="will the coming hours fit in Telegram's send rate? (read-only; exit 1 if not)",
+    )
+    capacity_parser.add_argument(
+        "--hours", type=_hours, default=24, help="how far ahead, 1-24 (default 24)"
+    )
+    capacity_parser.add_argument(
+        "--at", type=_instant, help="plan from this UTC instant instead of now (a copied database)"
+    )
     args = parser.parse_args(argv)
     try:
         settings = _load_settings()
@@ -125,6 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return check_content(settings)
         if args.command == "stats":
             return stats(settings, as_json=args.json)
+        if args.command == "capacity":
+            return capacity(settings, hours=args.hours, at=args.at)
         from bot.chat import chat
 
         return asyncio.run(chat(settings, database_url=args.database))

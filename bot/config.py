@@ -23,6 +23,8 @@ WEBHOOK_SECRET_SHAPE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 # setWebhook: "Ports currently supported for webhooks: 443, 80, 88, 8443."
 WEBHOOK_PORTS = (443, 80, 88, 8443)
 RESERVED_PATHS = ("/healthz", "/metrics")
+FREE_MAX_RATE = 30  # messages a second Telegram allows a bot for free
+PAID_BROADCAST_MAX_RATE = 1000  # with allow_paid_broadcast (bot/capacity.py)
 
 
 class MissingToken(Exception):
@@ -50,7 +52,11 @@ class Settings(BaseSettings):
     dispatch_interval_seconds: float = Field(default=5.0, gt=0, le=60)
     # At least a minute: every reminder is seen a few seconds after its minute, never exactly.
     reminder_grace_minutes: int = Field(default=30, ge=1, le=24 * 60)
-    send_rate_per_second: float = Field(default=30.0, gt=0, le=30)
+    # Above 30 (Telegram's free limit) only with ALLOW_PAID_BROADCAST, up to its 1,000.
+    send_rate_per_second: float = Field(default=30.0, gt=0, le=PAID_BROADCAST_MAX_RATE)
+    # Telegram's paid broadcasts: up to 1,000 messages a second, each message above the free
+    # limit charged in Telegram Stars from the bot's balance. Off unless the operator opts in.
+    allow_paid_broadcast: bool = False
     snooze_minutes: int = Field(default=15, ge=1, le=180)
     delivery_history_days: int = Field(default=30, ge=1, le=3650)
     # Incoming flood control (bot/flood.py): more than this many updates from one chat within
@@ -99,6 +105,15 @@ class Settings(BaseSettings):
         if value is not None and not WEBHOOK_SECRET_SHAPE.match(value.get_secret_value()):
             raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)")
         return value
+
+    @model_validator(mode="after")
+    def _paid_rate_needs_paid_broadcast(self) -> Self:
+        if self.send_rate_per_second > FREE_MAX_RATE and not self.allow_paid_broadcast:
+            raise ValueError(
+                f"SEND_RATE_PER_SECOND above {FREE_MAX_RATE} needs ALLOW_PAID_BROADCAST=true "
+                "(Telegram's paid broadcasts, charged in Telegram Stars)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _webhook_is_complete(self) -> Self:

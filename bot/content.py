@@ -42,12 +42,23 @@ DEFAULT_DIET: Final[Diet] = "omnivore"
 ReminderKindName = Literal["meal", "exercise", "wind_down"]
 # A new kind: one member here, one [[reminder]] entry in content/reminders.toml (and zh/).
 REMINDER_KINDS: Final[frozenset[str]] = frozenset(get_args(ReminderKindName))
+# Send windows stay well inside a reminder's purpose: an hour early a "bedtime is getting close"
+# reminder would not be true any more, and the dispatcher's grace period (30 min by default)
+# expires what is later than that anyway.
+MAX_WINDOW_BEFORE_MINUTES: Final = 60
+MAX_WINDOW_AFTER_MINUTES: Final = 30
 MECHANISM_NUMBERS: Final = (1, 2, 3, 4, 5)
 MIN_MEALS_PER_DIET: Final = 8
 """Eight ideas per diet, so nobody is offered the same meal twice within seven nights."""
 MIN_MEAL_B12_PERCENT_DV: Final = 20
 """A meal idea is "rich in" B12 only at 20% of the Daily Value or more (the FDA's definition)."""
 MEAL_PLACEHOLDER: Final = "{meal}"
+# "in 60 minutes", "2 hours", "30 分钟", "一小时": a reminder text naming a duration stops being
+# true when the reminder goes out early or late within its send window.
+_EXACT_DURATION: Final = re.compile(
+    r"\d+\s*(?:min|minute|minutes|hour|hours|hrs?|h)\b|[\d一二两三四五六七八九十半]+\s*(?:个)?(?:分钟|小时|钟头)",
+    re.IGNORECASE,
+)
 ARTICLE_SOURCE: Final = "article"
 """The `source` value of foods the article itself names."""
 
@@ -149,6 +160,11 @@ class ReminderKind(Frozen):
     title: PlainText
     label: Label
     default_offset_minutes: int = Field(gt=0, le=720)  # the scheduler caps offsets at 12 h
+    # The send window (bot/capacity.py): how many minutes before and after its time this
+    # reminder may go out when the bot spreads a busy minute's sending. Early must stay true
+    # to the text, so the text never names an exact time ("in 60 minutes").
+    window_before_minutes: int = Field(ge=0, le=MAX_WINDOW_BEFORE_MINUTES)
+    window_after_minutes: int = Field(ge=0, le=MAX_WINDOW_AFTER_MINUTES)
     text_html: Html
     why_html: Html
 
@@ -797,6 +813,21 @@ def _check_reminders(path: Path, reminders: _RemindersFile) -> None:
             )
         if reminder.kind != "meal" and MEAL_PLACEHOLDER in reminder.why_html + reminder.text_html:
             raise ContentError(path, f"{where}: {MEAL_PLACEHOLDER} only works in the meal reminder")
+        if reminder.window_before_minutes >= reminder.default_offset_minutes:
+            raise ContentError(
+                path,
+                f"{where}: window_before_minutes ({reminder.window_before_minutes}) must be "
+                f"less than default_offset_minutes ({reminder.default_offset_minutes}): "
+                "a reminder sent early must still come before bedtime",
+            )
+        duration = _EXACT_DURATION.search(reminder.text_html)
+        if duration:
+            raise ContentError(
+                path,
+                f"{where}: text_html names an exact time ({duration.group(0)!r}); reminders may "
+                "go out a few minutes early or late (their send window), so say 'getting "
+                "close' rather than 'in 60 minutes'",
+            )
 
 
 def _check_messages(path: Path, messages: Messages) -> None:

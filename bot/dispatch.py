@@ -211,6 +211,7 @@ class Dispatcher:
         owner: str | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         observer: DispatchObserver | None = None,
+        allow_paid_broadcast: bool = False,
     ) -> None:
         """``batch_size`` reminders are materialised per transaction, ``claim_size``
         deliveries claimed per transaction. ``sleep`` paces the heartbeat task (tests may
@@ -233,6 +234,9 @@ class Dispatcher:
         self.owner = owner or new_owner_id()
         self._sleep = sleep
         self.observer = observer
+        # ALLOW_PAID_BROADCAST: Telegram's paid broadcasts, up to 1,000 messages a second,
+        # charged in Stars (bot/capacity.py's overload policy a). None leaves the field out.
+        self._paid_broadcast: bool | None = True if allow_paid_broadcast else None
         # Per-chat pacing is the rate limiter's (bot/ratelimit.py); here a chat has one
         # reminder in flight at a time, so its reminders keep their order.
         self._busy_chats: set[int] = set()
@@ -608,12 +612,17 @@ class Dispatcher:
                 text,
                 parse_mode=ParseMode.HTML,
                 reply_markup=markup,
+                allow_paid_broadcast=self._paid_broadcast,
                 rate_limit_args=replace(REMINDER_SEND, still_wanted=still_wanted),
             )
         if not await still_wanted():
             return None
         return await bot.send_message(
-            delivery.chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup
+            delivery.chat_id,
+            text,
+            parse_mode=ParseMode.HTML,
+            reply_markup=markup,
+            allow_paid_broadcast=self._paid_broadcast,
         )
 
     async def _still_wanted(self, delivery: ClaimedDelivery, report: TickReport) -> bool:

@@ -480,6 +480,43 @@ def test_missing_reminder_kind(broken: Callable[[str, str, str], str]) -> None:
     assert "duplicate reminder kind: 'meal'" in message
 
 
+def test_send_windows_are_loaded_and_stay_before_bedtime(content: Content) -> None:
+    windows = {
+        kind.kind: (kind.window_before_minutes, kind.window_after_minutes)
+        for kind in content.reminder_kinds
+    }
+    assert windows == {"meal": (30, 10), "exercise": (20, 10), "wind_down": (5, 5)}
+    for kind in content.reminder_kinds:
+        assert kind.window_before_minutes < kind.default_offset_minutes
+
+
+def test_a_window_reaching_past_bedtime_is_rejected(
+    broken: Callable[[str, str, str], str],
+) -> None:
+    message = broken(
+        "reminders.toml",
+        "default_offset_minutes = 60\nwindow_before_minutes = 5",
+        "default_offset_minutes = 60\nwindow_before_minutes = 60",
+    )
+    assert "reminder 'wind_down': window_before_minutes (60) must be less than" in message
+
+
+def test_a_missing_window_is_rejected(broken: Callable[[str, str, str], str]) -> None:
+    message = broken("reminders.toml", "window_after_minutes = 5\n", "")
+    assert "reminder 'wind_down': missing field 'window_after_minutes'" in message
+
+
+@pytest.mark.parametrize(
+    "wording", ["in 60 minutes", "in 1 hour", "30min", "60 分钟后", "一小时后", "半小时"]
+)
+def test_a_reminder_naming_an_exact_time_is_rejected(
+    broken: Callable[[str, str, str], str], wording: str
+) -> None:
+    """Sent up to its window early, "in 60 minutes" would be a lie; the loader says so."""
+    message = broken("reminders.toml", "Bedtime is getting close.", f"Bedtime is {wording}.")
+    assert "reminder 'wind_down': text_html names an exact time" in message
+
+
 def test_label_too_long(broken: Callable[[str, str, str], str]) -> None:
     message = broken("article.toml", 'label = "Melatonin"', f'label = "{"M" * 65}"')
     assert "mechanism 'melatonin': label" in message

@@ -1,0 +1,67 @@
+"""The coming send load, per kind and minute, for ``sleepbot capacity`` (one aggregate query).
+
+A million people have three million reminder rows; loading them row by row through the ORM
+would take minutes. The database counts them instead: reminders by ``next_fire_at`` and
+pending deliveries (snoozes, retries) by ``next_attempt_at``, grouped by kind and by minute
+(as whole minutes since the Unix epoch, computed in SQL on either backend), so what comes
+back is a few thousand rows whatever the population. Read-only, one snapshot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ColumnElement, Integer, cast, extract, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from bot.storage.models import DELIVERIES, REMINDERS, DeliveryStatus
+
+_R, _D = REMINDERS.c, DELIVERIES.c
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteLoad:
+    """``count`` messages of ``kind`` due in the minute starting at ``minute`` x 60 (epoch s)."""
+
+    kind: str
+    minute: int
+    count: int
+
+
+def _epoch_minute(column: ColumnElement[datetime], dialect: str) -> ColumnElement[int]:
+    if dialect == "sqlite":  # stored as naive UTC text: strftime reads it as UTC
+        return cast(cast(func.strftime("%s", column), Integer) // 60, Integer)
+    return cast(func.floor(extract("epoch", column) / 60), BigInteger)
+
+
+async def read_send_load(engine: AsyncEngine, start: datetime, end: datetime) -> list[MinuteLoad]:
+    """Everything due in [start, end): scheduled reminders and pending deliveries."""
+    async with engine.begin() as connection:
+        return await _read(connection, start, end)
+
+
+async def _read(connection: AsyncConnection, start: datetime, end: datetime) -> list[MinuteLoad]:
+    dialect = connection.dialect.name
+    reminder_minute = _epoch_minute(_R.next_fire_at, dialect).label("minute")
+    reminders = (
+        select(_R.kind, reminder_minute, func.count())
+        .where(_R.next_fire_at >= start, _R.next_fire_at < end)
+        .group_by(_R.kind, reminder_minute)
+    )
+    delivery_minute = _epoch_minute(_D.next_attempt_at, dialect).label("minute")
+    deliveries = (
+        select(_D.kind, delivery_minute, func.count())
+        .where(
+            _D.status == DeliveryStatus.PENDING,
+            _D.next_attempt_at >= start,
+            _D.next_attempt_at < end,
+        )
+        .group_by(_D.kind, delivery_minute)
+    )
+    loads: dict[tuple[str, int], int] = {}
+    for statement in (reminders, deliveries):
+        for kind, minute, count in (await connection.execute(statement)).all():
+            key = (str(kind), int(minute))
+            loads[key] = loads.get(key, 0) + int(count)
+    return [MinuteLoad(kind, minute, count) for (kind, minute), count in sorted(loads.items())]
