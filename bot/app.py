@@ -36,6 +36,7 @@ from bot.context import SERVICES_KEY, BotContext, Services, SleepApplication
 from bot.dispatch import Dispatcher
 from bot.flood import FloodGate
 from bot.handlers import articles, diet, errors, guard, language, reminders, safety, settings
+from bot.handlers.common import telegram_locale
 from bot.i18n import DEFAULT_LOCALE
 from bot.polling import Intake
 from bot.ratelimit import FairRateLimiter
@@ -208,9 +209,12 @@ def build_app(
         max_updates=settings_.flood_max_updates,
         window=timedelta(seconds=settings_.flood_window_seconds),
     )
-    processor = ChatUpdateProcessor(
-        services.flood, content.render_slow_down, exempt=flood_exempt or crisis_exempt
-    )
+
+    def slow_down(update: Update) -> str:
+        # Flood control runs before any handler, without the database: Telegram's language.
+        return services.locales.get(telegram_locale(update), content).render_slow_down()
+
+    processor = ChatUpdateProcessor(services.flood, slow_down, exempt=flood_exempt or crisis_exempt)
 
     async def post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
         try:
