@@ -47,7 +47,11 @@ def run(settings: Settings) -> int:
 
 
 def check_content(settings: Settings) -> int:
+    """Validate English and every locale, and report each way a locale differs from English
+    (missing or extra files, keys and items; placeholders), all of them, not just the first."""
+    from bot.content import locale_directory
     from bot.diary.text import load_diary_text
+    from bot.i18n import DEFAULT_LOCALE, LOCALES, compare_locale
 
     directory = settings.content_dir or default_content_dir()
     content = load_content(directory)
@@ -57,7 +61,25 @@ def check_content(settings: Settings) -> int:
         f"{len(content.meal_ideas)} meal ideas, {len(content.reminder_kinds)} reminder kinds, "
         f"{len(content.safety.spec.red_flag)} red flags, {len(content.sources.source)} sources"
     )
-    return 0
+    if directory.name in LOCALES and directory.name != DEFAULT_LOCALE:
+        return 0  # CONTENT_DIR=content/zh: that one locale, on its own
+    problems: list[str] = []
+    for locale in LOCALES:
+        if locale == DEFAULT_LOCALE:
+            continue
+        folder = locale_directory(directory, locale)
+        differences = compare_locale(directory, folder)
+        if differences:
+            problems.extend(differences)
+            continue
+        translated = load_content(folder, locale=locale)
+        print(
+            f"{folder}: OK — {locale}, {len(translated.ui.messages)} interface messages, "
+            "the same keys and placeholders as English"
+        )
+    for problem in problems:
+        print(f"sleepbot: content error: {problem}", file=sys.stderr)
+    return EXIT_CONFIG if problems else 0
 
 
 def _describe(problem: ValidationError) -> str:

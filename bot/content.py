@@ -31,7 +31,7 @@ from bot.content_schema import (
     check_unique,
     load_toml,
 )
-from bot.i18n import DEFAULT_LOCALE, LOCALES, Catalogue, compare_catalogues, load_catalogue
+from bot.i18n import DEFAULT_LOCALE, LOCALES, Catalogue, compare_locale, load_catalogue
 from bot.safety import MECHANISM_PAGE_PREFIX, Safety, Sources, load_safety, load_sources
 from bot.telegram_html import escape
 from bot.triage import OTHER, Kind, Triage, TriageRules
@@ -611,11 +611,12 @@ def load_locales(directory: Path) -> dict[str, Content]:
     locales = {DEFAULT_LOCALE: english}
     for locale in LOCALES:
         if locale != DEFAULT_LOCALE:
-            content = load_content(locale_directory(directory, locale), locale=locale)
-            problems = compare_catalogues(english.ui, content.ui)
+            folder = locale_directory(directory, locale)
+            problems = compare_locale(directory, folder)
             if problems:
-                raise ContentError(content.ui.path, problems[0].split(": ", 1)[1])
-            locales[locale] = content
+                path, problem = problems[0].split(": ", 1)
+                raise ContentError(path, problem)
+            locales[locale] = load_content(folder, locale=locale)
     return locales
 
 

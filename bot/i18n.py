@@ -255,36 +255,81 @@ def placeholders(text: str) -> frozenset[str]:
     return frozenset(match.group(0) for match in PLACEHOLDER.finditer(text))
 
 
-def compare_catalogues(reference: Catalogue, other: Catalogue) -> list[str]:
-    """Every way `other` differs from `reference` (English): missing and extra keys, a plain
-    message where a plural is expected (or the reverse), and different placeholders."""
+MIRRORED_FILES: Final = (
+    "article.toml",
+    "foods.toml",
+    "tips.toml",
+    "reminders.toml",
+    "messages.toml",
+    "safety.toml",
+    "sources.toml",
+    UI_FILE,
+)
+"""The files every locale translates; each mirrors the English file key for key."""
+
+
+def compare_locale(english: Path, other: Path) -> list[str]:
+    """Every way the locale in `other` differs from English in `english`: missing or extra
+    files, keys and list items, and texts whose placeholders differ. Empty: complete."""
     problems: list[str] = []
-    where = str(other.path)
-    for key in reference.messages.keys() - other.messages.keys():
-        problems.append(f"{where}: missing key {key!r}")
-    for key in other.messages.keys() - reference.messages.keys():
-        problems.append(f"{where}: extra key {key!r} (not in {reference.path})")
-    for key in reference.messages.keys() & other.messages.keys():
-        ours, theirs = reference.messages[key], other.messages[key]
-        if isinstance(ours, str) != isinstance(theirs, str):
-            kind = "plural forms" if isinstance(ours, Mapping) else "one text"
-            problems.append(f"{where}: {key!r} should be {kind}, like {reference.path}")
+    for name in MIRRORED_FILES:
+        reference, translated = english / name, other / name
+        if not translated.is_file():
+            problems.append(f"{translated}: missing file (translate {reference})")
             continue
-        expected = _all_placeholders(ours)
-        found = _all_placeholders(theirs)
-        if expected != found:
-            lacking = ", ".join(sorted(expected - found))
-            unknown = ", ".join(sorted(found - expected))
-            detail = "; ".join(
-                part
-                for part in (lacking and f"missing {lacking}", unknown and f"unknown {unknown}")
-                if part
-            )
-            problems.append(f"{where}: {key!r} placeholders differ from English: {detail}")
-    return sorted(problems)
+        try:
+            ours = tomllib.loads(reference.read_text(encoding="utf-8"))
+            theirs = tomllib.loads(translated.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            problems.append(f"{translated}: cannot compare: {exc}")
+            continue
+        if name == UI_FILE:  # plural forms differ by design: compared per message instead
+            ours.pop("plural", None)
+            theirs.pop("plural", None)
+        problems.extend(
+            f"{translated}: {problem}" for problem in _compare_tree(ours, theirs, "", name)
+        )
+    return problems
 
 
-def _all_placeholders(value: str | Mapping[str, str]) -> frozenset[str]:
-    if isinstance(value, str):
-        return placeholders(value)
-    return frozenset().union(*(placeholders(text) for text in value.values()))
+def _compare_tree(ours: object, theirs: object, where: str, file: str) -> Iterator[str]:
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        plural = file == UI_FILE and "other" in ours
+        if plural:  # one message: the forms are the locale's, the placeholders are shared
+            expected = frozenset().union(*(placeholders(str(v)) for v in ours.values()))
+            found = frozenset().union(*(placeholders(str(v)) for v in theirs.values()))
+            yield from _placeholder_problem(where, expected, found)
+            return
+        for key in ours:
+            if key not in theirs:
+                yield f"missing key {_join(where, key)!r}"
+        for key in theirs:
+            if key not in ours:
+                yield f"extra key {_join(where, key)!r} (not in English)"
+        for key in ours.keys() & theirs.keys():
+            yield from _compare_tree(ours[key], theirs[key], _join(where, key), file)
+    elif isinstance(ours, list) and isinstance(theirs, list):
+        if len(ours) != len(theirs):
+            yield f"{where!r} has {len(theirs)} items, English has {len(ours)}"
+        for index, (a, b) in enumerate(zip(ours, theirs, strict=False)):
+            yield from _compare_tree(a, b, f"{where}[{index}]", file)
+    elif isinstance(ours, str) and isinstance(theirs, str):
+        yield from _placeholder_problem(where, placeholders(ours), placeholders(theirs))
+    elif type(ours) is not type(theirs):
+        yield f"{where!r} should be {type(ours).__name__} like English"
+
+
+def _placeholder_problem(
+    where: str, expected: frozenset[str], found: frozenset[str]
+) -> Iterator[str]:
+    if expected != found:
+        parts = []
+        if expected - found:
+            parts.append(f"missing {', '.join(sorted(expected - found))}")
+        if found - expected:
+            parts.append(f"unknown {', '.join(sorted(found - expected))}")
+        yield f"{where!r} placeholders differ from English: {'; '.join(parts)}"
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
