@@ -306,8 +306,9 @@ def _compare_tree(ours: object, theirs: object, where: str, file: str) -> Iterat
         for key in theirs:
             if key not in ours:
                 yield f"extra key {_join(where, key)!r} (not in English)"
-        for key in ours.keys() & theirs.keys():
-            yield from _compare_tree(ours[key], theirs[key], _join(where, key), file)
+        for key in ours:  # in the file's order, so the report reads top to bottom
+            if key in theirs:
+                yield from _compare_tree(ours[key], theirs[key], _join(where, key), file)
     elif isinstance(ours, list) and isinstance(theirs, list):
         if len(ours) != len(theirs):
             yield f"{where!r} has {len(theirs)} items, English has {len(ours)}"
