@@ -19,6 +19,7 @@ import re
 import shutil
 import tomllib
 from collections.abc import Iterable
+from datetime import date
 from pathlib import Path
 from typing import Any, Final
 
@@ -104,7 +105,9 @@ def _value(item: Any) -> str:
         return '"' + item.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
     if isinstance(item, list):
         return "[" + ", ".join(_value(i) for i in item) + "]"
-    return item.isoformat()  # dates (sources.toml `reviewed`)
+    if isinstance(item, date):  # sources.toml `reviewed`
+        return item.isoformat()
+    raise TypeError(f"no TOML for {item!r}")
 
 
 def build_pseudo_content(source: Path, target: Path) -> Path:
