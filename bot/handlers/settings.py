@@ -20,7 +20,7 @@ from telegram import (
     ReplyKeyboardRemove,
     Update,
 )
-from telegram.constants import ChatMemberStatus
+from telegram.constants import ChatMemberStatus, ChatType
 
 from bot import callback_data
 from bot.content import Content
@@ -28,6 +28,7 @@ from bot.context import BotContext
 from bot.handlers.common import (
     command_argument,
     content_for,
+    content_of,
     edit_in_place,
     reply,
     telegram_locale,
@@ -448,12 +449,15 @@ async def welcome_back(update: Update, context: BotContext) -> None:
     """Anyone marked blocked who writes to us has unblocked the bot: reschedule them.
 
     Also remembers the language Telegram reports for them, which their reminders speak until
-    they choose one with /language (a write only when it changed).
+    they choose one with /language (a write only when it changed), and settles this update's
+    language from the same read, so content_for() costs the handlers nothing.
     """
     chat = update.effective_chat
     if chat is None or update.my_chat_member is not None:
         return  # membership changes are handled by membership_changed
     person = await context.store.get_person(chat.id)
+    if chat.type == ChatType.PRIVATE:
+        content_of(update, context, person.language if person else None)
     if person is None:
         return
     if person.blocked:
