@@ -83,6 +83,11 @@ async def test_settings_prompts_and_errors_speak_chinese(bot: BotHarness) -> Non
     assert problem == "25:99 不是一天中的时间。请用 00:00–23:59，例如 22:30。 例如：/bedtime 22:30"
     [problem] = _visible(await bot.send(ADA, "/timezone Xyzzyville"))
     assert problem.startswith("我不认识时区“Xyzzyville”。")
+    [question] = _visible(await bot.send(ADA, "/timezone IST"))
+    assert question == "你指的是下面其中一个吗？"
+    assert [label for label, _ in bot.last(ADA).buttons] == [
+        "印度（Asia/Kolkata）", "爱尔兰（Europe/Dublin）", "以色列（Asia/Jerusalem）",
+    ]  # fmt: skip
     said = _visible(await bot.send(ADA, "/timezone Asia/Shanghai"))
     assert said[0] == "时区已设为 Asia/Shanghai（UTC+08:00）。"
     assert said[1].startswith("你通常几点睡觉？")

@@ -77,7 +77,7 @@ def button_data(bot: BotHarness, chat_id: int, prefix: str) -> str:
 def data_words(bot: BotHarness) -> set[str]:
     """Words that are data, not wording: zone and city names, slugs, what was typed."""
     words = {"UTC", *TYPED_AND_ECHOED}
-    for choice in lookup_timezone(SPRINGFIELD).candidates:
+    for choice in (*lookup_timezone(SPRINGFIELD).candidates, *lookup_timezone("IST").candidates):
         words.update(choice.label.replace("/", " ").replace("_", " ").split())
     for zone in ("Europe/Berlin", "Asia/Shanghai"):
         words.update(zone.split("/"))
@@ -142,6 +142,7 @@ async def walk(bot: BotHarness) -> None:
         "/timezone",
         "/timezone +05:17",
         "/timezone +15:00",
+        "/timezone IST",
         "/timezone Europe/Berlin",
         "/pause 99",
         "/pause 2",

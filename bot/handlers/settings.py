@@ -49,6 +49,7 @@ from bot.onboarding import (
 from bot.replies import prompt_yields_to_triage
 from bot.storage import Person
 from bot.timezones import (
+    TimezoneChoice,
     TimezoneLookup,
     UnknownTimezone,
     lookup_timezone,
@@ -113,12 +114,20 @@ def bedtime_keyboard(
     return InlineKeyboardMarkup(rows)
 
 
-def candidates_keyboard(lookup: TimezoneLookup) -> InlineKeyboardMarkup:
+def choice_label(content: Content, choice: TimezoneChoice) -> str:
+    """A "did you mean" button: a city's name as it is, a region's in the person's language."""
+    if choice.region:
+        return content.ui.text(f"zone.{choice.region}", zone=choice.key)
+    return choice.label
+
+
+def candidates_keyboard(content: Content, lookup: TimezoneLookup) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         [
             [
                 InlineKeyboardButton(
-                    choice.label[:60], callback_data=callback_data.settings("tz", choice.key)
+                    choice_label(content, choice)[:60],
+                    callback_data=callback_data.settings("tz", choice.key),
                 )
             ]
             for choice in lookup.candidates
@@ -399,9 +408,11 @@ async def apply_timezone_lookup(
         person = await complete_setup(context, headline, person)
         await after_timezone(update, context, person, headline)
         return
-    ui = (await content_for(update, context)).ui
+    content = await content_for(update, context)
+    ui = content.ui
     if lookup.candidates:
-        await reply(update, ui.text("setup.did_you_mean_html"), candidates_keyboard(lookup))
+        keyboard = candidates_keyboard(content, lookup)
+        await reply(update, ui.text("setup.did_you_mean_html"), keyboard)
     else:
         problem = ui.text(f"problem.{lookup.problem or 'timezone_empty'}", typed=lookup.typed)
         await reply(update, html.escape(problem, quote=False))
