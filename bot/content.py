@@ -607,6 +607,9 @@ def locale_directory(directory: Path, locale: str) -> Path:
 def load_locales(directory: Path) -> dict[str, Content]:
     """One validated Content per locale the bot speaks; English is required, and every other
     locale's ui.toml must have English's keys and placeholders (else ContentError)."""
+    if directory.name in LOCALES and directory.name != DEFAULT_LOCALE:
+        # CONTENT_DIR=content/zh: try one locale's files alone, as everyone's language.
+        return {DEFAULT_LOCALE: load_content(directory)}
     english = load_content(directory, locale=DEFAULT_LOCALE)
     locales = {DEFAULT_LOCALE: english}
     for locale in LOCALES:
