@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -32,11 +32,13 @@ from telegram.ext import (
 from bot import callback_data, triage
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
-from bot.content import Content, default_content_dir, load_content
+from bot.content import Content, default_content_dir, load_locales
 from bot.context import SERVICES_KEY, BotContext, Services, SleepApplication
 from bot.dispatch import Dispatcher
 from bot.flood import FloodGate
-from bot.handlers import articles, diet, errors, guard, reminders, safety, settings
+from bot.handlers import articles, diet, errors, guard, language, reminders, safety, settings
+from bot.handlers.common import telegram_locale
+from bot.i18n import DEFAULT_LOCALE
 from bot.polling import Intake, Ownership
 from bot.ratelimit import FairRateLimiter
 from bot.replica import PollingTaken, Replica, inbox_store_update, send_budget
@@ -63,24 +65,39 @@ class StartupError(Exception):
     """Start-up could not complete for a reason the operator must fix; one line says which."""
 
 
-COMMANDS: tuple[tuple[str, str], ...] = (
-    ("start", "Welcome and main menu"),
-    ("mechanisms", "How vitamin B12 may affect sleep (5 mechanisms)"),
-    ("foods", "B12-rich foods and a meal idea"),
-    ("tips", "Sleep-hygiene advice"),
-    ("doctor", "When to see a doctor"),
-    ("diet", "Your diet, for meal ideas, e.g. /diet vegan"),
-    ("settings", "Nightly reminders: timezone, bedtime, on/off"),
-    ("bedtime", "Set your bedtime, e.g. /bedtime 22:30"),
-    ("timezone", "Set your timezone, e.g. /timezone Berlin"),
-    ("pause", "Skip reminders for some nights, e.g. /pause 3"),
-    ("resume", "Restart reminders"),
-    ("stop", "Stop all reminders"),
-    ("mydata", "Everything stored about you"),
-    ("deletedata", "Erase everything stored about you"),
-    ("about", "Source, caveats and privacy"),
-    ("help", "What I can do"),
+COMMAND_NAMES: tuple[str, ...] = (
+    "start",
+    "mechanisms",
+    "foods",
+    "tips",
+    "doctor",
+    "diet",
+    "settings",
+    "bedtime",
+    "timezone",
+    "pause",
+    "resume",
+    "stop",
+    "language",
+    "mydata",
+    "deletedata",
+    "about",
+    "help",
 )
+"""The menu, in order; each locale describes them under [command] in its ui.toml."""
+
+
+def commands(content: Content) -> list[tuple[str, str]]:
+    """(command, description) in `content`'s language, for setMyCommands."""
+    return [(name, content.ui.text(f"command.{name}")) for name in COMMAND_NAMES]
+
+
+async def register_commands(bot: Any, locales: Mapping[str, Content]) -> None:
+    """The menu per language: the default (English) for everyone, and each other locale's for
+    people whose Telegram app uses that language (language_code="zh")."""
+    for locale, content in locales.items():
+        menu = [BotCommand(name, text) for name, text in commands(content)]
+        await bot.set_my_commands(menu, language_code=None if locale == DEFAULT_LOCALE else locale)
 
 
 def register_handlers(application: SleepApplication) -> None:
@@ -123,6 +140,7 @@ def register_handlers(application: SleepApplication) -> None:
     command("stop", settings.stop_command)
     command("mydata", settings.mydata_command)
     command("deletedata", settings.deletedata_command)
+    command("language", language.language_command)
     add(MessageHandler(filters.LOCATION & PRIVATE_MESSAGE, settings.location_message))
     add(CallbackQueryHandler(articles.mechanism_button, pattern=callback_data.MECHANISM))
     add(CallbackQueryHandler(articles.foods_button, pattern=callback_data.FOODS))
@@ -130,6 +148,7 @@ def register_handlers(application: SleepApplication) -> None:
     add(CallbackQueryHandler(reminders.reminder_button, pattern=callback_data.REMINDER))
     add(CallbackQueryHandler(settings.settings_button, pattern=callback_data.SETTINGS))
     add(CallbackQueryHandler(diet.diet_button, pattern=callback_data.DIET))
+    add(CallbackQueryHandler(language.language_button, pattern=callback_data.LANGUAGE))
     # Last: whatever no pattern above accepted is stale or forged.
     add(CallbackQueryHandler(errors.stale_button))
     # Last: unknown commands and free text, after every CommandHandler had its chance, in
@@ -162,6 +181,7 @@ def build_app(
     *,
     token: str | None = None,
     content: Content | None = None,
+    locales: Mapping[str, Content] | None = None,
     clock: Clock | None = None,
     rate_limit: bool = True,
     rate_limiter: BaseRateLimiter[Any] | None = None,
@@ -172,7 +192,8 @@ def build_app(
     """The Application with handlers, lifecycle hooks and the reminder dispatcher.
 
     `token` defaults to the settings' (required); `chat` and tests pass their own. Content is
-    loaded (and validated) here, so a broken content file stops start-up before any network.
+    loaded (and validated) here, one Content per locale, so a broken content file stops
+    start-up before any network; `content` alone makes a one-language bot (tests).
     `rate_limiter` replaces the production limiter (benchmarks compare limiters);
     `flood_exempt` names updates flood control must never drop (default: crisis text).
 
@@ -182,9 +203,17 @@ def build_app(
     (updates into the inbox, handled by the inbox worker), otherwise one poller per database.
     The send limits are shared through Redis when REDIS_URL is set (also without `replica`).
     """
-    content = content or load_content(settings_.content_dir or default_content_dir())
+    if locales is None:
+        locales = (
+            {DEFAULT_LOCALE: content}
+            if content is not None
+            else load_locales(settings_.content_dir or default_content_dir())
+        )
+    content = locales[DEFAULT_LOCALE]
     triage.install(content.triage)  # triage.is_crisis() follows the content this bot runs on
-    services = Services(settings=settings_, content=content, clock=clock or SystemClock())
+    services = Services(
+        settings=settings_, content=content, clock=clock or SystemClock(), locales=dict(locales)
+    )
     flood = services.flood = FloodGate(
         services.clock,
         max_updates=settings_.flood_max_updates,
@@ -196,9 +225,14 @@ def build_app(
             settings_, bot_token, store_update=_late_store_update(services), clock=services.clock
         )
         services.replica.observe(flood=lambda: flood.counters)
+
+    def slow_down(update: Update) -> str:
+        # Flood control runs before any handler, without the database: Telegram's language.
+        return services.locales.get(telegram_locale(update), content).render_slow_down()
+
     processor = ChatUpdateProcessor(
         flood,
-        content.render_slow_down,
+        slow_down,
         exempt=flood_exempt or crisis_exempt,
         metrics=services.replica.metrics if services.replica else None,
     )
@@ -213,7 +247,7 @@ def build_app(
             where = _printable_url(settings_.database_url)
             raise StartupError(f"cannot open the database {where}: {error}") from error
         await services.store.backfill_kinds(services.clock.now())
-        await application.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
+        await register_commands(application.bot, services.locales)
         # Build the offline city index in the background so the first /timezone is instant.
         task = asyncio.create_task(asyncio.to_thread(preload_timezones), name="preload-tz")
         services.background.add(task)
@@ -228,6 +262,8 @@ def build_app(
                 retention=timedelta(days=settings_.delivery_history_days),
                 observer=services.replica,
                 allow_paid_broadcast=settings_.allow_paid_broadcast,
+                locales=services.locales,
+                snooze_minutes=settings_.snooze_minutes,
             )
             await services.dispatcher.start()
             job = services.dispatcher.run_job

@@ -18,6 +18,8 @@ REMINDER: Final = re.compile(r"^rem:(done|snooze|why|back|off):(\d{1,18})$")
 SETTINGS: Final = re.compile(r"^set:([a-z_]{1,20})(?::([0-9A-Za-z_+\-/:.]{1,40}))?$")
 DIET: Final = re.compile(r"^diet:(pick|set|setup)(?::([a-z]{1,16}))?$")
 """pick: show the choices; set: choose (from /diet or settings); setup: the set-up question."""
+LANGUAGE: Final = re.compile(r"^lang:([a-z]{2,8})$")
+"""A locale code, or "auto": follow Telegram's language again."""
 
 ReminderAction = Literal["done", "snooze", "why", "back", "off"]
 DietAction = Literal["pick", "set", "setup"]
@@ -44,6 +46,13 @@ def settings(action: str, value: str | None = None) -> str:
     data = f"set:{action}" if value is None else f"set:{action}:{value}"
     if not SETTINGS.match(data):
         raise ValueError(f"settings callback data out of shape: {data!r}")
+    return data
+
+
+def language(choice: str) -> str:
+    data = f"lang:{choice}"
+    if not LANGUAGE.match(data):
+        raise ValueError(f"language callback data out of shape: {data!r}")
     return data
 
 

@@ -62,11 +62,17 @@ def _other_secrets(settings: Settings) -> list[str]:
 
 
 def check_content(settings: Settings) -> int:
+    """Validate English and every locale, and report each way a locale differs from English
+    (missing or extra files, keys and items; placeholders), all of them, not just the first."""
+    from bot.content import locale_directory
     from bot.diary.text import load_diary_text
+    from bot.i18n import DEFAULT_LOCALE, LOCALES, compare_locale
 
     directory = settings.content_dir or default_content_dir()
     content = load_content(directory)
-    load_diary_text(directory)  # not wired into the bot yet (issue 9); checked all the same
+    one_locale = directory.name in LOCALES and directory.name != DEFAULT_LOCALE
+    if not one_locale:  # diary.toml is English only so far
+        load_diary_text(directory)  # not wired into the bot yet (issue 9); checked all the same
     print(
         f"{directory}: OK — {len(content.mechanisms)} mechanisms, {len(content.foods)} foods, "
         f"{len(content.meal_ideas)} meal ideas, {len(content.reminder_kinds)} reminder kinds, "
@@ -77,7 +83,25 @@ def check_content(settings: Settings) -> int:
         for kind in content.reminder_kinds
     )
     print(f"send windows: {windows}")
-    return 0
+    if one_locale:
+        return 0  # CONTENT_DIR=content/zh: that one locale, on its own
+    problems: list[str] = []
+    for locale in LOCALES:
+        if locale == DEFAULT_LOCALE:
+            continue
+        folder = locale_directory(directory, locale)
+        differences = compare_locale(directory, folder)
+        if differences:
+            problems.extend(differences)
+            continue
+        translated = load_content(folder, locale=locale)
+        print(
+            f"{folder}: OK — {locale}, {len(translated.ui.messages)} interface messages, "
+            "the same keys and placeholders as English"
+        )
+    for problem in problems:
+        print(f"sleepbot: content error: {problem}", file=sys.stderr)
+    return EXIT_CONFIG if problems else 0
 
 
 def _describe(problem: ValidationError) -> str:

@@ -15,6 +15,8 @@ from bot.logs import LogFormat
 # Telegram tokens look like "123456789:AA...": a numeric bot id, a colon, ~35 url-safe characters.
 TOKEN_SHAPE = re.compile(r"^\d{5,}:[A-Za-z0-9_-]{30,}$")
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/sleepbot.sqlite3"
+DEFAULT_SNOOZE_MINUTES = 15
+"""How long Snooze puts a reminder off unless SNOOZE_MINUTES says otherwise."""
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 # Telegram's setWebhook: "secret_token ... 1-256 characters. Only characters A-Z, a-z, 0-9, _
@@ -57,7 +59,7 @@ class Settings(BaseSettings):
     # Telegram's paid broadcasts: up to 1,000 messages a second, each message above the free
     # limit charged in Telegram Stars from the bot's balance. Off unless the operator opts in.
     allow_paid_broadcast: bool = False
-    snooze_minutes: int = Field(default=15, ge=1, le=180)
+    snooze_minutes: int = Field(default=DEFAULT_SNOOZE_MINUTES, ge=1, le=180)
     delivery_history_days: int = Field(default=30, ge=1, le=3650)
     # Incoming flood control (bot/flood.py): more than this many updates from one chat within
     # the window, and its excess is dropped after one "slow down". 20 in 10 s is several

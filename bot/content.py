@@ -31,6 +31,7 @@ from bot.content_schema import (
     check_unique,
     load_toml,
 )
+from bot.i18n import DEFAULT_LOCALE, LOCALES, Catalogue, compare_locale, load_catalogue
 from bot.safety import MECHANISM_PAGE_PREFIX, Safety, Sources, load_safety, load_sources
 from bot.telegram_html import escape
 from bot.triage import OTHER, Kind, Triage, TriageRules
@@ -304,6 +305,12 @@ class Content(Frozen):
     meal_fallback_html: str
     why_heading: str
     safety: Safety
+    ui: Catalogue
+    """This locale's interface words (ui.toml): buttons, prompts, errors, dates, commands."""
+
+    @property
+    def locale(self) -> str:
+        return self.ui.locale
 
     # -- look-ups ------------------------------------------------------------------------
 
@@ -373,7 +380,7 @@ class Content(Frozen):
         values = {
             "{source_title}": escape(self.article.title),
             "{sources}": self.sources.link_list(),
-            "{reviewed}": f"{self.sources.reviewed.day} {self.sources.reviewed:%B %Y}",
+            "{reviewed}": escape(self.ui.long_date(self.sources.reviewed)),
         }
         values.update({"{" + name + "}": value for name, value in extra.items()})
         for placeholder, value in values.items():
@@ -609,8 +616,37 @@ def load_triage_rules(directory: Path) -> TriageRules:
     return load_safety(directory, diets=DIETS).triage
 
 
-def load_content(directory: Path) -> Content:
-    """Load and validate every content file; raise ContentError on the first problem found."""
+def locale_directory(directory: Path, locale: str) -> Path:
+    """content/ holds English; every other locale its own folder, content/zh/."""
+    return directory if locale == DEFAULT_LOCALE else directory / locale
+
+
+def load_locales(directory: Path) -> dict[str, Content]:
+    """One validated Content per locale the bot speaks; English is required, and every other
+    locale's ui.toml must have English's keys and placeholders (else ContentError)."""
+    if directory.name in LOCALES and directory.name != DEFAULT_LOCALE:
+        # CONTENT_DIR=content/zh: try one locale's files alone, as everyone's language.
+        return {DEFAULT_LOCALE: load_content(directory)}
+    english = load_content(directory, locale=DEFAULT_LOCALE)
+    locales = {DEFAULT_LOCALE: english}
+    for locale in LOCALES:
+        if locale != DEFAULT_LOCALE:
+            folder = locale_directory(directory, locale)
+            problems = compare_locale(directory, folder)
+            if problems:
+                path, problem = problems[0].split(": ", 1)
+                raise ContentError(path, problem)
+            locales[locale] = load_content(folder, locale=locale)
+    return locales
+
+
+def load_content(directory: Path, *, locale: str | None = None) -> Content:
+    """Load and validate every content file; raise ContentError on the first problem found.
+
+    `locale` defaults to the folder's name when it is one (content/zh), else English.
+    """
+    if locale is None:
+        locale = directory.name if directory.name in LOCALES else DEFAULT_LOCALE
     article_path = directory / "article.toml"
     foods_path = directory / "foods.toml"
     tips_path = directory / "tips.toml"
@@ -623,6 +659,7 @@ def load_content(directory: Path) -> Content:
     reminders = load_toml(reminders_path, _RemindersFile)
     messages = load_toml(messages_path, Messages)
     sources = load_sources(directory)
+    ui = load_catalogue(directory, locale)
 
     _check_article(article_path, article)
     _check_foods(foods_path, foods, sources)
@@ -666,6 +703,7 @@ def load_content(directory: Path) -> Content:
         meal_fallback_html=reminders.meal_fallback_html,
         why_heading=reminders.why_heading,
         safety=safety,
+        ui=ui,
     )
     for file_name, where, html in content.rendered_messages():
         check_rendered(directory / file_name, where, html)

@@ -26,8 +26,9 @@ class Services:
     """What every handler may use; the store and dispatcher exist only once post_init ran."""
 
     settings: Settings
-    content: Content
+    content: Content  # the default locale's (English)
     clock: Clock
+    locales: dict[str, Content] = field(default_factory=dict)  # every locale's, by code
     _store: Store | None = field(default=None, repr=False)
     dispatcher: Dispatcher | None = None
     flood: FloodGate | None = None  # incoming flood control and its counters
@@ -53,7 +54,13 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
 
     @property
     def content(self) -> Content:
+        """The default locale's content; handlers answering a person use content_for()."""
         return self.services.content
+
+    def content_in(self, locale: str | None) -> Content:
+        """The content of `locale`, or the default's when the bot does not speak it."""
+        services = self.services
+        return services.locales.get(locale or "", services.content)
 
     @property
     def store(self) -> Store:

@@ -44,7 +44,7 @@ import secrets
 import socket
 import warnings
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
@@ -63,6 +63,7 @@ from telegram.ext import CallbackContext, ExtBot
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.clock import Clock, FakeClock
+from bot.config import DEFAULT_SNOOZE_MINUTES
 from bot.content import Content
 from bot.keyboards import reminder_keyboard
 from bot.meals import choose_meal
@@ -212,10 +213,14 @@ class Dispatcher:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         observer: DispatchObserver | None = None,
         allow_paid_broadcast: bool = False,
+        locales: Mapping[str, Content] | None = None,
+        snooze_minutes: int = DEFAULT_SNOOZE_MINUTES,
     ) -> None:
         """``batch_size`` reminders are materialised per transaction, ``claim_size``
         deliveries claimed per transaction. ``sleep`` paces the heartbeat task (tests may
-        pass their own; ``beat()`` also works on its own)."""
+        pass their own; ``beat()`` also works on its own). ``locales``: the content of each
+        locale a person may speak (default: only ``content``, which is also the fallback);
+        ``snooze_minutes`` is what the Snooze button says."""
         if batch_size < 1 or claim_size < 1 or max_concurrency < 1:
             raise ValueError("batch_size, claim_size and max_concurrency must be positive")
         if heartbeat_every <= timedelta(0) or dead_after < 2 * heartbeat_every:
@@ -223,6 +228,8 @@ class Dispatcher:
         self.store = store
         self.bot = bot
         self.content = content
+        self.locales: Mapping[str, Content] = locales or {}
+        self.snooze_minutes = snooze_minutes
         self.clock = clock
         self.grace = grace
         self.batch_size = batch_size
@@ -537,11 +544,16 @@ class Dispatcher:
             if self.observer is not None:
                 self.observer.progress()
 
+    def content_for(self, delivery: ClaimedDelivery) -> Content:
+        """The content in the person's language (their choice, else Telegram's)."""
+        return self.locales.get(delivery.locale or "", self.content)
+
     async def _attempt(self, delivery: ClaimedDelivery, report: TickReport) -> SendOutcome | None:
         """The send itself; None when the last-moment check said no (nothing was sent)."""
-        meal = self.content.meal(delivery.meal_id) if delivery.meal_id else None
+        content = self.content_for(delivery)
+        meal = content.meal(delivery.meal_id) if delivery.meal_id else None
         try:
-            text = self.content.render_reminder(delivery.kind, meal)
+            text = content.render_reminder(delivery.kind, meal)
         except KeyError:
             return self._failed(delivery, f"unknown reminder kind {delivery.kind!r}")
 
@@ -601,7 +613,7 @@ class Dispatcher:
     ) -> Message | None:
         """Through the rate limiter's last-moment hook when it has one (the check then runs
         after the wait for a slot); otherwise check, then send. None: not wanted any more."""
-        markup = reminder_keyboard(delivery.id)
+        markup = reminder_keyboard(self.content_for(delivery), delivery.id, self.snooze_minutes)
         bot = self.bot
         if isinstance(bot, ExtBot) and isinstance(bot.rate_limiter, FairRateLimiter):
             task = asyncio.current_task()

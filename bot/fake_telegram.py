@@ -1159,6 +1159,10 @@ class FakeBotApi:
         """Make a chat known without an update, as if the user had talked to the bot before."""
         self._chat(chat_id, first_name)
 
+    def set_language(self, chat_id: int, language_code: str | None) -> None:
+        """The IETF tag the user's Telegram app reports from now on (None: none at all)."""
+        self._chat(chat_id).language_code = language_code
+
     def push_update(self, update: JSONDict) -> JSONDict:
         """Queue an arbitrary update for getUpdates; assigns ``update_id`` if missing."""
         if "update_id" in update:

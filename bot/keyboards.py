@@ -1,4 +1,4 @@
-"""Inline keyboards shared by handlers and the reminder dispatcher."""
+"""Inline keyboards shared by handlers and the reminder dispatcher; labels from the catalogue."""
 
 from __future__ import annotations
 
@@ -9,24 +9,32 @@ from bot.callback_data import DietAction
 from bot.content import DIETS, Content
 
 
-def reminder_keyboard(delivery_id: int) -> InlineKeyboardMarkup:
-    """The four actions a person can take on a nightly reminder, right from the message."""
+def reminder_keyboard(
+    content: Content, delivery_id: int, snooze_minutes: int
+) -> InlineKeyboardMarkup:
+    """The four actions a person can take on a nightly reminder, right from the message.
+
+    The Snooze label says what Snooze does: SNOOZE_MINUTES, whatever it is set to."""
+    ui = content.ui
     return InlineKeyboardMarkup(
         [
             [
                 InlineKeyboardButton(
-                    "Done ✅", callback_data=callback_data.reminder("done", delivery_id)
+                    ui.text("button.done"),
+                    callback_data=callback_data.reminder("done", delivery_id),
                 ),
                 InlineKeyboardButton(
-                    "Snooze 15 min", callback_data=callback_data.reminder("snooze", delivery_id)
+                    ui.plural("button.snooze", snooze_minutes),
+                    callback_data=callback_data.reminder("snooze", delivery_id),
                 ),
             ],
             [
                 InlineKeyboardButton(
-                    "Why?", callback_data=callback_data.reminder("why", delivery_id)
+                    ui.text("button.why"), callback_data=callback_data.reminder("why", delivery_id)
                 ),
                 InlineKeyboardButton(
-                    "Turn this off", callback_data=callback_data.reminder("off", delivery_id)
+                    ui.text("button.turn_off"),
+                    callback_data=callback_data.reminder("off", delivery_id),
                 ),
             ],
         ]
@@ -44,7 +52,7 @@ def diet_keyboard(
     """One tap per diet (two per row; ✓ on the current one), then Skip or ◀ Settings."""
     buttons = [
         InlineKeyboardButton(
-            ("✓ " if diet == current else "") + content.foods_page.diet[diet].button,
+            _marked(content, diet == current, content.foods_page.diet[diet].button),
             callback_data=callback_data.diet(action, diet),
         )
         for diet in DIETS
@@ -59,3 +67,7 @@ def diet_keyboard(
             [InlineKeyboardButton(text.back_label, callback_data=callback_data.settings("view"))]
         )
     return InlineKeyboardMarkup(rows)
+
+
+def _marked(content: Content, current: bool, label: str) -> str:
+    return content.ui.text("button.current", label=label) if current else label

@@ -1,11 +1,15 @@
-"""Pure helpers for the settings conversation: parsing what people type, describing schedules."""
+"""Pure helpers for the settings conversation: parsing what people type, describing schedules.
+
+Words come from the locale's catalogue (bot.i18n); a problem names its catalogue key.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
+
+from bot.i18n import Catalogue
 
 # 21:00 … 01:00 in 30-minute steps: the usual range, offered as buttons; any minute can be typed.
 BEDTIME_CHOICES: tuple[time, ...] = tuple(
@@ -22,23 +26,33 @@ _CLOCK = re.compile(
 
 
 class InputProblem(ValueError):
-    """Something a person typed that we can't use; the message is safe to show them."""
+    """Something a person typed that we can't use: `key` names its message under [problem]
+    in ui.toml, `values` fill it (see `describe`)."""
+
+    def __init__(self, key: str, **values: str | int) -> None:
+        super().__init__(key)
+        self.key = key
+        self.values = values
+
+    def describe(self, ui: Catalogue) -> str:
+        """The message to show, in the person's language (plain text)."""
+        return ui.text(f"problem.{self.key}", **self.values)
 
 
 def parse_clock_time(text: str) -> time:
     """'22:30', '22.30', '2230', '22h30', '10:30pm', '10 pm' → time; else InputProblem."""
     match = _CLOCK.match(text or "")
     if match is None:
-        raise InputProblem("Please give a time like 22:30.")
+        raise InputProblem("time_format")
     hour = int(match.group("hour"))
     minute = int(match.group("minute") or match.group("compact") or 0)
     ampm = (match.group("ampm") or "").lower().replace(".", "")
     if ampm:
         if not 1 <= hour <= 12:
-            raise InputProblem("With am/pm the hour goes from 1 to 12, e.g. 10:30pm (or 22:30).")
+            raise InputProblem("time_ampm")
         hour = hour % 12 + (12 if ampm == "pm" else 0)
     if hour > 23 or minute > 59:
-        raise InputProblem(f"{text.strip()} is not a time of day. Use 00:00–23:59, e.g. 22:30.")
+        raise InputProblem("time_range", typed=text.strip()[:40])
     return time(hour, minute)
 
 
@@ -49,7 +63,7 @@ def parse_nights(text: str) -> int:
         return 1
     # isdecimal, not isdigit: "²" is a digit that int() refuses; "٣" and "３" are decimals.
     if not text.isdecimal() or not 1 <= int(text) <= MAX_PAUSE_NIGHTS:
-        raise InputProblem(f"Give a number of nights from 1 to {MAX_PAUSE_NIGHTS}, e.g. /pause 3.")
+        raise InputProblem("nights", max=MAX_PAUSE_NIGHTS)
     return int(text)
 
 
@@ -67,49 +81,28 @@ def pause_until(now: datetime, tz: tzinfo, nights: int) -> datetime:
     return datetime.combine(resume_day, time(12, 0)).replace(tzinfo=tz)
 
 
-def format_clock(value: time) -> str:
-    return value.strftime("%H:%M")
-
-
-def format_offset(minutes: int) -> str:
-    """240 → '4 h before bedtime', 90 → '1 h 30 min before bedtime', 0 → 'at bedtime'."""
-    if minutes == 0:
-        return "at bedtime"
-    hours, rest = divmod(minutes, 60)
-    parts = ([f"{hours} h"] if hours else []) + ([f"{rest} min"] if rest else [])
-    return " ".join(parts) + " before bedtime"
-
-
 def clamp_offset(minutes: int) -> int:
     return max(0, min(MAX_OFFSET_MINUTES, minutes))
 
 
-@dataclass(frozen=True)
-class UpcomingReminder:
-    label: str
-    at_local: datetime
-
-
-def describe_day(moment: datetime, today: date) -> str:
-    """'today', 'tomorrow' or 'Fri 27 Nov' — how a person reads a reminder time."""
-    day = moment.date()
-    if day == today:
-        return "today"
-    if day == today + timedelta(days=1):
-        return "tomorrow"
-    return moment.strftime("%a %d %b")
-
-
 def upcoming_lines(
-    reminders: Iterable[tuple[str, datetime | None]], tz: tzinfo, now: datetime
+    reminders: Iterable[tuple[str, datetime | None]], tz: tzinfo, now: datetime, ui: Catalogue
 ) -> list[str]:
-    """One line per scheduled reminder, soonest first, in the person's local time."""
+    """One HTML line per scheduled reminder, soonest first, in the person's local time."""
     today = now.astimezone(tz).date()
     scheduled: Sequence[tuple[str, datetime]] = sorted(
         ((label, at.astimezone(tz)) for label, at in reminders if at is not None),
         key=lambda item: item[1],
     )
-    return [f"{describe_day(at, today)} {at:%H:%M} — {label}" for label, at in scheduled]
+    return [
+        ui.text(
+            "settings.next_line_html",
+            day=ui.relative_day(at, today),
+            time=ui.clock(at),
+            title=label,
+        )
+        for label, at in scheduled
+    ]
 
 
 def split_lines(text: str, limit: int) -> list[str]:

@@ -9,8 +9,8 @@ mean" list instead. So does anything less certain than a city's own name: an alt
 ("Bombay", airport codes), an input of three letters or fewer that is not a known abbreviation,
 or an abbreviation several regions use (IST: India, Ireland, Israel).
 
-Problem messages and labels are plain text that may echo the person's input; escape them before
-sending with a Telegram parse mode.
+A problem is the key of its message under [problem] in ui.toml (the person's language) plus
+what they typed; labels are plain text. Escape both before sending with a Telegram parse mode.
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ _MAX_QUERY_LENGTH: Final = 100
 # Inputs this short ("mos", "san", "jst") are as likely codes as names: never a confident city.
 _MAX_SHORT_QUERY: Final = 3
 _NOT_ZONES: Final = frozenset({"Factory", "localtime", "posixrules"})
-_HINT: Final = "Try a city (Berlin), an IANA name (Europe/Berlin) or an offset (UTC+02:00)."
 
 _NON_WORD: Final = re.compile(r"[\W_]+")
 # Words that place names abbreviate inconsistently ("St. Petersburg", "Saint Petersburg",
@@ -72,19 +71,24 @@ class UnknownTimezone(ValueError):
 
 @dataclass(frozen=True)
 class TimezoneChoice:
-    """A storable key plus the text to show the person for it."""
+    """A storable key plus the text to show the person for it: `label` (a city's name, which
+    is data), or, when `region` is set, the [zone] message of that name in ui.toml (a region's
+    name is words, so it is translated)."""
 
     key: str
     label: str
+    region: str = ""
 
 
 @dataclass(frozen=True)
 class TimezoneLookup:
-    """Exactly one of: a confident choice, "did you mean" candidates, or a problem message."""
+    """Exactly one of: a confident choice, "did you mean" candidates, or a problem: the key of
+    its message under [problem] in ui.toml, filled with `typed` (what the person typed)."""
 
     choice: TimezoneChoice | None = None
     candidates: tuple[TimezoneChoice, ...] = ()
     problem: str | None = None
+    typed: str = ""
 
     def __post_init__(self) -> None:
         outcomes = (self.choice is not None, bool(self.candidates), self.problem is not None)
@@ -578,39 +582,34 @@ def _candidates(cities: list[_City], index: _CityIndex) -> TimezoneLookup:
 
 # --- what a person types -------------------------------------------------------------------------
 
-_US_EASTERN: Final = TimezoneChoice(
-    "America/New_York", "US Eastern time, with daylight saving (America/New_York)"
-)
-_US_CENTRAL: Final = TimezoneChoice(
-    "America/Chicago", "US Central time, with daylight saving (America/Chicago)"
-)
-_US_MOUNTAIN: Final = TimezoneChoice(
-    "America/Denver", "US Mountain time, with daylight saving (America/Denver)"
-)
-_US_PACIFIC: Final = TimezoneChoice(
-    "America/Los_Angeles", "US Pacific time, with daylight saving (America/Los_Angeles)"
-)
-_ALASKA: Final = TimezoneChoice("America/Anchorage", "Alaska (America/Anchorage)")
-_HAWAII: Final = TimezoneChoice("Pacific/Honolulu", "Hawaii, no daylight saving (Pacific/Honolulu)")
-_ALEUTIAN: Final = TimezoneChoice(
-    "America/Adak", "Aleutian Islands, with daylight saving (America/Adak)"
-)
-_ATLANTIC: Final = TimezoneChoice(
-    "America/Halifax", "Atlantic Canada, with daylight saving (America/Halifax)"
-)
-_NEWFOUNDLAND: Final = TimezoneChoice("America/St_Johns", "Newfoundland (America/St_Johns)")
-_CUBA: Final = TimezoneChoice("America/Havana", "Cuba (America/Havana)")
-_UK: Final = TimezoneChoice("Europe/London", "United Kingdom (Europe/London)")
-_INDIA: Final = TimezoneChoice("Asia/Kolkata", "India (Asia/Kolkata)")
-_ISRAEL: Final = TimezoneChoice("Asia/Jerusalem", "Israel (Asia/Jerusalem)")
-_PHILIPPINES: Final = TimezoneChoice("Asia/Manila", "Philippines (Asia/Manila)")
-_EASTERN_AUSTRALIA: Final = TimezoneChoice(
-    "Australia/Sydney", "Eastern Australia, daylight saving (Australia/Sydney)"
-)
-_SOUTH_AUSTRALIA: Final = TimezoneChoice(
-    "Australia/Adelaide", "South Australia, daylight saving (Australia/Adelaide)"
-)
-_NEW_ZEALAND: Final = TimezoneChoice("Pacific/Auckland", "New Zealand (Pacific/Auckland)")
+
+def region_key(zone: str) -> str:
+    """The [zone] key in ui.toml naming the region of an abbreviation's zone: "America/New_York"
+    → "america_new_york" (its label, e.g. "US Eastern time, with daylight saving ({zone})")."""
+    return re.sub(r"[^a-z0-9]+", "_", zone.lower()).strip("_")
+
+
+def _region(zone: str) -> TimezoneChoice:
+    return TimezoneChoice(zone, zone, region=region_key(zone))
+
+
+_US_EASTERN: Final = _region("America/New_York")
+_US_CENTRAL: Final = _region("America/Chicago")
+_US_MOUNTAIN: Final = _region("America/Denver")
+_US_PACIFIC: Final = _region("America/Los_Angeles")
+_ALASKA: Final = _region("America/Anchorage")
+_HAWAII: Final = _region("Pacific/Honolulu")
+_ALEUTIAN: Final = _region("America/Adak")
+_ATLANTIC: Final = _region("America/Halifax")
+_NEWFOUNDLAND: Final = _region("America/St_Johns")
+_CUBA: Final = _region("America/Havana")
+_UK: Final = _region("Europe/London")
+_INDIA: Final = _region("Asia/Kolkata")
+_ISRAEL: Final = _region("Asia/Jerusalem")
+_PHILIPPINES: Final = _region("Asia/Manila")
+_EASTERN_AUSTRALIA: Final = _region("Australia/Sydney")
+_SOUTH_AUSTRALIA: Final = _region("Australia/Adelaide")
+_NEW_ZEALAND: Final = _region("Pacific/Auckland")
 
 # Timezone abbreviations people type, by folded spelling. One option is a confident choice;
 # several mean the abbreviation is shared, so the person picks. Regions with daylight saving map
@@ -619,21 +618,19 @@ _NEW_ZEALAND: Final = TimezoneChoice("Pacific/Auckland", "New Zealand (Pacific/A
 # zone names; EST, MST and HST are fixed-offset IANA names people type meaning the US zones.
 _ABBREVIATIONS: Final[dict[str, tuple[TimezoneChoice, ...]]] = {
     # North America
-    "est": (_US_EASTERN, TimezoneChoice("UTC-05:00", "UTC-05:00 all year")),
+    "est": (_US_EASTERN, _region("UTC-05:00")),
     "edt": (_US_EASTERN,),
     "cst": (
         _US_CENTRAL,
-        TimezoneChoice("Asia/Shanghai", "China (Asia/Shanghai)"),
+        _region("Asia/Shanghai"),
         _CUBA,
-        TimezoneChoice("Asia/Taipei", "Taiwan (Asia/Taipei)"),
-        TimezoneChoice(
-            "America/Mexico_City", "Mexico City, no daylight saving (America/Mexico_City)"
-        ),
+        _region("Asia/Taipei"),
+        _region("America/Mexico_City"),
     ),
     "cdt": (_US_CENTRAL, _CUBA),
     "mst": (
         _US_MOUNTAIN,
-        TimezoneChoice("America/Phoenix", "Arizona, no daylight saving (America/Phoenix)"),
+        _region("America/Phoenix"),
     ),
     "mdt": (_US_MOUNTAIN,),
     "pst": (_US_PACIFIC, _PHILIPPINES),
@@ -644,51 +641,47 @@ _ABBREVIATIONS: Final[dict[str, tuple[TimezoneChoice, ...]]] = {
     "hdt": (_ALEUTIAN,),
     "ast": (
         _ATLANTIC,
-        TimezoneChoice(
-            "America/Puerto_Rico", "Puerto Rico, no daylight saving (America/Puerto_Rico)"
-        ),
-        TimezoneChoice("Asia/Riyadh", "Arabia (Asia/Riyadh)"),
+        _region("America/Puerto_Rico"),
+        _region("Asia/Riyadh"),
     ),
     "adt": (_ATLANTIC,),
     "nst": (_NEWFOUNDLAND,),
     "ndt": (_NEWFOUNDLAND,),
-    "brt": (TimezoneChoice("America/Sao_Paulo", "Brasília time (America/Sao_Paulo)"),),
+    "brt": (_region("America/Sao_Paulo"),),
     # Europe and Africa
-    "bst": (_UK, TimezoneChoice("Asia/Dhaka", "Bangladesh (Asia/Dhaka)")),
-    "ist": (_INDIA, TimezoneChoice("Europe/Dublin", "Ireland (Europe/Dublin)"), _ISRAEL),
-    "west": (TimezoneChoice("WET", "Western European Time, with daylight saving (WET)"),),
-    "cest": (TimezoneChoice("CET", "Central European Time, with daylight saving (CET)"),),
-    "eest": (TimezoneChoice("EET", "Eastern European Time, with daylight saving (EET)"),),
-    "msk": (TimezoneChoice("Europe/Moscow", "Moscow time (Europe/Moscow)"),),
-    "wat": (TimezoneChoice("Africa/Lagos", "West Africa Time (Africa/Lagos)"),),
-    "cat": (TimezoneChoice("Africa/Maputo", "Central Africa Time (Africa/Maputo)"),),
-    "eat": (TimezoneChoice("Africa/Nairobi", "East Africa Time (Africa/Nairobi)"),),
-    "sast": (TimezoneChoice("Africa/Johannesburg", "South Africa (Africa/Johannesburg)"),),
+    "bst": (_UK, _region("Asia/Dhaka")),
+    "ist": (_INDIA, _region("Europe/Dublin"), _ISRAEL),
+    "west": (_region("WET"),),
+    "cest": (_region("CET"),),
+    "eest": (_region("EET"),),
+    "msk": (_region("Europe/Moscow"),),
+    "wat": (_region("Africa/Lagos"),),
+    "cat": (_region("Africa/Maputo"),),
+    "eat": (_region("Africa/Nairobi"),),
+    "sast": (_region("Africa/Johannesburg"),),
     # Asia
     "idt": (_ISRAEL,),
-    "irst": (TimezoneChoice("Asia/Tehran", "Iran (Asia/Tehran)"),),
-    "pkt": (TimezoneChoice("Asia/Karachi", "Pakistan (Asia/Karachi)"),),
-    "npt": (TimezoneChoice("Asia/Kathmandu", "Nepal (Asia/Kathmandu)"),),
-    "ict": (TimezoneChoice("Asia/Bangkok", "Indochina Time (Asia/Bangkok)"),),
-    "wib": (TimezoneChoice("Asia/Jakarta", "Western Indonesia (Asia/Jakarta)"),),
-    "sgt": (TimezoneChoice("Asia/Singapore", "Singapore (Asia/Singapore)"),),
-    "hkt": (TimezoneChoice("Asia/Hong_Kong", "Hong Kong (Asia/Hong_Kong)"),),
+    "irst": (_region("Asia/Tehran"),),
+    "pkt": (_region("Asia/Karachi"),),
+    "npt": (_region("Asia/Kathmandu"),),
+    "ict": (_region("Asia/Bangkok"),),
+    "wib": (_region("Asia/Jakarta"),),
+    "sgt": (_region("Asia/Singapore"),),
+    "hkt": (_region("Asia/Hong_Kong"),),
     "pht": (_PHILIPPINES,),
     "phst": (_PHILIPPINES,),
-    "kst": (TimezoneChoice("Asia/Seoul", "Korea (Asia/Seoul)"),),
-    "jst": (TimezoneChoice("Asia/Tokyo", "Japan (Asia/Tokyo)"),),
+    "kst": (_region("Asia/Seoul"),),
+    "jst": (_region("Asia/Tokyo"),),
     # Australia and the Pacific
-    "awst": (TimezoneChoice("Australia/Perth", "Western Australia (Australia/Perth)"),),
+    "awst": (_region("Australia/Perth"),),
     "acst": (
         _SOUTH_AUSTRALIA,
-        TimezoneChoice(
-            "Australia/Darwin", "Northern Territory, no daylight saving (Australia/Darwin)"
-        ),
+        _region("Australia/Darwin"),
     ),
     "acdt": (_SOUTH_AUSTRALIA,),
     "aest": (
         _EASTERN_AUSTRALIA,
-        TimezoneChoice("Australia/Brisbane", "Queensland, no daylight saving (Australia/Brisbane)"),
+        _region("Australia/Brisbane"),
     ),
     "aedt": (_EASTERN_AUSTRALIA,),
     "nzst": (_NEW_ZEALAND,),
@@ -702,22 +695,16 @@ def _quote(query: str) -> str:
 
 
 def _unknown(query: str) -> TimezoneLookup:
-    return TimezoneLookup(problem=f"I don't know the timezone “{_quote(query)}”. {_HINT}")
+    return TimezoneLookup(problem="timezone_unknown", typed=_quote(query))
 
 
 def _lookup_offset(query: str, match: re.Match[str]) -> TimezoneLookup:
     sign, hours, mins = match.group(1), int(match.group(2)), int(match.group(3) or 0)
     minutes = (-1 if sign in "-−–" else 1) * (hours * 60 + mins)
     if mins not in (0, 15, 30, 45):
-        return TimezoneLookup(
-            problem=f"“{_quote(query)}” isn't a real UTC offset: they come in whole quarter hours "
-            "(:00, :15, :30 or :45), e.g. UTC+05:30."
-        )
+        return TimezoneLookup(problem="timezone_quarter", typed=_quote(query))
     if not MIN_OFFSET_MINUTES <= minutes <= MAX_OFFSET_MINUTES:
-        return TimezoneLookup(
-            problem=f"“{_quote(query)}” isn't a real UTC offset: they run from UTC-12:00 to "
-            "UTC+14:00. Try a city (Berlin) or an offset like UTC+02:00."
-        )
+        return TimezoneLookup(problem="timezone_range", typed=_quote(query))
     key = offset_key(minutes)
     return TimezoneLookup(choice=TimezoneChoice(key, key))
 
@@ -737,9 +724,7 @@ def lookup_timezone(query: str) -> TimezoneLookup:
     """
     text = " ".join(query.split())
     if not text:
-        return TimezoneLookup(
-            problem=f"Send me your timezone. {_HINT} You can also share your location."
-        )
+        return TimezoneLookup(problem="timezone_empty")
     if len(text) > _MAX_QUERY_LENGTH:
         return _unknown(text)
     folded = text.casefold()

@@ -90,15 +90,15 @@ class ChatUpdateProcessor(BaseUpdateProcessor):
     def __init__(
         self,
         gate: FloodGate,
-        slow_down: Callable[[], str],
+        slow_down: Callable[[Update], str],
         *,
         exempt: Exempt = never_exempt,
         max_running: int = MAX_RUNNING,
         metrics: Metrics | None = None,
     ) -> None:
-        """`slow_down` renders the one notice a flooding chat gets; `exempt` names updates
-        that always pass (crisis text must never be dropped); `metrics` gets each handled
-        update's latency."""
+        """`slow_down` renders the one notice a flooding chat gets (in the sender's language);
+        `exempt` names updates that always pass (crisis text must never be dropped); `metrics`
+        gets each handled update's latency."""
         super().__init__(MAX_IN_PROCESSOR)
         self.gate = gate
         self.metrics = metrics
@@ -161,7 +161,7 @@ class ChatUpdateProcessor(BaseUpdateProcessor):
             if update.callback_query is not None:
                 await update.callback_query.answer()
             if verdict is Verdict.NOTIFY and update.effective_chat is not None:
-                await update.get_bot().send_message(chat, self._slow_down())
+                await update.get_bot().send_message(chat, self._slow_down(update))
         except TelegramError as error:
             log.info("could not answer a dropped update from chat %s: %s", chat, error)
 

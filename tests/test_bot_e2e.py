@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import COMMANDS
-from bot.handlers.errors import SORRY, STALE_BUTTON
+from bot.app import COMMAND_NAMES
 from bot.telegram_html import visible_text
 from tests.article_fidelity import article_sentences, missing_sentences
+from tests.catalogue import SORRY, STALE_BUTTON
 from tests.harness import BotHarness, texts
 
 ADA = 4242
@@ -19,7 +19,7 @@ ADA = 4242
 
 async def test_commands_are_registered_at_start_up(bot: BotHarness) -> None:
     registered = bot.api.commands()
-    assert [c["command"] for c in registered] == [name for name, _ in COMMANDS]
+    assert [c["command"] for c in registered] == list(COMMAND_NAMES)
     assert {"mechanisms", "foods", "tips", "settings", "about", "help"} <= {
         c["command"] for c in registered
     }

@@ -1,9 +1,10 @@
 """content/zh/ mirrors content/ exactly, is valid, and keeps the article's sentences and hedges.
 
-Standalone on purpose: the bot does not load content/zh/ yet (the locale loader comes later),
-so the mirror checks read the TOML with tomllib and compare it with the English file value by
-value. The loader is still used once, on the zh directory, because it renders and checks every
-message the bot could send from it (valid Telegram HTML, at most 4096 characters).
+Standalone on purpose: the mirror checks read the TOML with tomllib and compare it with the
+English file value by value (data must be copied as it is), beyond what `sleepbot
+check-content` compares (keys, items and placeholders; tests/test_i18n.py). The loader is
+still used once, on the zh directory, because it renders and checks every message the bot
+could send from it (valid Telegram HTML, at most 4096 characters).
 """
 
 from __future__ import annotations

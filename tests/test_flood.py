@@ -142,7 +142,7 @@ def message_update(update_id: int, chat: int, text: str, *, sender: int | None =
 
 
 async def test_chats_run_concurrently_and_each_chat_in_order() -> None:
-    processor = ChatUpdateProcessor(gate(), lambda: "slow down")
+    processor = ChatUpdateProcessor(gate(), lambda update: "slow down")
     order: list[str] = []
     release_first = asyncio.Event()
 
@@ -173,7 +173,7 @@ async def test_a_broken_exemption_rule_lets_the_update_through() -> None:
         raise RuntimeError("bug")
 
     flood = gate(max_updates=1)
-    processor = ChatUpdateProcessor(flood, lambda: "slow down", exempt=broken)
+    processor = ChatUpdateProcessor(flood, lambda update: "slow down", exempt=broken)
     handled: list[int] = []
 
     async def handle(n: int) -> None:
@@ -197,7 +197,7 @@ class NoticeRecorder:
 async def test_a_flood_is_told_once_and_crisis_text_still_gets_through() -> None:
     flood = gate(max_updates=2)
     processor = ChatUpdateProcessor(
-        flood, lambda: "slow down", exempt=lambda update: "urgent" in update_text(update)
+        flood, lambda update: "slow down", exempt=lambda update: "urgent" in update_text(update)
     )
     notices = NoticeRecorder()
     handled: list[str] = []
@@ -216,7 +216,7 @@ async def test_a_flood_is_told_once_and_crisis_text_still_gets_through() -> None
 
 async def test_in_a_group_one_person_flooding_does_not_silence_the_others() -> None:
     group = -100
-    processor = ChatUpdateProcessor(gate(max_updates=3), lambda: "slow down")
+    processor = ChatUpdateProcessor(gate(max_updates=3), lambda update: "slow down")
     notices = NoticeRecorder()
     handled: list[int] = []
 

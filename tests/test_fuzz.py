@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 from telegram import Update
 
 from bot import callback_data
-from bot.app import COMMANDS
+from bot.app import COMMAND_NAMES
 from bot.context import BotContext
 from bot.fake_telegram import ApiCall, FakeBotApi
 from bot.handlers.common import CANNOT_EDIT
@@ -55,7 +55,7 @@ ChatKind = Literal["private", "group", "supergroup"]
 Target = Literal["last", "gone", "inaccessible", "inline"]
 CHAT_KINDS: Final[tuple[ChatKind, ...]] = ("private", "group", "supergroup")
 _COMMAND = re.compile(r"/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{3,32})?")
-OUR_COMMANDS: Final = frozenset(name for name, _ in COMMANDS)
+OUR_COMMANDS: Final = frozenset(COMMAND_NAMES)
 
 
 # --- the scenario language ---------------------------------------------------------------

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from bot.handlers.guard import OPEN_PRIVATE_CHAT, PRIVATE_ONLY, PRIVATE_ONLY_ALERT
 from bot.telegram_html import visible_text
+from tests.catalogue import OPEN_PRIVATE_CHAT, PRIVATE_ONLY, PRIVATE_ONLY_ALERT
 from tests.harness import START, BotHarness, texts
 
 ADA = 4242

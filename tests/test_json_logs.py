@@ -107,7 +107,7 @@ def test_configure_logging_json_needs_a_salt_and_installs_the_formatter() -> Non
 async def test_the_update_processor_sets_the_log_context_and_records_latency() -> None:
     metrics = Metrics()
     gate = FloodGate(FakeClock(START), max_updates=20, window=timedelta(seconds=10))
-    processor = ChatUpdateProcessor(gate, lambda: "slow down", metrics=metrics)
+    processor = ChatUpdateProcessor(gate, lambda update: "slow down", metrics=metrics)
     payload = {
         "update_id": 77,
         "message": {

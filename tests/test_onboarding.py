@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, time
+from pathlib import Path
+from typing import Final
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.i18n import load_catalogue
 from bot.onboarding import (
     BEDTIME_CHOICES,
     InputProblem,
     clamp_offset,
-    format_offset,
     parse_clock_time,
     parse_nights,
     pause_until,
     split_lines,
     upcoming_lines,
 )
+
+EN: Final = load_catalogue(Path(__file__).resolve().parent.parent / "content", "en")
 
 
 @pytest.mark.parametrize(
@@ -41,8 +45,9 @@ def test_clock_times_people_type(typed: str, expected: time) -> None:
 
 @pytest.mark.parametrize("typed", ["25:99", "24:00", "22:60", "", "soon", "13pm", "22:3", "-1:00"])
 def test_impossible_times_are_refused_with_an_example(typed: str) -> None:
-    with pytest.raises(InputProblem, match="22:30"):
+    with pytest.raises(InputProblem) as caught:
         parse_clock_time(typed)
+    assert "22:30" in caught.value.describe(EN)
 
 
 def test_bedtime_buttons_cover_21_to_01_in_half_hours() -> None:
@@ -69,10 +74,10 @@ def test_pause_covers_whole_nights_until_local_noon() -> None:
 
 
 def test_offsets_read_naturally_and_stay_in_range() -> None:
-    assert format_offset(240) == "4 h before bedtime"
-    assert format_offset(90) == "1 h 30 min before bedtime"
-    assert format_offset(45) == "45 min before bedtime"
-    assert format_offset(0) == "at bedtime"
+    assert EN.offset(240) == "4 h before bedtime"
+    assert EN.offset(90) == "1 h 30 min before bedtime"
+    assert EN.offset(45) == "45 min before bedtime"
+    assert EN.offset(0) == "at bedtime"
     assert clamp_offset(-15) == 0
     assert clamp_offset(735) == 720
 
@@ -89,6 +94,7 @@ def test_upcoming_lines_are_local_sorted_and_skip_unscheduled() -> None:
         ],
         berlin,
         now,
+        EN,
     )
     assert lines == [
         "today 18:30 — Meal idea",

@@ -15,8 +15,8 @@ from sqlalchemy import text
 
 from bot.app import StartupError
 from bot.fake_telegram import ApiCall, FakeBotApi
-from bot.handlers.reminders import NOT_YOURS
 from bot.telegram_html import visible_text
+from tests.catalogue import NOT_YOURS
 from tests.conftest import TEST_TOKEN
 from tests.harness import BotHarness, bot_harness, texts
 

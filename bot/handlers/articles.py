@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import secrets
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -10,29 +9,31 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from bot import callback_data
 from bot.content import Content
 from bot.context import BotContext
-from bot.handlers.common import command_argument, edit_in_place, reply
+from bot.handlers.common import command_argument, content_for, edit_in_place, reply
 from bot.handlers.settings import begin_setup, show_settings
 
-ALL_MECHANISMS = "All mechanisms"
 
-
-def start_keyboard() -> InlineKeyboardMarkup:
+def start_keyboard(content: Content) -> InlineKeyboardMarkup:
+    ui = content.ui
     return InlineKeyboardMarkup(
         [
             [
                 InlineKeyboardButton(
-                    "How B12 may affect sleep", callback_data=callback_data.navigate("mechanisms")
+                    ui.text("button.how_b12"), callback_data=callback_data.navigate("mechanisms")
                 )
             ],
             [
                 InlineKeyboardButton(
-                    "B12-rich foods", callback_data=callback_data.navigate("foods")
+                    ui.text("button.b12_foods"), callback_data=callback_data.navigate("foods")
                 ),
-                InlineKeyboardButton("Sleep tips", callback_data=callback_data.navigate("tips")),
+                InlineKeyboardButton(
+                    ui.text("button.sleep_tips"), callback_data=callback_data.navigate("tips")
+                ),
             ],
             [
                 InlineKeyboardButton(
-                    "Set up nightly reminders", callback_data=callback_data.navigate("setup")
+                    ui.text("button.set_up_reminders"),
+                    callback_data=callback_data.navigate("setup"),
                 )
             ],
         ]
@@ -66,20 +67,28 @@ def mechanism_keyboard(content: Content, number: int) -> InlineKeyboardMarkup:
                 ),
                 InlineKeyboardButton("▶", callback_data=callback_data.mechanism(following)),
             ],
-            [InlineKeyboardButton(ALL_MECHANISMS, callback_data=callback_data.mechanism(None))],
+            [
+                InlineKeyboardButton(
+                    content.ui.text("button.all_mechanisms"),
+                    callback_data=callback_data.mechanism(None),
+                )
+            ],
         ]
     )
 
 
-def foods_keyboard(meal_index: int, diet: str | None = None) -> InlineKeyboardMarkup:
+def foods_keyboard(
+    content: Content, meal_index: int, diet: str | None = None
+) -> InlineKeyboardMarkup:
     """'Another idea' for the same diet (`diet` None: whatever the person's diet is then)."""
     data = callback_data.foods(meal_index + 1, diet)
-    return InlineKeyboardMarkup([[InlineKeyboardButton("Another idea", callback_data=data)]])
+    label = content.ui.text("button.another_idea")
+    return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data)]])
 
 
 def foods_message(content: Content, diet: str, meal_index: int) -> tuple[str, InlineKeyboardMarkup]:
     meal_index %= len(content.meals_for(content.known_diet(diet)))
-    return content.render_foods(diet, meal_index), foods_keyboard(meal_index)
+    return content.render_foods(diet, meal_index), foods_keyboard(content, meal_index)
 
 
 async def person_diet(context: BotContext, chat_id: int | None) -> str:
@@ -90,7 +99,7 @@ async def person_diet(context: BotContext, chat_id: int | None) -> str:
 
 async def send_section(update: Update, context: BotContext, section: str) -> None:
     """Open a section as a new message; shared by deep links, commands and /start buttons."""
-    content = context.content
+    content = await content_for(update, context)
     if section == "mechanisms":
         await reply(update, content.render_mechanism_index(), mechanism_index_keyboard(content))
     elif section == "foods":
@@ -111,23 +120,27 @@ async def start(update: Update, context: BotContext) -> None:
     if payload == "setup":
         await begin_setup(update, context)
         return
-    await reply(update, context.content.render_start(), start_keyboard())
+    content = await content_for(update, context)
+    await reply(update, content.render_start(), start_keyboard(content))
 
 
 async def mechanisms(update: Update, context: BotContext) -> None:
     """/mechanisms shows the index; /mechanisms 3 or /mechanisms circadian opens one page."""
-    content = context.content
+    content = await content_for(update, context)
     wanted = command_argument(context.args)
     if not wanted:
         await send_section(update, context, "mechanisms")
         return
     mechanism = content.find_mechanism(wanted)
     if mechanism is None:
-        choices = ", ".join(f"{m.number} ({m.slug})" for m in content.mechanisms)
+        ui = content.ui
+        choices = ", ".join(
+            ui.text("problem.mechanism_choice", number=m.number, slug=m.slug)
+            for m in content.mechanisms
+        )
         await reply(
             update,
-            f"I don't know the mechanism “{_escape(wanted)}”. Try one of: {choices}. "
-            "Example: <code>/mechanisms 3</code>",
+            ui.text("problem.unknown_mechanism_html", typed=wanted[:64], choices=choices),
             mechanism_index_keyboard(content),
         )
         return
@@ -144,7 +157,7 @@ async def mechanism_button(update: Update, context: BotContext) -> None:
     assert query is not None and query.data is not None
     match = callback_data.MECHANISM.match(query.data)
     assert match is not None  # guaranteed by the handler's pattern
-    content = context.content
+    content = await content_for(update, context)
     await query.answer()
     if match.group(1) == "index":
         await edit_in_place(
@@ -172,7 +185,7 @@ async def foods_button(update: Update, context: BotContext) -> None:
     match = callback_data.FOODS.match(query.data)
     assert match is not None
     await query.answer()
-    content, chat = context.content, update.effective_chat
+    content, chat = await content_for(update, context), update.effective_chat
     shown = match.group(2)  # the diet a food question named, if any
     if shown is None:
         diet = await person_diet(context, chat.id if chat else None)
@@ -180,7 +193,9 @@ async def foods_button(update: Update, context: BotContext) -> None:
         return
     diet = content.known_diet(shown)
     index = int(match.group(1)) % len(content.meals_for(diet))
-    await edit_in_place(query, content.render_foods(diet, index), foods_keyboard(index, diet))
+    await edit_in_place(
+        query, content.render_foods(diet, index), foods_keyboard(content, index, diet)
+    )
 
 
 async def tips(update: Update, context: BotContext) -> None:
@@ -188,11 +203,11 @@ async def tips(update: Update, context: BotContext) -> None:
 
 
 async def about(update: Update, context: BotContext) -> None:
-    await reply(update, context.content.render_about())
+    await reply(update, (await content_for(update, context)).render_about())
 
 
 async def help_command(update: Update, context: BotContext) -> None:
-    await reply(update, context.content.render_help())
+    await reply(update, (await content_for(update, context)).render_help())
 
 
 async def navigate_button(update: Update, context: BotContext) -> None:
@@ -207,7 +222,3 @@ async def navigate_button(update: Update, context: BotContext) -> None:
         await (begin_setup if section == "setup" else show_settings)(update, context)
         return
     await send_section(update, context, section)
-
-
-def _escape(text: str) -> str:
-    return html.escape(text[:64])

@@ -6,7 +6,12 @@ import logging
 from typing import Final
 
 from telegram import CallbackQuery, InlineKeyboardMarkup, Update
+from telegram.constants import ChatType
 from telegram.error import BadRequest
+
+from bot.content import Content
+from bot.context import BotContext
+from bot.i18n import locale_from_telegram
 
 log = logging.getLogger(__name__)
 
@@ -16,6 +21,51 @@ CANNOT_EDIT: Final = (
     "message can't be edited",
     "there is no text in the message to edit",
 )
+
+
+_CONTENT_ATTRIBUTE: Final = "_sleepbot_content"
+
+
+def telegram_locale(update: object) -> str:
+    """The locale Telegram's language_code for the sender maps to (English when absent)."""
+    user = update.effective_user if isinstance(update, Update) else None
+    return locale_from_telegram(user.language_code if user else None)
+
+
+async def content_for(update: object, context: BotContext) -> Content:
+    """The content in the language of whoever sent `update`: theirs if they chose one with
+    /language, else their Telegram app's. Every handler that answers a person calls this once;
+    the answer is kept on the context, so later handlers of the same update pay nothing."""
+    cached = getattr(context, _CONTENT_ATTRIBUTE, None)
+    if isinstance(cached, Content):
+        return cached
+    locale = telegram_locale(update)
+    chat = update.effective_chat if isinstance(update, Update) else None
+    if chat is not None and chat.type == ChatType.PRIVATE:
+        try:
+            person = await context.store.get_person(chat.id)
+        except Exception:  # the language must never be why a reply (a crisis reply) fails
+            log.warning("answering in the Telegram language: no stored choice", exc_info=True)
+            person = None
+        if person is not None and person.language:
+            locale = person.language
+    content = context.content_in(locale)
+    setattr(context, _CONTENT_ATTRIBUTE, content)
+    return content
+
+
+def content_of(update: object, context: BotContext, person_language: str | None) -> Content:
+    """content_for() when the person is already known (or must not be waited for): their
+    choice, else Telegram's language. No database access."""
+    content = context.content_in(person_language or telegram_locale(update))
+    setattr(context, _CONTENT_ATTRIBUTE, content)
+    return content
+
+
+def forget_content(context: BotContext) -> None:
+    """After /language changed the choice: the next content_for() reads it again."""
+    if hasattr(context, _CONTENT_ATTRIBUTE):
+        delattr(context, _CONTENT_ATTRIBUTE)
 
 
 async def reply(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:

@@ -11,8 +11,8 @@ from telegram import Update
 from bot import callback_data
 from bot.content import DIETS
 from bot.context import BotContext
-from bot.handlers.common import command_argument, edit_in_place, reply
-from bot.handlers.settings import AWAITING, SET_UP, settings_view
+from bot.handlers.common import command_argument, content_for, edit_in_place, reply
+from bot.handlers.settings import AWAITING, SET_UP, settings_view, with_headline
 from bot.keyboards import diet_keyboard
 
 SKIP = "skip"
@@ -26,7 +26,7 @@ def _chat_id(update: Update) -> int:
 
 async def diet_command(update: Update, context: BotContext) -> None:
     """/diet shows the diet and the choices; /diet vegan sets it; anything else says why not."""
-    content, store, chat_id = context.content, context.store, _chat_id(update)
+    content, store, chat_id = await content_for(update, context), context.store, _chat_id(update)
     typed = command_argument(context.args)
     person = await store.get_person(chat_id)
     current = content.known_diet(person.diet if person else None)
@@ -51,7 +51,7 @@ async def diet_button(update: Update, context: BotContext) -> None:
     match = callback_data.DIET.match(query.data)
     assert match is not None  # guaranteed by the handler's pattern
     action, value = match.group(1), match.group(2)
-    content, store, chat_id = context.content, context.store, _chat_id(update)
+    content, store, chat_id = await content_for(update, context), context.store, _chat_id(update)
     now = context.clock.now()
     person = await store.get_person(chat_id)
     if action == "pick":
@@ -75,7 +75,7 @@ async def diet_button(update: Update, context: BotContext) -> None:
         if context.user_data is not None:
             context.user_data.pop(AWAITING, None)
         text, markup = settings_view(person, content, now)
-        await edit_in_place(query, SET_UP + text, markup)
+        await edit_in_place(query, with_headline(content, SET_UP, text), markup)
         return
     keyboard = diet_keyboard(content, "set", current=person.diet, back=person.ready)
     await edit_in_place(query, content.render_diet_saved(person.diet), keyboard)

@@ -8,11 +8,9 @@ from telegram import Update
 from telegram.error import BadRequest, Forbidden, TelegramError
 
 from bot.context import BotContext
+from bot.handlers.common import content_for, content_of, telegram_locale
 
 log = logging.getLogger(__name__)
-
-STALE_BUTTON = "This button is no longer valid. Send /help to start again."
-SORRY = "Sorry, something went wrong on my side. Please try again in a moment, or send /help."
 
 
 async def stale_button(update: Update, context: BotContext) -> None:
@@ -21,7 +19,8 @@ async def stale_button(update: Update, context: BotContext) -> None:
     if query is None:
         return
     log.info("unrecognised callback data in update %d", update.update_id)
-    await query.answer(STALE_BUTTON, show_alert=True)
+    ui = (await content_for(update, context)).ui
+    await query.answer(ui.text("alert.stale_button"), show_alert=True)
 
 
 async def on_error(update: object, context: BotContext) -> None:
@@ -30,11 +29,15 @@ async def on_error(update: object, context: BotContext) -> None:
     log.error("error while handling update %s", update_id, exc_info=context.error)
     if not isinstance(update, Update):
         return
+    # The apology must not depend on what may have failed (the database): the choice made
+    # with /language if this update already read it, else Telegram's language.
+    cached = getattr(context, "_sleepbot_content", None)
+    sorry = (cached or content_of(update, context, telegram_locale(update))).ui.text("error.sorry")
     try:
         if update.callback_query is not None:
-            await update.callback_query.answer(SORRY, show_alert=True)
+            await update.callback_query.answer(sorry, show_alert=True)
         elif update.effective_chat is not None:
-            await update.effective_chat.send_message(SORRY)
+            await update.effective_chat.send_message(sorry)
     except (BadRequest, Forbidden):
         # The query expired or the person blocked us: nothing more we can say to them.
         log.info("could not apologise for the error above")

@@ -17,8 +17,7 @@ from telegram.constants import ChatType
 from telegram.ext import ApplicationHandlerStop
 
 from bot.context import BotContext
-from bot.handlers.common import reply
-from bot.handlers.errors import STALE_BUTTON
+from bot.handlers.common import content_for, reply
 
 PERSONAL_COMMANDS: Final = (
     "settings",
@@ -29,24 +28,19 @@ PERSONAL_COMMANDS: Final = (
     "stop",
     "mydata",
     "deletedata",
+    "language",
 )
 # /start's deep links that open the set-up (t.me/<bot>?start=setup).
 PERSONAL_START: Final = re.compile(r"^/start(?:@\w+)?\s+(?:setup|settings)\b", re.IGNORECASE)
-PERSONAL_BUTTONS: Final = re.compile(r"^(?:set:|rem:|nav:(?:setup|settings)$)")
-
-PRIVATE_ONLY: Final = (
-    "Reminders, settings and your data work only in a private chat with me, so that nobody "
-    "else can change or erase them. Tap below to open it."
-)
-PRIVATE_ONLY_ALERT: Final = "This works only in a private chat with me: open it from my profile."
-OPEN_PRIVATE_CHAT: Final = "Open a private chat"
+PERSONAL_BUTTONS: Final = re.compile(r"^(?:set:|rem:|lang:|nav:(?:setup|settings)$)")
 
 
 async def private_only(update: Update, context: BotContext) -> None:
     """A personal command outside a private chat: point to the private chat, do nothing."""
+    ui = (await content_for(update, context)).ui
     link = f"https://t.me/{context.bot.username}?start=setup"
-    markup = InlineKeyboardMarkup([[InlineKeyboardButton(OPEN_PRIVATE_CHAT, url=link)]])
-    await reply(update, PRIVATE_ONLY, markup)
+    button = InlineKeyboardButton(ui.text("button.open_private_chat"), url=link)
+    await reply(update, ui.text("error.private_only_html"), InlineKeyboardMarkup([[button]]))
     raise ApplicationHandlerStop
 
 
@@ -62,8 +56,10 @@ async def button(update: Update, context: BotContext) -> None:
         return
     chat = update.effective_chat
     if not query.data or chat is None:
-        await query.answer(STALE_BUTTON, show_alert=True)
+        ui = (await content_for(update, context)).ui
+        await query.answer(ui.text("alert.stale_button"), show_alert=True)
         raise ApplicationHandlerStop
     if chat.type != ChatType.PRIVATE and PERSONAL_BUTTONS.match(query.data):
-        await query.answer(PRIVATE_ONLY_ALERT, show_alert=True)
+        ui = (await content_for(update, context)).ui
+        await query.answer(ui.text("alert.private_only"), show_alert=True)
         raise ApplicationHandlerStop

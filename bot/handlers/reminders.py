@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import html
-
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bot import callback_data
 from bot.context import BotContext
-from bot.handlers.common import edit_in_place
+from bot.handlers.common import content_for, edit_in_place
 from bot.keyboards import reminder_keyboard
 from bot.timezones import tzinfo_for
-
-NOT_YOURS = "This reminder isn't available any more."
 
 
 async def reminder_button(update: Update, context: BotContext) -> None:
@@ -22,11 +18,13 @@ async def reminder_button(update: Update, context: BotContext) -> None:
     match = callback_data.REMINDER.match(query.data)
     assert match is not None
     action, delivery_id = match.group(1), int(match.group(2))
-    store, content, now = context.store, context.content, context.clock.now()
+    store, content, now = context.store, await content_for(update, context), context.clock.now()
+    ui = content.ui
+    snooze_minutes = context.services.settings.snooze_minutes
     # Ownership is checked by the store: a forged id for someone else's reminder finds nothing.
     delivery = await store.get_delivery(delivery_id, chat.id)
     if delivery is None:
-        await query.answer(NOT_YOURS, show_alert=True)
+        await query.answer(ui.text("reminder.not_yours"), show_alert=True)
         return
     meal = content.meal(delivery.meal_id) if delivery.meal_id else None
     reminder_text = content.render_reminder(delivery.kind, meal)
@@ -34,39 +32,38 @@ async def reminder_button(update: Update, context: BotContext) -> None:
 
     if action == "done":
         await store.mark_done(delivery_id, chat.id, now)
-        await query.answer("Nice. Sleep well!")
-        await edit_in_place(query, reminder_text + "\n\n✅ <i>Done.</i>")
+        await query.answer(ui.text("reminder.done_alert"))
+        await edit_in_place(query, f"{reminder_text}\n\n{ui.text('reminder.done_html')}")
     elif action == "snooze":
-        minutes = context.services.settings.snooze_minutes
-        due = await store.snooze(delivery_id, chat.id, now, minutes)
+        due = await store.snooze(delivery_id, chat.id, now, snooze_minutes)
         if due is None:
-            await query.answer("Already snoozed or done.")
+            await query.answer(ui.text("reminder.already_alert"))
             return
         person = await store.get_person(chat.id)
         local = due.astimezone(tzinfo_for(person.timezone)) if person and person.timezone else due
-        await query.answer(f"I'll remind you again at {local:%H:%M}.")
+        await query.answer(ui.text("reminder.snoozed_alert", time=ui.clock(local)))
         # Buttons stay: the person may still press Done or Turn this off before it comes back.
+        snoozed = ui.text("reminder.snoozed_html", time=ui.clock(local))
         await edit_in_place(
             query,
-            reminder_text + f"\n\n⏰ <i>Snoozed until {local:%H:%M}.</i>",
-            reminder_keyboard(delivery_id),
+            f"{reminder_text}\n\n{snoozed}",
+            reminder_keyboard(content, delivery_id, snooze_minutes),
         )
     elif action == "why":
         await query.answer()
         back = InlineKeyboardButton(
-            "◀ Back", callback_data=callback_data.reminder("back", delivery_id)
+            ui.text("button.back"), callback_data=callback_data.reminder("back", delivery_id)
         )
         await edit_in_place(
             query, content.render_reminder_why(delivery.kind), InlineKeyboardMarkup([[back]])
         )
     elif action == "back":
         await query.answer()
-        await edit_in_place(query, reminder_text, reminder_keyboard(delivery_id))
+        await edit_in_place(
+            query, reminder_text, reminder_keyboard(content, delivery_id, snooze_minutes)
+        )
     else:  # "off": the pattern admits nothing else
         await store.turn_off_from_delivery(delivery_id, chat.id, now)
-        await query.answer("Turned off.")
-        await edit_in_place(
-            query,
-            reminder_text + f"\n\n🔕 <i>{html.escape(kind.title)} reminders are off. "
-            "Turn them back on in /settings.</i>",
-        )
+        await query.answer(ui.text("reminder.off_alert"))
+        off = ui.text("reminder.off_html", title=kind.title)
+        await edit_in_place(query, f"{reminder_text}\n\n{off}")

@@ -16,11 +16,12 @@ from typing import Final
 from telegram import Chat, InlineKeyboardMarkup, Update
 from telegram.error import NetworkError, RetryAfter
 
+from bot.content import Content
 from bot.context import BotContext
 from bot.countries import country_for_zone
 from bot.handlers import settings
 from bot.handlers.articles import foods_keyboard, mechanism_index_keyboard, mechanism_keyboard
-from bot.handlers.common import reply
+from bot.handlers.common import content_for, content_of, reply
 from bot.replies import Page, PlannedReply, plan_reply
 from bot.storage import Person
 from bot.triage import Kind, Triage
@@ -45,6 +46,7 @@ def _text_of(update: Update) -> str:
 
 async def free_text(update: Update, context: BotContext) -> None:
     """Non-command text: crisis first, then an open prompt, then the triage answer."""
+    # Triage patterns are shared by every locale (content/README.md): English's will do.
     verdict = context.content.triage.classify(_text_of(update))
     if verdict.kind is Kind.CRISIS:
         await answer(update, context, verdict)  # an open prompt stays open, untouched
@@ -68,7 +70,7 @@ async def crisis_only(update: Update, context: BotContext) -> None:
 
 async def doctor_command(update: Update, context: BotContext) -> None:
     """/doctor: when to see a doctor."""
-    await reply(update, context.content.render_doctor())
+    await reply(update, (await content_for(update, context)).render_doctor())
 
 
 async def answer(update: Update, context: BotContext, verdict: Triage) -> None:
@@ -76,8 +78,9 @@ async def answer(update: Update, context: BotContext, verdict: Triage) -> None:
     chat = update.effective_chat
     if chat is None:
         return
-    content = context.content
     person = await _person(context, chat.id)
+    # No second database read: a crisis reply must never wait on one (see _person).
+    content = content_of(update, context, person.language if person else None)
     planned = plan_reply(
         verdict,
         content,
@@ -89,7 +92,7 @@ async def answer(update: Update, context: BotContext, verdict: Triage) -> None:
     if planned.kind is Kind.CRISIS:
         await _send_crisis(chat, planned.html)
         return
-    await reply(update, planned.html, _keyboard(context, planned))
+    await reply(update, planned.html, _keyboard(content, planned))
 
 
 async def _send_crisis(chat: Chat, html: str) -> None:
@@ -123,12 +126,11 @@ async def _person(context: BotContext, chat_id: int) -> Person | None:
         return None
 
 
-def _keyboard(context: BotContext, planned: PlannedReply) -> InlineKeyboardMarkup | None:
+def _keyboard(content: Content, planned: PlannedReply) -> InlineKeyboardMarkup | None:
     if planned.kind is Kind.CRISIS:
         return None  # nothing may distract from the crisis message
-    content = context.content
     if planned.page is Page.FOODS:
-        return foods_keyboard(planned.meal_index, planned.diet)
+        return foods_keyboard(content, planned.meal_index, planned.diet)
     if planned.page is Page.MECHANISM and planned.mechanism is not None:
         return mechanism_keyboard(content, planned.mechanism)
     if planned.page is Page.MECHANISM_INDEX:

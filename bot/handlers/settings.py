@@ -20,20 +20,26 @@ from telegram import (
     ReplyKeyboardRemove,
     Update,
 )
-from telegram.constants import ChatMemberStatus
+from telegram.constants import ChatMemberStatus, ChatType
 
 from bot import callback_data
 from bot.content import Content
 from bot.context import BotContext
-from bot.handlers.common import command_argument, edit_in_place, reply
+from bot.handlers.common import (
+    command_argument,
+    content_for,
+    content_of,
+    edit_in_place,
+    reply,
+    telegram_locale,
+)
+from bot.i18n import Raw
 from bot.keyboards import diet_keyboard
 from bot.onboarding import (
     BEDTIME_CHOICES,
     OFFSET_STEP_MINUTES,
     InputProblem,
     clamp_offset,
-    format_clock,
-    format_offset,
     parse_clock_time,
     parse_nights,
     pause_until,
@@ -43,6 +49,7 @@ from bot.onboarding import (
 from bot.replies import prompt_yields_to_triage
 from bot.storage import Person
 from bot.timezones import (
+    TimezoneChoice,
     TimezoneLookup,
     UnknownTimezone,
     lookup_timezone,
@@ -55,17 +62,6 @@ from bot.triage import Triage
 AWAITING = "awaiting"
 MAX_MYDATA_CHARS = 3500
 
-TIMEZONE_PROMPT = (
-    "<b>Which timezone are you in?</b>\n"
-    "Tap <b>📍 Share location</b> below (only the timezone is kept, never the location), "
-    "or type a city (<code>Berlin</code>), an IANA name (<code>Europe/Berlin</code>) "
-    "or an offset (<code>UTC+02:00</code>)."
-)
-BEDTIME_PROMPT = (
-    "<b>When do you usually go to bed?</b>\n"
-    "Tap a time, or type one, e.g. <code>/bedtime 22:45</code>."
-)
-
 
 def _chat_id(update: Update) -> int:
     chat = update.effective_chat
@@ -76,19 +72,23 @@ def _chat_id(update: Update) -> int:
 # --- keyboards ---------------------------------------------------------------------------
 
 
-def location_keyboard() -> ReplyKeyboardMarkup:
+def location_keyboard(content: Content) -> ReplyKeyboardMarkup:
+    ui = content.ui
     return ReplyKeyboardMarkup(
-        [[KeyboardButton("📍 Share location", request_location=True)]],
+        [[KeyboardButton(ui.text("button.share_location"), request_location=True)]],
         resize_keyboard=True,
         one_time_keyboard=True,
-        input_field_placeholder="or type a city, e.g. Berlin",
+        input_field_placeholder=ui.text("prompt.location_placeholder"),
     )
 
 
-def bedtime_keyboard(action: str = "bed", *, from_settings: bool = False) -> InlineKeyboardMarkup:
+def bedtime_keyboard(
+    content: Content, action: str = "bed", *, from_settings: bool = False
+) -> InlineKeyboardMarkup:
+    ui = content.ui
     buttons = [
         InlineKeyboardButton(
-            format_clock(choice),
+            ui.clock(choice),
             callback_data=callback_data.settings(action, choice.strftime("%H%M")),
         )
         for choice in BEDTIME_CHOICES
@@ -98,23 +98,36 @@ def bedtime_keyboard(action: str = "bed", *, from_settings: bool = False) -> Inl
         rows.append(
             [
                 InlineKeyboardButton(
-                    "Same as weekdays", callback_data=callback_data.settings("wbed", "off")
+                    ui.text("button.same_as_weekdays"),
+                    callback_data=callback_data.settings("wbed", "off"),
                 )
             ]
         )
     if from_settings:
         rows.append(
-            [InlineKeyboardButton("◀ Settings", callback_data=callback_data.settings("view"))]
+            [
+                InlineKeyboardButton(
+                    ui.text("button.back_to_settings"), callback_data=callback_data.settings("view")
+                )
+            ]
         )
     return InlineKeyboardMarkup(rows)
 
 
-def candidates_keyboard(lookup: TimezoneLookup) -> InlineKeyboardMarkup:
+def choice_label(content: Content, choice: TimezoneChoice) -> str:
+    """A "did you mean" button: a city's name as it is, a region's in the person's language."""
+    if choice.region:
+        return content.ui.text(f"zone.{choice.region}", zone=choice.key)
+    return choice.label
+
+
+def candidates_keyboard(content: Content, lookup: TimezoneLookup) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         [
             [
                 InlineKeyboardButton(
-                    choice.label[:60], callback_data=callback_data.settings("tz", choice.key)
+                    choice_label(content, choice)[:60],
+                    callback_data=callback_data.settings("tz", choice.key),
                 )
             ]
             for choice in lookup.candidates
@@ -126,32 +139,44 @@ def settings_view(
     person: Person, content: Content, now_utc: datetime
 ) -> tuple[str, InlineKeyboardMarkup]:
     """The /settings message: everything stored that shapes reminders, and a button for each."""
-    lines = ["<b>Your settings</b>"]
-    tz_line = "not set"
+    ui = content.ui
+    lines = [ui.text("settings.title_html")]
+    timezone = ui.text("settings.not_set")
     if person.timezone:
-        tz_line = f"{html.escape(person.timezone)} ({utc_offset_label(person.timezone, now_utc)})"
-    lines.append(f"Timezone: {tz_line}")
-    lines.append(f"Bedtime: {format_clock(person.bedtime) if person.bedtime else 'not set'}")
-    weekend = format_clock(person.weekend_bedtime) if person.weekend_bedtime else "same as weekdays"
-    lines.append(f"Friday and Saturday nights: {weekend}")
-    lines.append(f"Meal ideas for: {html.escape(content.diet_name(person.diet))}")
-    lines.append(f"Reminders: {_status(person, now_utc)}")
+        offset = utc_offset_label(person.timezone, now_utc)
+        timezone = ui.text("settings.timezone_value_html", timezone=person.timezone, offset=offset)
+    lines.append(ui.text("settings.timezone_html", timezone=Raw(timezone)))
+    bedtime = ui.clock(person.bedtime) if person.bedtime else ui.text("settings.not_set")
+    lines.append(ui.text("settings.bedtime_html", bedtime=bedtime))
+    weekend = (
+        ui.clock(person.weekend_bedtime)
+        if person.weekend_bedtime
+        else ui.text("settings.same_as_weekdays")
+    )
+    lines.append(ui.text("settings.weekend_html", bedtime=weekend))
+    lines.append(ui.text("settings.diet_html", diet=content.diet_name(person.diet)))
+    lines.append(ui.text("settings.reminders_html", status=_status(person, content, now_utc)))
     rows: list[list[InlineKeyboardButton]] = []
     for setting in person.reminders:
         kind = content.reminder_kind(setting.kind)
-        mark = "✅" if setting.enabled else "⬜"
-        lines.append(f"{mark} {html.escape(kind.title)}: {format_offset(setting.offset_minutes)}")
+        state = "on" if setting.enabled else "off"
+        offset = ui.offset(setting.offset_minutes)
+        lines.append(ui.text(f"settings.reminder_{state}_html", title=kind.title, offset=offset))
+        label = ui.text(
+            "button.enabled" if setting.enabled else "button.disabled", label=kind.label
+        )
         rows.append(
             [
                 InlineKeyboardButton(
-                    f"{mark} {kind.label}",
-                    callback_data=callback_data.settings("toggle", kind.kind),
+                    label, callback_data=callback_data.settings("toggle", kind.kind)
                 ),
                 InlineKeyboardButton(
-                    "Earlier", callback_data=callback_data.settings("earlier", kind.kind)
+                    ui.text("button.earlier"),
+                    callback_data=callback_data.settings("earlier", kind.kind),
                 ),
                 InlineKeyboardButton(
-                    "Later", callback_data=callback_data.settings("later", kind.kind)
+                    ui.text("button.later"),
+                    callback_data=callback_data.settings("later", kind.kind),
                 ),
             ]
         )
@@ -164,44 +189,51 @@ def settings_view(
             ),
             tz,
             now_utc,
+            ui,
         )
         if upcoming:
-            lines.append("\n<b>Next reminders</b> (your local time):")
+            lines.append("\n" + ui.text("settings.next_heading_html"))
             lines.extend(upcoming)
     rows.append(
         [
-            InlineKeyboardButton("Bedtime", callback_data=callback_data.settings("pick_bed")),
             InlineKeyboardButton(
-                "Weekend bedtime", callback_data=callback_data.settings("pick_wbed")
+                ui.text("button.bedtime"), callback_data=callback_data.settings("pick_bed")
+            ),
+            InlineKeyboardButton(
+                ui.text("button.weekend_bedtime"), callback_data=callback_data.settings("pick_wbed")
             ),
         ]
     )
     rows.append(
         [
-            InlineKeyboardButton("Timezone", callback_data=callback_data.settings("ask_tz")),
             InlineKeyboardButton(
-                f"Diet: {content.diet_name(person.diet)}", callback_data=callback_data.diet("pick")
+                ui.text("button.timezone"), callback_data=callback_data.settings("ask_tz")
+            ),
+            InlineKeyboardButton(
+                ui.text("button.diet", diet=content.diet_name(person.diet)),
+                callback_data=callback_data.diet("pick"),
             ),
         ]
     )
     if person.subscribed:
         pause_row = [
             InlineKeyboardButton(
-                "Pause 1 night", callback_data=callback_data.settings("pause", "1")
-            ),
-            InlineKeyboardButton(
-                "Pause 7 nights", callback_data=callback_data.settings("pause", "7")
-            ),
+                ui.plural("button.pause", nights),
+                callback_data=callback_data.settings("pause", str(nights)),
+            )
+            for nights in (1, 7)
         ]
         if person.paused_until is not None and person.paused_until > now_utc:
             pause_row = [
-                InlineKeyboardButton("Resume", callback_data=callback_data.settings("resume"))
+                InlineKeyboardButton(
+                    ui.text("button.resume"), callback_data=callback_data.settings("resume")
+                )
             ]
         rows.append(pause_row)
         rows.append(
             [
                 InlineKeyboardButton(
-                    "Stop all reminders", callback_data=callback_data.settings("stop")
+                    ui.text("button.stop"), callback_data=callback_data.settings("stop")
                 )
             ]
         )
@@ -209,27 +241,39 @@ def settings_view(
         rows.append(
             [
                 InlineKeyboardButton(
-                    "Turn reminders on", callback_data=callback_data.settings("resume")
+                    ui.text("button.turn_on"), callback_data=callback_data.settings("resume")
                 )
             ]
         )
     return "\n".join(lines), InlineKeyboardMarkup(rows)
 
 
-def _status(person: Person, now_utc: datetime) -> str:
+def _status(person: Person, content: Content, now_utc: datetime) -> str:
+    ui = content.ui
     if person.blocked:
-        return "off (the bot was blocked)"
+        return ui.text("settings.status_blocked")
     if not person.subscribed:
-        return "off — /resume to turn them on"
+        return ui.text("settings.status_stopped")
     if not person.ready:
-        return "waiting for your timezone and bedtime"
+        return ui.text("settings.status_waiting")
     if person.paused_until is not None and person.paused_until > now_utc and person.timezone:
         local = person.paused_until.astimezone(tzinfo_for(person.timezone))
-        return f"paused until {local:%a %d %b %H:%M} — /resume to restart now"
-    return "on"
+        return ui.text("settings.status_paused", until=ui.day_and_time(local))
+    return ui.text("settings.status_on")
 
 
 # --- onboarding --------------------------------------------------------------------------
+
+SET_UP = "setup.set_up_html"
+SAVED = "setup.saved_html"
+REMINDERS_ON = "setup.reminders_on_html"
+"""Headlines above the settings page: their catalogue keys. SET_UP marks the first set-up."""
+
+
+def _problem(content: Content, problem: InputProblem, example: str) -> str:
+    return content.ui.text(
+        "setup.example_html", problem=problem.describe(content.ui), example=example
+    )
 
 
 async def begin_setup(update: Update, context: BotContext) -> None:
@@ -248,13 +292,17 @@ async def begin_setup(update: Update, context: BotContext) -> None:
 async def ask_timezone(update: Update, context: BotContext) -> None:
     if context.user_data is not None:
         context.user_data[AWAITING] = "timezone"
-    await reply_with_keyboard(update, TIMEZONE_PROMPT, location_keyboard())
+    content = await content_for(update, context)
+    await reply_with_keyboard(
+        update, content.ui.text("prompt.timezone_html"), location_keyboard(content)
+    )
 
 
 async def ask_bedtime(update: Update, context: BotContext) -> None:
     if context.user_data is not None:
         context.user_data[AWAITING] = "bedtime"
-    await reply(update, BEDTIME_PROMPT, bedtime_keyboard())
+    content = await content_for(update, context)
+    await reply(update, content.ui.text("prompt.bedtime_html"), bedtime_keyboard(content))
 
 
 async def reply_with_keyboard(
@@ -263,10 +311,6 @@ async def reply_with_keyboard(
     chat = update.effective_chat
     if chat is not None:
         await chat.send_message(text, reply_markup=keyboard)
-
-
-SET_UP = "✅ <b>You're set up.</b> Change anything below or with /settings.\n\n"
-SAVED = "✅ Saved.\n\n"
 
 
 async def headline_for(context: BotContext, chat_id: int) -> str:
@@ -285,14 +329,20 @@ async def complete_setup(context: BotContext, before: str, person: Person) -> Pe
     return person
 
 
+def with_headline(content: Content, headline: str, text: str) -> str:
+    """The settings page under a headline (a catalogue key: SET_UP, SAVED, REMINDERS_ON)."""
+    return f"{content.ui.text(headline)}\n\n{text}"
+
+
 async def confirm(
     update: Update, context: BotContext, person: Person, headline: str = SET_UP
 ) -> None:
     """The end of onboarding: what we understood, and tonight's reminders in local time."""
     if context.user_data is not None:
         context.user_data.pop(AWAITING, None)
-    text, markup = settings_view(person, context.content, context.clock.now())
-    await reply(update, headline + text, markup)
+    content = await content_for(update, context)
+    text, markup = settings_view(person, content, context.clock.now())
+    await reply(update, with_headline(content, headline, text), markup)
 
 
 async def ask_diet(update: Update, context: BotContext, query: CallbackQuery | None = None) -> None:
@@ -302,7 +352,7 @@ async def ask_diet(update: Update, context: BotContext, query: CallbackQuery | N
     """
     if context.user_data is not None:
         context.user_data[AWAITING] = "diet"
-    content = context.content
+    content = await content_for(update, context)
     keyboard = diet_keyboard(content, "setup", skip=True)
     if query is not None:
         await edit_in_place(query, content.render_diet_question(), keyboard)
@@ -325,10 +375,14 @@ async def after_timezone(
 ) -> None:
     """Timezone stored: say so (removing the location keyboard), then the next missing step."""
     assert person.timezone is not None
+    ui = (await content_for(update, context)).ui
     await reply_with_keyboard(
         update,
-        f"Timezone set to <b>{html.escape(person.timezone)}</b> "
-        f"({utc_offset_label(person.timezone, context.clock.now())}).",
+        ui.text(
+            "setup.timezone_set_html",
+            timezone=person.timezone,
+            offset=utc_offset_label(person.timezone, context.clock.now()),
+        ),
         ReplyKeyboardRemove(),
     )
     if person.bedtime is None:
@@ -353,10 +407,15 @@ async def apply_timezone_lookup(
         )
         person = await complete_setup(context, headline, person)
         await after_timezone(update, context, person, headline)
-    elif lookup.candidates:
-        await reply(update, "Did you mean one of these?", candidates_keyboard(lookup))
+        return
+    content = await content_for(update, context)
+    ui = content.ui
+    if lookup.candidates:
+        keyboard = candidates_keyboard(content, lookup)
+        await reply(update, ui.text("setup.did_you_mean_html"), keyboard)
     else:
-        await reply(update, html.escape(lookup.problem or "I couldn't find that timezone."))
+        problem = ui.text(f"problem.{lookup.problem or 'timezone_empty'}", typed=lookup.typed)
+        await reply(update, html.escape(problem, quote=False))
 
 
 async def apply_bedtime(
@@ -398,13 +457,27 @@ async def membership_changed(update: Update, context: BotContext) -> None:
 
 
 async def welcome_back(update: Update, context: BotContext) -> None:
-    """Anyone marked blocked who writes to us has unblocked the bot: reschedule them."""
+    """Anyone marked blocked who writes to us has unblocked the bot: reschedule them.
+
+    Also remembers the language Telegram reports for them, which their reminders speak until
+    they choose one with /language (a write only when it changed), and settles this update's
+    language from the same read, so content_for() costs the handlers nothing.
+    """
     chat = update.effective_chat
     if chat is None or update.my_chat_member is not None:
         return  # membership changes are handled by membership_changed
     person = await context.store.get_person(chat.id)
-    if person is not None and person.blocked:
+    if chat.type == ChatType.PRIVATE:
+        content_of(update, context, person.language if person else None)
+    if person is None:
+        return
+    if person.blocked:
         await context.store.ensure_person(chat.id, context.clock.now())
+    user = update.effective_user
+    if user is not None and user.language_code:
+        locale = telegram_locale(update)
+        if person.telegram_language != locale:
+            await context.store.note_telegram_language(chat.id, locale)
 
 
 async def timezone_command(update: Update, context: BotContext) -> None:
@@ -425,7 +498,9 @@ async def location_message(update: Update, context: BotContext) -> None:
         timezone_at, message.location.latitude, message.location.longitude
     )
     if key is None:
-        await reply(update, "I couldn't tell the timezone of that place. " + TIMEZONE_PROMPT)
+        ui = (await content_for(update, context)).ui
+        text = f"{ui.text('setup.no_timezone_at_place_html')} {ui.text('prompt.timezone_html')}"
+        await reply(update, text)
         return
     chat_id, now = _chat_id(update), context.clock.now()
     headline = await headline_for(context, chat_id)
@@ -451,7 +526,7 @@ async def bedtime_command(update: Update, context: BotContext) -> None:
         bedtime = parse_clock_time(value)
     except InputProblem as problem:
         example = "/bedtime weekend 23:30" if weekend else "/bedtime 22:30"
-        await reply(update, f"{html.escape(str(problem))} Example: <code>{example}</code>")
+        await reply(update, _problem(await content_for(update, context), problem, example))
         return
     person = await apply_bedtime(update, context, bedtime, weekend=weekend)
     await _after_bedtime(update, context, person, headline)
@@ -461,12 +536,15 @@ async def _after_bedtime(
     update: Update, context: BotContext, person: Person, headline: str = SET_UP
 ) -> None:
     """Confirm, or ask for what set-up still lacks (weekday bedtime first, then timezone)."""
+    ui = (await content_for(update, context)).ui
     if person.bedtime is None:
-        weekend = format_clock(person.weekend_bedtime) if person.weekend_bedtime else "cleared"
-        await reply(update, f"Friday and Saturday bedtime: {weekend}. And on other nights?")
+        weekend = (
+            ui.clock(person.weekend_bedtime) if person.weekend_bedtime else ui.text("setup.cleared")
+        )
+        await reply(update, ui.text("setup.weekend_then_weekday_html", bedtime=weekend))
         await ask_bedtime(update, context)
     elif person.timezone is None:
-        await reply(update, f"Bedtime saved: {format_clock(person.bedtime)}.")
+        await reply(update, ui.text("setup.bedtime_saved_html", bedtime=ui.clock(person.bedtime)))
         await ask_timezone(update, context)
     else:
         await finish_setup(update, context, person, headline)
@@ -481,22 +559,24 @@ async def show_settings(update: Update, context: BotContext) -> None:
     if person.timezone is None or person.bedtime is None:
         await begin_setup(update, context)
         return
-    await reply(update, *settings_view(person, context.content, context.clock.now()))
+    content = await content_for(update, context)
+    await reply(update, *settings_view(person, content, context.clock.now()))
 
 
 async def pause_command(update: Update, context: BotContext) -> None:
     """/pause [nights]: skip whole nights starting tonight."""
+    content = await content_for(update, context)
     try:
         nights = parse_nights(command_argument(context.args))
     except InputProblem as problem:
-        await reply(update, html.escape(str(problem)))
+        await reply(update, html.escape(problem.describe(content.ui), quote=False))
         return
     person = await context.store.get_person(_chat_id(update))
     if person is None or not person.ready or not person.subscribed:
-        await reply(update, "You have no reminders to pause. Send /settings to set them up.")
+        await reply(update, content.ui.text("setup.nothing_to_pause_html"))
         return
     person = await _pause(context, person, nights)
-    await reply(update, *settings_view(person, context.content, context.clock.now()))
+    await reply(update, *settings_view(person, content, context.clock.now()))
 
 
 async def _pause(context: BotContext, person: Person, nights: int) -> Person:
@@ -514,7 +594,7 @@ async def resume_command(update: Update, context: BotContext) -> None:
         return
     await context.store.subscribe(chat_id, now)
     person = await context.store.resume(chat_id, now)
-    await confirm(update, context, person, "✅ Reminders are on.\n\n")
+    await confirm(update, context, person, REMINDERS_ON)
 
 
 async def stop_command(update: Update, context: BotContext) -> None:
@@ -522,42 +602,43 @@ async def stop_command(update: Update, context: BotContext) -> None:
     person = await context.store.get_person(_chat_id(update))
     if person is not None:
         await context.store.unsubscribe(person.chat_id, context.clock.now())
-    await reply(
-        update,
-        "🛑 Reminders stopped: I won't message you again unless you write to me. "
-        "Your settings are kept — /resume restarts reminders, /deletedata erases everything.",
-    )
+    await reply(update, (await content_for(update, context)).ui.text("setup.stopped_html"))
 
 
 async def mydata_command(update: Update, context: BotContext) -> None:
+    ui = (await content_for(update, context)).ui
     data = await context.store.export_person(_chat_id(update))
     if data is None:
-        await reply(update, "I store nothing about you.")
+        await reply(update, ui.text("data.nothing_stored_html"))
         return
     dump = json.dumps(data, indent=1, ensure_ascii=False, default=str)
     # All of it, however long the history: one message per chunk, none cut mid-line.
     parts = split_lines(dump, MAX_MYDATA_CHARS)
     for number, part in enumerate(parts, start=1):
-        heading = "<b>Everything I store about you</b>"
-        if len(parts) > 1:
-            heading += f" ({number}/{len(parts)})"
-        footer = "\nErase it all with /deletedata." if number == len(parts) else ""
+        heading = (
+            ui.text("data.heading_part_html", number=number, total=len(parts))
+            if len(parts) > 1
+            else ui.text("data.heading_html")
+        )
+        footer = "\n" + ui.text("data.erase_footer_html") if number == len(parts) else ""
         await reply(update, f"{heading}\n<pre>{html.escape(part)}</pre>{footer}")
 
 
 async def deletedata_command(update: Update, context: BotContext) -> None:
+    ui = (await content_for(update, context)).ui
     await reply(
         update,
-        "Erase <b>everything</b> I store about you (settings, reminders, history)? "
-        "This can't be undone.",
+        ui.text("data.erase_question_html"),
         InlineKeyboardMarkup(
             [
                 [
                     InlineKeyboardButton(
-                        "Yes, erase it", callback_data=callback_data.settings("delete", "yes")
+                        ui.text("button.erase_yes"),
+                        callback_data=callback_data.settings("delete", "yes"),
                     ),
                     InlineKeyboardButton(
-                        "No, keep it", callback_data=callback_data.settings("delete", "no")
+                        ui.text("button.erase_no"),
+                        callback_data=callback_data.settings("delete", "no"),
                     ),
                 ]
             ]
@@ -589,14 +670,14 @@ async def free_text(update: Update, context: BotContext, verdict: Triage) -> boo
         except InputProblem as problem:
             if prompt_yields_to_triage(verdict):
                 return False
-            await reply(update, f"{html.escape(str(problem))} Example: <code>22:30</code>")
+            await reply(update, _problem(await content_for(update, context), problem, "22:30"))
             return True
         headline = await headline_for(context, _chat_id(update))
         person = await apply_bedtime(update, context, bedtime, weekend=False)
         await _after_bedtime(update, context, person, headline)
         return True
     if awaiting == "diet":
-        content = context.content
+        content = await content_for(update, context)
         diet = content.find_diet(text)
         if diet is None:
             if prompt_yields_to_triage(verdict):
@@ -621,10 +702,11 @@ async def settings_button(update: Update, context: BotContext) -> None:
     assert match is not None
     action, value = match.group(1), match.group(2) or ""
     store, now, chat_id = context.store, context.clock.now(), _chat_id(update)
-    content = context.content
+    content = await content_for(update, context)
+    ui = content.ui
     person = await store.get_person(chat_id)
     if person is None and action not in {"tz", "bed", "delete"}:
-        await query.answer("Send /settings to start.", show_alert=True)
+        await query.answer(ui.text("alert.send_settings"), show_alert=True)
         return
     if action == "delete":
         await query.answer()
@@ -633,34 +715,28 @@ async def settings_button(update: Update, context: BotContext) -> None:
             erased = await store.delete_person(chat_id, inbox_through=update.update_id)
             if context.user_data is not None:
                 context.user_data.clear()
-            await edit_in_place(
-                query,
-                "🗑 Erased. I store nothing about you now."
-                if erased
-                else "I store nothing about you.",
-            )
+            key = "data.erased_html" if erased else "data.nothing_stored_html"
+            await edit_in_place(query, ui.text(key))
         else:
-            await edit_in_place(query, "Kept. Nothing was erased.")
+            await edit_in_place(query, ui.text("data.kept_html"))
         return
     if action == "tz":
         try:
             tzinfo_for(value)
         except UnknownTimezone:
-            await query.answer(
-                "That timezone isn't valid. Type /timezone and a city.", show_alert=True
-            )
+            await query.answer(ui.text("alert.timezone_invalid"), show_alert=True)
             return
         await query.answer()
         headline = await headline_for(context, chat_id)
         person = await store.set_timezone(chat_id, value, now)
         person = await complete_setup(context, headline, person)
-        await edit_in_place(query, f"Timezone: <b>{html.escape(value)}</b>")
+        await edit_in_place(query, ui.text("setup.timezone_chosen_html", timezone=value))
         await after_timezone(update, context, person, headline)
         return
     if action in {"bed", "wbed"}:
         bedtime = _parse_button_clock(value)
         if bedtime is None and not (action == "wbed" and value == "off"):
-            await query.answer("That time isn't valid.", show_alert=True)
+            await query.answer(ui.text("alert.time_invalid"), show_alert=True)
             return
         await query.answer()
         headline = await headline_for(context, chat_id)
@@ -681,14 +757,18 @@ async def settings_button(update: Update, context: BotContext) -> None:
     assert person is not None
     if action == "pick_bed":
         await query.answer()
-        await edit_in_place(query, BEDTIME_PROMPT, bedtime_keyboard("bed", from_settings=True))
+        await edit_in_place(
+            query,
+            ui.text("prompt.bedtime_html"),
+            bedtime_keyboard(content, "bed", from_settings=True),
+        )
         return
     if action == "pick_wbed":
         await query.answer()
         await edit_in_place(
             query,
-            "<b>Bedtime on Friday and Saturday nights?</b>",
-            bedtime_keyboard("wbed", from_settings=True),
+            ui.text("prompt.weekend_bedtime_html"),
+            bedtime_keyboard(content, "wbed", from_settings=True),
         )
         return
     if action == "ask_tz":
@@ -698,7 +778,7 @@ async def settings_button(update: Update, context: BotContext) -> None:
     if action in {"toggle", "earlier", "later"}:
         setting = next((r for r in person.reminders if r.kind == value), None)
         if setting is None:
-            await query.answer("Unknown reminder.", show_alert=True)
+            await query.answer(ui.text("alert.unknown_reminder"), show_alert=True)
             return
         if action == "toggle":
             person = await store.set_reminder(chat_id, value, now, enabled=not setting.enabled)
@@ -707,7 +787,7 @@ async def settings_button(update: Update, context: BotContext) -> None:
             person = await store.set_reminder(
                 chat_id, value, now, offset_minutes=clamp_offset(setting.offset_minutes + step)
             )
-    elif action == "diet" and value in context.content.foods_page.diet:
+    elif action == "diet" and value in content.foods_page.diet:
         # Buttons from before /diet existed cycled through the diets; still honoured.
         person = await store.set_diet(chat_id, value, now)
     elif action == "pause" and value.isdigit() and 1 <= int(value) <= 60 and person.ready:
@@ -722,7 +802,7 @@ async def settings_button(update: Update, context: BotContext) -> None:
     elif action == "stop":
         person = await store.unsubscribe(chat_id, now)
     elif action != "view":
-        await query.answer("This button is no longer valid.", show_alert=True)
+        await query.answer(ui.text("alert.button_invalid"), show_alert=True)
         return
     await query.answer()
     await edit_in_place(query, *settings_view(person, content, now))

@@ -82,6 +82,10 @@ class PersonRow(Base):
     bedtime: Mapped[time | None] = mapped_column(ClockTime)
     weekend_bedtime: Mapped[time | None] = mapped_column(ClockTime)
     diet: Mapped[str] = mapped_column(String(16), default="omnivore", server_default="omnivore")
+    # The locale chosen with /language; NULL = follow Telegram's, last seen in telegram_language
+    # (kept for reminders, which have no incoming update to read it from).
+    language: Mapped[str | None] = mapped_column(String(8))
+    telegram_language: Mapped[str | None] = mapped_column(String(8))
     subscribed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     blocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

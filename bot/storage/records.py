@@ -35,6 +35,13 @@ class Person:
     blocked: bool
     created_at: datetime
     reminders: tuple[ReminderSetting, ...]
+    language: str | None = None  # chosen with /language; None = follow Telegram
+    telegram_language: str | None = None  # the locale Telegram's language_code gave last time
+
+    @property
+    def locale(self) -> str | None:
+        """The locale reminders go out in: the choice, else Telegram's; None = the default."""
+        return self.language or self.telegram_language
 
     @property
     def ready(self) -> bool:
@@ -84,6 +91,7 @@ class ClaimedDelivery:
     meal_id: str | None
     due_at: datetime
     attempts: int
+    locale: str | None = None  # the person's (Person.locale), so the reminder speaks it
 
 
 @dataclass(frozen=True)

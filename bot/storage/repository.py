@@ -214,6 +214,24 @@ class Store:
 
         return await self._mutate(chat_id, now, change)
 
+    async def set_language(self, chat_id: int, language: str | None, now: datetime) -> Person:
+        """The person's chosen locale; None goes back to following Telegram's."""
+
+        def change(person: PersonRow, reminders: list[ReminderRow]) -> None:
+            person.language = language
+
+        return await self._mutate(chat_id, now, change)
+
+    async def note_telegram_language(self, chat_id: int, language: str) -> None:
+        """Remember the locale Telegram reports for an existing person (for reminders); one
+        UPDATE that neither creates the person nor touches their schedule."""
+        async with self._core() as connection:
+            await connection.execute(
+                update(PersonRow)
+                .where(_P.chat_id == chat_id, _P.telegram_language.is_distinct_from(language))
+                .values(telegram_language=language)
+            )
+
     async def subscribe(self, chat_id: int, now: datetime) -> Person:
         """Turn reminders on: rows for every kind (default offsets) exist, scheduled if ready."""
 
@@ -302,6 +320,8 @@ class Store:
                     "bedtime": _hhmm(person.bedtime),
                     "weekend_bedtime": _hhmm(person.weekend_bedtime),
                     "diet": person.diet,
+                    "language": person.language,
+                    "telegram_language": person.telegram_language,
                     "subscribed": person.subscribed,
                     "paused_until": _iso(person.paused_until),
                     "blocked_at": _iso(person.blocked_at),
@@ -570,7 +590,19 @@ class Store:
         async with self._core() as session:
             rows = (
                 await session.execute(
-                    select(_D.id, _D.chat_id, _D.kind, _D.meal_id, _D.due_at, _D.attempts)
+                    select(
+                        _D.id,
+                        _D.chat_id,
+                        _D.kind,
+                        _D.meal_id,
+                        _D.due_at,
+                        _D.attempts,
+                        # A subquery, not a join: FOR UPDATE then locks deliveries only.
+                        select(func.coalesce(_P.language, _P.telegram_language))
+                        .where(_P.chat_id == _D.chat_id)
+                        .scalar_subquery()
+                        .label("locale"),
+                    )
                     .where(_D.status == DeliveryStatus.PENDING, _D.next_attempt_at <= now)
                     .order_by(_D.next_attempt_at, _D.id)
                     .limit(limit)
@@ -582,7 +614,13 @@ class Store:
             deferred: list[int] = []
             for row in rows:
                 delivery = ClaimedDelivery(
-                    row.id, row.chat_id, row.kind, row.meal_id, row.due_at, row.attempts
+                    row.id,
+                    row.chat_id,
+                    row.kind,
+                    row.meal_id,
+                    row.due_at,
+                    row.attempts,
+                    row.locale,
                 )
                 if now - row.due_at > grace:
                     expired.append(delivery)
@@ -929,6 +967,8 @@ class Store:
             paused_until=row.paused_until,
             blocked=row.blocked_at is not None,
             created_at=row.created_at,
+            language=row.language,
+            telegram_language=row.telegram_language,
             reminders=tuple(
                 ReminderSetting(r.kind, r.enabled, r.offset_minutes, r.next_fire_at)
                 for r in sorted(reminders, key=lambda r: self._kind_sort_key(r.kind))

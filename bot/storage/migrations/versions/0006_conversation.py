@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_conversation"
-down_revision: str | Sequence[str] | None = "0003_delivery_claims"
+down_revision: str | Sequence[str] | None = "0005_language"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
