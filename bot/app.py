@@ -35,7 +35,7 @@ from bot.content import Content, default_content_dir, load_content
 from bot.context import SERVICES_KEY, BotContext, Services, SleepApplication
 from bot.dispatch import Dispatcher
 from bot.flood import FloodGate
-from bot.handlers import articles, diet, errors, guard, reminders, safety, settings
+from bot.handlers import articles, diary, diet, errors, guard, reminders, safety, settings
 from bot.polling import Intake
 from bot.ratelimit import FairRateLimiter
 from bot.storage import open_store
@@ -73,6 +73,9 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("pause", "Skip reminders for some nights, e.g. /pause 3"),
     ("resume", "Restart reminders"),
     ("stop", "Stop all reminders"),
+    ("checkin", "Log how you slept last night"),
+    ("diary", "Your last 14 nights"),
+    ("progress", "Chart of your last 4 weeks"),
     ("mydata", "Everything stored about you"),
     ("deletedata", "Erase everything stored about you"),
     ("about", "Source, caveats and privacy"),
@@ -120,6 +123,9 @@ def register_handlers(application: SleepApplication) -> None:
     command("stop", settings.stop_command)
     command("mydata", settings.mydata_command)
     command("deletedata", settings.deletedata_command)
+    command("checkin", diary.checkin_command)
+    command("diary", diary.diary_command)
+    command("progress", diary.progress_command)
     add(MessageHandler(filters.LOCATION & PRIVATE_MESSAGE, settings.location_message))
     add(CallbackQueryHandler(articles.mechanism_button, pattern=callback_data.MECHANISM))
     add(CallbackQueryHandler(articles.foods_button, pattern=callback_data.FOODS))
@@ -127,6 +133,7 @@ def register_handlers(application: SleepApplication) -> None:
     add(CallbackQueryHandler(reminders.reminder_button, pattern=callback_data.REMINDER))
     add(CallbackQueryHandler(settings.settings_button, pattern=callback_data.SETTINGS))
     add(CallbackQueryHandler(diet.diet_button, pattern=callback_data.DIET))
+    add(CallbackQueryHandler(diary.diary_button, pattern=callback_data.DIARY))
     # Last: whatever no pattern above accepted is stale or forged.
     add(CallbackQueryHandler(errors.stale_button))
     # Last: unknown commands and free text, after every CommandHandler had its chance, in
@@ -206,6 +213,7 @@ def build_app(
                 services.clock,
                 grace=timedelta(minutes=settings_.reminder_grace_minutes),
                 retention=timedelta(days=settings_.delivery_history_days),
+                composers={diary.CHECKIN_KIND: diary.checkin_composer(services.store, content)},
             )
             await services.dispatcher.start()
             application.job_queue.run_repeating(
@@ -224,6 +232,7 @@ def build_app(
             await services.dispatcher.stop()
 
     async def post_shutdown(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        diary.close_chart_worker(application.bot_data)
         if services._store is not None:
             await services._store.close()
 

@@ -18,6 +18,9 @@ REMINDER: Final = re.compile(r"^rem:(done|snooze|why|back|off):(\d{1,18})$")
 SETTINGS: Final = re.compile(r"^set:([a-z_]{1,20})(?::([0-9A-Za-z_+\-/:.]{1,40}))?$")
 DIET: Final = re.compile(r"^diet:(pick|set|setup)(?::([a-z]{1,16}))?$")
 """pick: show the choices; set: choose (from /diet or settings); setup: the set-up question."""
+DIARY: Final = re.compile(r"^dy:")
+"""The sleep diary's buttons; the full pattern and parser are in ``bot.diary.callbacks``, and
+its handler answers data that fails them with a clear reply."""
 
 ReminderAction = Literal["done", "snooze", "why", "back", "off"]
 DietAction = Literal["pick", "set", "setup"]

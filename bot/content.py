@@ -31,6 +31,7 @@ from bot.content_schema import (
     check_unique,
     load_toml,
 )
+from bot.diary.text import DiaryText, load_diary_text
 from bot.safety import MECHANISM_PAGE_PREFIX, Safety, Sources, load_safety, load_sources
 from bot.telegram_html import escape
 from bot.triage import OTHER, Kind, Triage, TriageRules
@@ -287,6 +288,7 @@ class Content(Frozen):
     meal_fallback_html: str
     why_heading: str
     safety: Safety
+    diary: DiaryText  # content/diary.toml: the sleep diary's words (bot.diary.text)
 
     # -- look-ups ------------------------------------------------------------------------
 
@@ -649,6 +651,7 @@ def load_content(directory: Path) -> Content:
         meal_fallback_html=reminders.meal_fallback_html,
         why_heading=reminders.why_heading,
         safety=safety,
+        diary=load_diary_text(directory),
     )
     for file_name, where, html in content.rendered_messages():
         check_rendered(directory / file_name, where, html)

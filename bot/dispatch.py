@@ -49,7 +49,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any, Final, Generic, TypeVar
 
-from telegram import Bot, Message
+from telegram import Bot, InlineKeyboardMarkup, Message
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -131,6 +131,10 @@ class TickReport:
         return ", ".join(parts)
 
 
+Composer = Callable[[ClaimedDelivery], Awaitable[tuple[str, InlineKeyboardMarkup]]]
+"""Builds the text and buttons of a scheduled kind that is not a nightly reminder (the
+diary's morning check-in): given the claimed delivery, what to send."""
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -193,8 +197,10 @@ class Dispatcher:
         dead_after: timedelta = DEAD_AFTER,
         owner: str | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        composers: dict[str, Composer] | None = None,
     ) -> None:
-        """``batch_size`` reminders are materialised per transaction, ``claim_size``
+        """``composers`` render kinds other than the nightly reminders (by kind).
+        ``batch_size`` reminders are materialised per transaction, ``claim_size``
         deliveries claimed per transaction. ``sleep`` paces the heartbeat task (tests may
         pass their own; ``beat()`` also works on its own)."""
         if batch_size < 1 or claim_size < 1 or max_concurrency < 1:
@@ -214,6 +220,7 @@ class Dispatcher:
         self.dead_after = dead_after
         self.owner = owner or new_owner_id()
         self._sleep = sleep
+        self.composers = dict(composers or {})
         # Per-chat pacing is the rate limiter's (bot/ratelimit.py); here a chat has one
         # reminder in flight at a time, so its reminders keep their order.
         self._busy_chats: set[int] = set()
@@ -510,17 +517,25 @@ class Dispatcher:
 
     async def _attempt(self, delivery: ClaimedDelivery, report: TickReport) -> SendOutcome | None:
         """The send itself; None when the last-moment check said no (nothing was sent)."""
-        meal = self.content.meal(delivery.meal_id) if delivery.meal_id else None
+        composer = self.composers.get(delivery.kind)
         try:
-            text = self.content.render_reminder(delivery.kind, meal)
+            if composer is not None:
+                text, markup = await composer(delivery)
+            else:
+                meal = self.content.meal(delivery.meal_id) if delivery.meal_id else None
+                text = self.content.render_reminder(delivery.kind, meal)
+                markup = reminder_keyboard(delivery.id)
         except KeyError:
             return self._failed(delivery, f"unknown reminder kind {delivery.kind!r}")
+        except Exception as error:  # the database, for a composer: try again later
+            log.warning("could not prepare delivery %s", delivery.id, exc_info=True)
+            return self._retry(delivery, _backoff(delivery.attempts + 1), error)
 
         async def still_wanted() -> bool:
             return await self._still_wanted(delivery, report)
 
         try:
-            message = await self._send(delivery, text, still_wanted)
+            message = await self._send(delivery, text, markup, still_wanted)
         except Withdrawn:
             return None
         except RetryAfter as error:
@@ -568,11 +583,14 @@ class Dispatcher:
         )
 
     async def _send(
-        self, delivery: ClaimedDelivery, text: str, still_wanted: Callable[[], Awaitable[bool]]
+        self,
+        delivery: ClaimedDelivery,
+        text: str,
+        markup: InlineKeyboardMarkup,
+        still_wanted: Callable[[], Awaitable[bool]],
     ) -> Message | None:
         """Through the rate limiter's last-moment hook when it has one (the check then runs
         after the wait for a slot); otherwise check, then send. None: not wanted any more."""
-        markup = reminder_keyboard(delivery.id)
         bot = self.bot
         if isinstance(bot, ExtBot) and isinstance(bot.rate_limiter, FairRateLimiter):
             task = asyncio.current_task()

@@ -29,10 +29,13 @@ PERSONAL_COMMANDS: Final = (
     "stop",
     "mydata",
     "deletedata",
+    "checkin",
+    "diary",
+    "progress",
 )
 # /start's deep links that open the set-up (t.me/<bot>?start=setup).
 PERSONAL_START: Final = re.compile(r"^/start(?:@\w+)?\s+(?:setup|settings)\b", re.IGNORECASE)
-PERSONAL_BUTTONS: Final = re.compile(r"^(?:set:|rem:|nav:(?:setup|settings)$)")
+PERSONAL_BUTTONS: Final = re.compile(r"^(?:set:|rem:|dy:|nav:(?:setup|settings)$)")
 
 PRIVATE_ONLY: Final = (
     "Reminders, settings and your data work only in a private chat with me, so that nobody "

@@ -26,6 +26,7 @@ from bot import callback_data
 from bot.content import Content
 from bot.context import BotContext
 from bot.handlers.common import command_argument, edit_in_place, reply
+from bot.handlers.diary import checkin_settings_button, send_export
 from bot.keyboards import diet_keyboard
 from bot.onboarding import (
     BEDTIME_CHOICES,
@@ -168,6 +169,7 @@ def settings_view(
         if upcoming:
             lines.append("\n<b>Next reminders</b> (your local time):")
             lines.extend(upcoming)
+    rows.append([checkin_settings_button(person, content)])
     rows.append(
         [
             InlineKeyboardButton("Bedtime", callback_data=callback_data.settings("pick_bed")),
@@ -543,6 +545,7 @@ async def mydata_command(update: Update, context: BotContext) -> None:
             heading += f" ({number}/{len(parts)})"
         footer = "\nErase it all with /deletedata." if number == len(parts) else ""
         await reply(update, f"{heading}\n<pre>{html.escape(part)}</pre>{footer}")
+    await send_export(update, context)
 
 
 async def deletedata_command(update: Update, context: BotContext) -> None:
