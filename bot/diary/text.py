@@ -17,7 +17,7 @@ from itertools import product
 from pathlib import Path
 from typing import Annotated, Final
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from bot.content_schema import (
     PLACEHOLDER,
@@ -97,6 +97,8 @@ DIARY_COMMANDS: Final = ("checkin", "diary", "progress")
 """The diary's commands; their menu descriptions live in [data.commands]."""
 
 SingleLine = Annotated[PlainText, Field(max_length=80)]
+Spaced = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1, max_length=80)]
+"""A fragment whose leading/trailing spaces matter (a separator, an appended clause)."""
 
 
 class PluralForms(Frozen):
@@ -176,8 +178,8 @@ class DiaryListText(Frozen):
     line_html: Html
     missing_html: Html
     empty_html: Html
-    onset_html: Html
-    habit_separator: str = ", "
+    onset_html: Spaced
+    habit_separator: Spaced = ", "
     no_habits: SingleLine
     night_format: SingleLine
     weekdays: tuple[SingleLine, ...] = Field(min_length=7, max_length=7)
