@@ -73,6 +73,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("pause", "Skip reminders for some nights, e.g. /pause 3"),
     ("resume", "Restart reminders"),
     ("stop", "Stop all reminders"),
+    # The diary's three: sent with the words of content/diary.toml [data.commands].
     ("checkin", "Log how you slept last night"),
     ("diary", "Your last 14 nights"),
     ("progress", "Chart of your last 4 weeks"),
@@ -200,7 +201,10 @@ def build_app(
         except Exception as error:
             where = _printable_url(settings_.database_url)
             raise StartupError(f"cannot open the database {where}: {error}") from error
-        await application.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
+        diary_commands = content.diary.data.commands  # the diary's words live in its TOML
+        await application.bot.set_my_commands(
+            [BotCommand(name, diary_commands.get(name, text)) for name, text in COMMANDS]
+        )
         # Build the offline city index in the background so the first /timezone is instant.
         task = asyncio.create_task(asyncio.to_thread(preload_timezones), name="preload-tz")
         services.background.add(task)

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 from telegram.error import BadRequest
 
-from bot.fake_telegram import PNG_MAGIC, ApiCall, FakeBotApi
+from bot.fake_telegram import PNG_MAGIC, ApiCall, FakeBotApi, StoredMessage
 from bot.telegram_html import visible_text
 from tests.conftest import TEST_TOKEN
 from tests.harness import BotHarness, bot_harness, texts
@@ -180,6 +180,10 @@ async def test_three_unanswered_mornings_bring_one_question(bot: BotHarness) -> 
     assert checkin_sends(calls) == [] and stop_questions(calls) == []
 
 
+def fake_messages(bot: BotHarness) -> list[StoredMessage]:
+    return bot.api.messages(ADA)
+
+
 async def log_last_night(bot: BotHarness, rating: str = "5 😄") -> None:
     await bot.send(ADA, "/checkin")
     await bot.press_label(ADA, rating)
@@ -245,7 +249,15 @@ async def test_settings_switch_the_checkin_on_and_off(bot: BotHarness) -> None:
     calls = await bot.press_label(ADA, "⬜ Morning check-in")
     assert "at 07:00" in visible_text(texts(calls)[-1])
     person = await bot.services.store.get_person(ADA)
-    assert person is not None and person.checkin_on
+    assert person is not None and person.checkin_on and person.checkin is not None
+    # 07:00 CET on 25 Nov, then 30 minutes later with "Later".
+    assert person.checkin.next_fire_at == datetime(2026, 11, 25, 6, 0, tzinfo=UTC)
+    view = next(m for m in reversed(fake_messages(bot)) if ("Later", "dy:later") in m.buttons)
+    calls = await bot.press(ADA, view.message_id, "dy:later")
+    assert "Morning check-in: on, at 07:30" in visible_text(texts(calls, "editMessageText")[-1])
+    person = await bot.services.store.get_person(ADA)
+    assert person is not None and person.checkin is not None
+    assert person.checkin.next_fire_at == datetime(2026, 11, 25, 6, 30, tzinfo=UTC)
     await bot.press_label(ADA, "✅ Morning check-in")
     person = await bot.services.store.get_person(ADA)
     assert person is not None and not person.checkin_on

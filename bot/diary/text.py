@@ -75,7 +75,8 @@ _BOT_PLACEHOLDERS: Final[Mapping[str, Mapping[str, frozenset[str]]]] = {
         "invalid_html": _NONE,
         "needs_timezone_html": _NONE,
         "needs_bedtime_html": _NONE,
-        "settings_line_html": frozenset({"state", "wake_time"}),
+        "settings_on_html": frozenset({"wake_time"}),
+        "settings_off_html": _NONE,
         "turned_on_html": frozenset({"wake_time"}),
         "turned_off_html": _NONE,
         "onboarding_question_html": frozenset({"wake_time"}),
@@ -161,9 +162,12 @@ class CheckinText(Frozen):
     invalid_html: Html
     needs_timezone_html: Html
     needs_bedtime_html: Html
-    settings_line_html: Html
+    settings_on_html: Html
+    settings_off_html: Html
     settings_on_button: Label
     settings_off_button: Label
+    earlier_button: Label
+    later_button: Label
     turned_on_html: Html
     turned_off_html: Html
     onboarding_question_html: Html

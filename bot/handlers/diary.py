@@ -33,7 +33,12 @@ from bot.diary.checkin import (
 from bot.diary.insights import diary_insights
 from bot.diary.models import MAX_RATING, RATINGS, DiaryEntry, Habit, OnsetBucket, recent_nights
 from bot.diary.text import DiaryText, render_caption
-from bot.diary.wake import CHECKIN_KIND, wake_time_after
+from bot.diary.wake import (
+    CHECKIN_KIND,
+    MAX_SLEEP_MINUTES,
+    MIN_SLEEP_MINUTES,
+    wake_time_after,
+)
 from bot.diary.worker import ChartWorker
 from bot.handlers.common import edit_in_place, reply
 from bot.onboarding import format_clock
@@ -48,6 +53,8 @@ DIARY_NIGHTS: Final = 14
 OLDEST_NIGHT: Final = timedelta(days=DIARY_NIGHTS)
 """A check-in button older than this (or for a future night) is refused: forged or stale."""
 CHART_WORKER_KEY: Final = "diary_chart_worker"
+WAKE_STEP_MINUTES: Final = 30
+"""Earlier/Later in /settings move the check-in by this much."""
 
 
 def diary_text(content: Content) -> DiaryText:
@@ -127,12 +134,25 @@ def ask_to_stop(count: int, words: DiaryText) -> tuple[str, InlineKeyboardMarkup
     return _fill(words.checkin.ask_stop_html, count=str(count)), keyboard
 
 
-def checkin_settings_button(person: Person, content: Content) -> InlineKeyboardButton:
-    """The /settings row that switches the morning check-in on or off."""
+def checkin_settings_row(person: Person, content: Content) -> list[InlineKeyboardButton]:
+    """The /settings row: the morning check-in's switch, and Earlier/Later while it is on."""
     words = diary_text(content).checkin
-    if person.checkin_on:
-        return InlineKeyboardButton(words.settings_on_button, callback_data="dy:off")
-    return InlineKeyboardButton(words.settings_off_button, callback_data="dy:on")
+    if not person.checkin_on:
+        return [InlineKeyboardButton(words.settings_off_button, callback_data="dy:on")]
+    return [
+        InlineKeyboardButton(words.settings_on_button, callback_data="dy:off"),
+        InlineKeyboardButton(words.earlier_button, callback_data="dy:earlier"),
+        InlineKeyboardButton(words.later_button, callback_data="dy:later"),
+    ]
+
+
+def checkin_settings_line(person: Person, content: Content) -> str:
+    """The /settings line: on at which wake time, or off."""
+    words = diary_text(content).checkin
+    if not person.checkin_on or person.checkin is None or person.bedtime is None:
+        return words.settings_off_html
+    wake = wake_time_after(person.bedtime, person.checkin.offset_minutes)
+    return _fill(words.settings_on_html, wake_time=format_clock(wake))
 
 
 def diary_listing(entries: list[DiaryEntry], last_night: date, words: DiaryText) -> str:
@@ -224,6 +244,8 @@ def checkin_composer(store: Store, content: Content) -> Composer:
         if morning is None:
             raise LookupError(f"chat {delivery.chat_id} has no time zone for its check-in")
         action = morning_action(morning.history, asked_to_stop_on=morning.asked_to_stop_on)
+        if morning.asked_to_stop_on == morning.morning:
+            action = MorningAction.ASK_TO_STOP  # a retry of this morning's question
         if action is MorningAction.ASK_TO_STOP:
             await store.mark_checkin_stop_asked(delivery.chat_id, morning.morning)
             streak = max(unanswered_streak(morning.history), UNANSWERED_BEFORE_ASKING)
@@ -365,6 +387,19 @@ async def _word(update: Update, context: BotContext, word: str, person: Person |
         else:
             await _settings_again(update, context, person, words.turned_off_html)
         return
+    if word in ("earlier", "later"):
+        if person is None or person.checkin is None or person.bedtime is None:
+            await reply(update, words.needs_bedtime_html)
+            return
+        step = -WAKE_STEP_MINUTES if word == "earlier" else WAKE_STEP_MINUTES
+        sleep = min(max(person.checkin.offset_minutes + step, MIN_SLEEP_MINUTES), MAX_SLEEP_MINUTES)
+        person = await store.set_checkin(
+            chat.id, now, wake_time=wake_time_after(person.bedtime, sleep)
+        )
+        from bot.handlers.settings import settings_view  # settings imports this module
+
+        await edit_in_place(query, *settings_view(person, context.content, now))
+        return
     # "on" (settings) or "yes" (the set-up's offer)
     if person is None or person.timezone is None:
         await reply(update, words.needs_timezone_html)
@@ -478,7 +513,8 @@ __all__ = [
     "CHECKIN_KIND",
     "checkin_command",
     "checkin_composer",
-    "checkin_settings_button",
+    "checkin_settings_line",
+    "checkin_settings_row",
     "close_chart_worker",
     "diary_button",
     "diary_command",
