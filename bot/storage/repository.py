@@ -366,9 +366,9 @@ class Store:
         def change(person: PersonRow, reminders: list[ReminderRow]) -> None:
             row = next(r for r in reminders if r.kind == CHECKIN_KIND)
             if enabled is not None:
+                # checkin_stop_asked_on is kept: the streak it asked about was answered by
+                # this switch, so only a new streak (after a logged night) can ask again.
                 row.enabled = enabled
-                if enabled:
-                    person.checkin_stop_asked_on = None
             if wake_time is not None:
                 if person.bedtime is None:
                     raise ValueError("a wake time needs a bedtime first")
