@@ -217,7 +217,12 @@ def build_app(
                 services.clock,
                 grace=timedelta(minutes=settings_.reminder_grace_minutes),
                 retention=timedelta(days=settings_.delivery_history_days),
-                composers={diary.CHECKIN_KIND: diary.checkin_composer(services.store, content)},
+                composers={
+                    diary.CHECKIN_KIND: diary.checkin_composer(services.store, content),
+                    diary.WEEKLY_KIND: diary.weekly_composer(
+                        services.store, content, lambda: diary.chart_worker(application.bot_data)
+                    ),
+                },
             )
             await services.dispatcher.start()
             application.job_queue.run_repeating(

@@ -131,9 +131,18 @@ class TickReport:
         return ", ".join(parts)
 
 
-Composer = Callable[[ClaimedDelivery], Awaitable[tuple[str, InlineKeyboardMarkup]]]
-"""Builds the text and buttons of a scheduled kind that is not a nightly reminder (the
-diary's morning check-in): given the claimed delivery, what to send."""
+@dataclass(frozen=True)
+class Outgoing:
+    """What a composer sends: a text message, or a photo with ``text`` as its caption."""
+
+    text: str
+    markup: InlineKeyboardMarkup | None = None
+    photo: bytes | None = None
+
+
+Composer = Callable[[ClaimedDelivery], Awaitable[Outgoing]]
+"""Builds a scheduled kind that is not a nightly reminder (the diary's morning check-in and
+weekly chart): given the claimed delivery, what to send."""
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -520,11 +529,11 @@ class Dispatcher:
         composer = self.composers.get(delivery.kind)
         try:
             if composer is not None:
-                text, markup = await composer(delivery)
+                outgoing = await composer(delivery)
             else:
                 meal = self.content.meal(delivery.meal_id) if delivery.meal_id else None
                 text = self.content.render_reminder(delivery.kind, meal)
-                markup = reminder_keyboard(delivery.id)
+                outgoing = Outgoing(text, reminder_keyboard(delivery.id))
         except KeyError:
             return self._failed(delivery, f"unknown reminder kind {delivery.kind!r}")
         except Exception as error:  # the database, for a composer: try again later
@@ -535,7 +544,7 @@ class Dispatcher:
             return await self._still_wanted(delivery, report)
 
         try:
-            message = await self._send(delivery, text, markup, still_wanted)
+            message = await self._send(delivery, outgoing, still_wanted)
         except Withdrawn:
             return None
         except RetryAfter as error:
@@ -585,28 +594,35 @@ class Dispatcher:
     async def _send(
         self,
         delivery: ClaimedDelivery,
-        text: str,
-        markup: InlineKeyboardMarkup,
+        outgoing: Outgoing,
         still_wanted: Callable[[], Awaitable[bool]],
     ) -> Message | None:
         """Through the rate limiter's last-moment hook when it has one (the check then runs
         after the wait for a slot); otherwise check, then send. None: not wanted any more."""
         bot = self.bot
+        extra: dict[str, Any] = {}
         if isinstance(bot, ExtBot) and isinstance(bot.rate_limiter, FairRateLimiter):
             task = asyncio.current_task()
             if task in self._workers:
                 self._workers[task] = _PACING
-            return await bot.send_message(
-                delivery.chat_id,
-                text,
-                parse_mode=ParseMode.HTML,
-                reply_markup=markup,
-                rate_limit_args=replace(REMINDER_SEND, still_wanted=still_wanted),
-            )
-        if not await still_wanted():
+            extra["rate_limit_args"] = replace(REMINDER_SEND, still_wanted=still_wanted)
+        elif not await still_wanted():
             return None
+        if outgoing.photo is not None:
+            return await bot.send_photo(
+                delivery.chat_id,
+                outgoing.photo,
+                caption=outgoing.text,
+                parse_mode=ParseMode.HTML,
+                reply_markup=outgoing.markup,
+                **extra,
+            )
         return await bot.send_message(
-            delivery.chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup
+            delivery.chat_id,
+            outgoing.text,
+            parse_mode=ParseMode.HTML,
+            reply_markup=outgoing.markup,
+            **extra,
         )
 
     async def _still_wanted(self, delivery: ClaimedDelivery, report: TickReport) -> bool:

@@ -263,3 +263,36 @@ async def test_settings_switch_the_checkin_on_and_off(bot: BotHarness) -> None:
     assert person is not None and not person.checkin_on
     calls = await advance_to(bot, datetime(2026, 11, 26, 8, 0, tzinfo=UTC))
     assert checkin_sends(calls) == []
+
+
+async def test_the_weekly_chart_comes_on_the_chosen_morning(bot: BotHarness) -> None:
+    await bot.send(ADA, "/timezone Europe/Berlin")
+    await bot.send(ADA, "/bedtime 22:30")
+    await bot.press_label(ADA, "Skip")
+    await log_last_night(bot, "4 🙂")  # the night of Mon 23 Nov
+    await bot.send(ADA, "/settings")
+    calls = await bot.press_label(ADA, "⬜ Weekly chart")
+    assert "on Sundays at 09:00" in visible_text(texts(calls)[-1])
+    # Sunday 29 Nov, 09:00 CET = 08:00 UTC; nothing before, one photo then, none after.
+    sunday = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
+    early = await advance_to(bot, sunday - timedelta(minutes=1))
+    assert [c for c in early if c.method == "sendPhoto"] == []
+    [photo] = [c for c in await bot.advance(timedelta(minutes=1)) if c.method == "sendPhoto"]
+    assert photo.ok, photo.description
+    message = bot.last(ADA)
+    assert message.photo is not None and message.photo.startswith(PNG_MAGIC)
+    caption = visible_text(str(message.caption))
+    assert caption.startswith("Your week — the weekly chart you asked for")
+    assert "1 night logged, average rating 4.0 of 5." in caption
+    await bot.restart()
+    later = await advance_to(bot, sunday + timedelta(days=1))
+    assert [c for c in later if c.method == "sendPhoto"] == []
+    # "Change day" moves it to Mondays; turned off, it stops.
+    await bot.send(ADA, "/settings")
+    calls = await bot.press_label(ADA, "Change day")
+    assert "Weekly chart: on, on Mondays at 09:00" in visible_text(
+        texts(calls, "editMessageText")[-1]
+    )
+    await bot.press_label(ADA, "✅ Weekly chart")
+    later = await advance_to(bot, sunday + timedelta(days=8))
+    assert [c for c in later if c.method == "sendPhoto"] == []

@@ -61,6 +61,14 @@ async def test_the_checkin_is_scheduled_at_bedtime_plus_eight_hours(db: TestData
         assert person.checkin.next_fire_at == datetime(2026, 11, 25, 6, 0, tzinfo=UTC)
         person = await store.set_checkin(7, NOW, enabled=False)
         assert person.checkin is not None and person.checkin.next_fire_at is None
+        # The weekly chart: Sunday 29 Nov 09:00 CET, then Mondays.
+        person = await store.set_weekly(7, NOW, enabled=True)
+        assert person.weekly is not None
+        assert person.weekly.next_fire_at == datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
+        person = await store.set_weekly(7, NOW, weekday=0)
+        assert person.weekly is not None
+        assert person.weekly.next_fire_at == datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+        assert [r.kind for r in person.reminders] == ["meal", "exercise", "wind_down"]
     finally:
         await store.close()
 

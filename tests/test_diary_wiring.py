@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -13,6 +13,7 @@ from bot import eligibility
 from bot.content import load_content
 from bot.diary.models import DiaryEntry, Habit, OnsetBucket
 from bot.diary.wake import checkin_night, sleep_minutes_between, wake_time_after
+from bot.diary.weekly import next_weekly_at
 from bot.handlers.diary import diary_listing, export_csv
 from bot.telegram_html import visible_text
 
@@ -105,3 +106,14 @@ def test_the_export_is_one_csv_row_per_night() -> None:
             "logged_at": "2026-11-24T06:00:00+00:00",
         }
     ]
+
+
+def test_the_weekly_chart_is_at_nine_local_on_its_day_across_dst() -> None:
+    # Sunday 28 Mar 2027, Berlin springs forward at 02:00: 09:00 CEST = 07:00 UTC.
+    after = datetime(2027, 3, 22, 12, 0, tzinfo=UTC)
+    assert next_weekly_at(6, tz=BERLIN, after=after) == datetime(2027, 3, 28, 7, 0, tzinfo=UTC)
+    # The Sunday before, still CET: 08:00 UTC; strictly after the instant itself.
+    sunday = datetime(2027, 3, 21, 8, 0, tzinfo=UTC)
+    assert next_weekly_at(6, tz=BERLIN, after=sunday - timedelta(seconds=1)) == sunday
+    assert next_weekly_at(6, tz=BERLIN, after=sunday) == datetime(2027, 3, 28, 7, 0, tzinfo=UTC)
+    assert next_weekly_at(0, tz=BERLIN, after=sunday) == datetime(2027, 3, 22, 8, 0, tzinfo=UTC)

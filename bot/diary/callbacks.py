@@ -19,11 +19,12 @@ PATTERN: Final = re.compile(
     r"^dy:(?:(?P<op>[es]):(?P<night>\d{8}):(?P<rating>[1-5]):(?P<mask>[0-7])"
     r":(?P<onset>lt15|15to30|30to60|gt60|n)"
     r"|(?P<nightop>[nk]):(?P<night2>\d{8})"
-    r"|(?P<word>stop|keep|on|off|yes|skip|earlier|later))$"
+    r"|(?P<word>stop|keep|on|off|yes|skip|earlier|later|won|woff|wday))$"
 )
 """e: show the details step with this state; s: save it; n: (re)start a night's check-in;
 k: keep the night's existing entry; stop/keep: the "turn check-ins off?" answers; on/off: the
-switch in /settings, earlier/later: its wake time; yes/skip: the set-up's offer."""
+switch in /settings, earlier/later: its wake time; yes/skip: the set-up's offer; won/woff/wday:
+the weekly chart's switch and day."""
 
 _BITS: Final = {habit: 1 << index for index, habit in enumerate(Habit)}
 
@@ -77,7 +78,11 @@ def night_data(op: Literal["n", "k"], night: date) -> str:
     return f"dy:{op}:{night:%Y%m%d}"
 
 
-def word_data(word: Literal["stop", "keep", "on", "off", "yes", "skip", "earlier", "later"]) -> str:
+def word_data(
+    word: Literal[
+        "stop", "keep", "on", "off", "yes", "skip", "earlier", "later", "won", "woff", "wday"
+    ],
+) -> str:
     return f"dy:{word}"
 
 

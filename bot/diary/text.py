@@ -88,6 +88,13 @@ _BOT_PLACEHOLDERS: Final[Mapping[str, Mapping[str, frozenset[str]]]] = {
         "empty_html": _NONE,
         "onset_html": frozenset({"onset"}),
     },
+    "weekly": {
+        "heading_html": _NONE,
+        "settings_on_html": frozenset({"day"}),
+        "settings_off_html": _NONE,
+        "turned_on_html": frozenset({"day"}),
+        "turned_off_html": _NONE,
+    },
     "data": {
         "progress_failed_html": _NONE,
         "export_caption_html": _NONE,
@@ -189,6 +196,20 @@ class DiaryListText(Frozen):
     weekdays: tuple[SingleLine, ...] = Field(min_length=7, max_length=7)
 
 
+class WeeklyText(Frozen):
+    """The weekly summary: its caption heading and its /settings switch."""
+
+    heading_html: Html
+    settings_on_html: Html
+    settings_off_html: Html
+    on_button: Label
+    off_button: Label
+    day_button: Label
+    turned_on_html: Html
+    turned_off_html: Html
+    days: tuple[SingleLine, ...] = Field(min_length=7, max_length=7)
+
+
 class DataText(Frozen):
     """/progress and /mydata's export."""
 
@@ -210,6 +231,11 @@ class DiaryText(Frozen):
     checkin: CheckinText
     diary: DiaryListText
     data: DataText
+    weekly: WeeklyText
+
+    def weekly_caption(self, caption: str) -> str:
+        """The weekly summary's caption: its heading, then the /progress caption."""
+        return f"{self.weekly.heading_html}\n\n{caption}"
 
     def night_label(self, night: date) -> str:
         """How a night is named in messages, e.g. "Mon 3 Nov" (plain text)."""
@@ -363,7 +389,9 @@ def load_diary_text(directory: Path) -> DiaryText:
     missing = sorted(set(DIARY_COMMANDS) - set(text.data.commands))
     if missing:
         raise ContentError(path, f"[data.commands] is missing {', '.join(map(repr, missing))}")
-    for where, caption in _sample_captions(text):
+    samples = list(_sample_captions(text))
+    samples += [(f"{where}, weekly", text.weekly_caption(caption)) for where, caption in samples]
+    for where, caption in samples:
         check_rendered(path, where, caption)
         length = telegram_length(caption)
         if length > MAX_CAPTION_LENGTH:

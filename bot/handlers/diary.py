@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, Final
 
@@ -39,7 +39,9 @@ from bot.diary.wake import (
     MIN_SLEEP_MINUTES,
     wake_time_after,
 )
+from bot.diary.weekly import WEEKLY_KIND, weekly_last_night
 from bot.diary.worker import ChartWorker
+from bot.dispatch import Composer, Outgoing
 from bot.handlers.common import edit_in_place, reply
 from bot.onboarding import format_clock
 from bot.storage import ClaimedDelivery, Person, Store
@@ -146,13 +148,33 @@ def checkin_settings_row(person: Person, content: Content) -> list[InlineKeyboar
     ]
 
 
+def weekly_settings_row(person: Person, content: Content) -> list[InlineKeyboardButton]:
+    """The /settings row of the weekly chart: its switch, and the day while it is on."""
+    words = diary_text(content).weekly
+    if not person.weekly_on:
+        return [InlineKeyboardButton(words.off_button, callback_data="dy:won")]
+    return [
+        InlineKeyboardButton(words.on_button, callback_data="dy:woff"),
+        InlineKeyboardButton(words.day_button, callback_data="dy:wday"),
+    ]
+
+
 def checkin_settings_line(person: Person, content: Content) -> str:
-    """The /settings line: on at which wake time, or off."""
+    """The /settings lines: the check-in on at which wake time, or off; the weekly chart."""
     words = diary_text(content).checkin
     if not person.checkin_on or person.checkin is None or person.bedtime is None:
+        line = words.settings_off_html
+    else:
+        wake = wake_time_after(person.bedtime, person.checkin.offset_minutes)
+        line = _fill(words.settings_on_html, wake_time=format_clock(wake))
+    return line + "\n" + weekly_settings_line(person, content)
+
+
+def weekly_settings_line(person: Person, content: Content) -> str:
+    words = diary_text(content).weekly
+    if not person.weekly_on or person.weekly is None:
         return words.settings_off_html
-    wake = wake_time_after(person.bedtime, person.checkin.offset_minutes)
-    return _fill(words.settings_on_html, wake_time=format_clock(wake))
+    return _fill(words.settings_on_html, day=escape(words.days[person.weekly.offset_minutes]))
 
 
 def diary_listing(entries: list[DiaryEntry], last_night: date, words: DiaryText) -> str:
@@ -231,14 +253,11 @@ def _night_rating(night: date, rating: int, words: DiaryText) -> dict[str, str]:
 # The scheduled morning check-in (through the dispatcher)
 
 
-Composer = Callable[[ClaimedDelivery], Awaitable[tuple[str, InlineKeyboardMarkup]]]
-
-
 def checkin_composer(store: Store, content: Content) -> Composer:
     """What the dispatcher sends for a due check-in: the question, or once per streak of
     three unanswered mornings the "turn check-ins off?" question instead."""
 
-    async def compose(delivery: ClaimedDelivery) -> tuple[str, InlineKeyboardMarkup]:
+    async def compose(delivery: ClaimedDelivery) -> Outgoing:
         words = diary_text(content)
         morning = await store.checkin_morning(delivery.chat_id, delivery.due_at)
         if morning is None:
@@ -249,11 +268,40 @@ def checkin_composer(store: Store, content: Content) -> Composer:
         if action is MorningAction.ASK_TO_STOP:
             await store.mark_checkin_stop_asked(delivery.chat_id, morning.morning)
             streak = max(unanswered_streak(morning.history), UNANSWERED_BEFORE_ASKING)
-            return ask_to_stop(streak, words)
+            return Outgoing(*ask_to_stop(streak, words))
         done = await store.done_reminder_kinds(delivery.chat_id, morning.night, morning.tz)
-        return question(morning.night, prefill_habits(done), words)
+        return Outgoing(*question(morning.night, prefill_habits(done), words))
 
     return compose
+
+
+def weekly_composer(store: Store, content: Content, worker: Callable[[], ChartWorker]) -> Composer:
+    """The weekly summary: the /progress chart and caption, with the weekly heading."""
+
+    async def compose(delivery: ClaimedDelivery) -> Outgoing:
+        person = await store.get_person(delivery.chat_id)
+        tz = _tz(person)
+        if tz is None:
+            raise LookupError(f"chat {delivery.chat_id} has no time zone for its summary")
+        words = diary_text(content)
+        last_night = weekly_last_night(delivery.due_at, tz)
+        png, caption = await _chart(store, worker(), delivery.chat_id, last_night, words)
+        return Outgoing(words.weekly_caption(caption), photo=png)
+
+    return compose
+
+
+async def _chart(
+    store: Store, worker: ChartWorker, chat_id: int, last_night: date, words: DiaryText
+) -> tuple[bytes, str]:
+    """The 4-week chart ending with ``last_night`` and its caption (/progress, weekly)."""
+    since = last_night - timedelta(days=CHART_NIGHTS - 1)
+    entries = recent_nights(
+        await store.diary(chat_id, since=since), last_night=last_night, count=CHART_NIGHTS
+    )
+    caption = render_caption(diary_insights(entries), words)
+    png = await worker.render(entries, last_night=last_night, labels=words.chart_labels())
+    return png, caption
 
 
 # --------------------------------------------------------------------------------------------
@@ -387,6 +435,9 @@ async def _word(update: Update, context: BotContext, word: str, person: Person |
         else:
             await _settings_again(update, context, person, words.turned_off_html)
         return
+    if word in ("won", "woff", "wday"):
+        await _weekly_word(update, context, word, person)
+        return
     if word in ("earlier", "later"):
         if person is None or person.checkin is None or person.bedtime is None:
             await reply(update, words.needs_bedtime_html)
@@ -417,8 +468,35 @@ async def _word(update: Update, context: BotContext, word: str, person: Person |
         await _settings_again(update, context, person, done)
 
 
+async def _weekly_word(
+    update: Update, context: BotContext, word: str, person: Person | None
+) -> None:
+    """The weekly chart's switch and day, from /settings."""
+    chat = update.effective_chat
+    assert chat is not None
+    words = diary_text(context.content)
+    store, now = context.store, context.clock.now()
+    if person is None or _tz(person) is None:
+        await reply(update, words.checkin.needs_timezone_html)
+        return
+    if word == "woff":
+        person = await store.set_weekly(chat.id, now, enabled=False)
+        await _settings_again(update, context, person, words.weekly.turned_off_html)
+        return
+    if word == "won":
+        person = await store.set_weekly(chat.id, now, enabled=True)
+        done = words.weekly.turned_on_html
+    else:  # "wday": the next day of the week
+        current = person.weekly.offset_minutes if person.weekly is not None else 6
+        person = await store.set_weekly(chat.id, now, weekday=(current + 1) % 7)
+        done = ""
+    assert person.weekly is not None
+    day = escape(words.weekly.days[person.weekly.offset_minutes])
+    await _settings_again(update, context, person, _fill(done, day=day) if done else None)
+
+
 async def _settings_again(
-    update: Update, context: BotContext, person: Person | None, done: str
+    update: Update, context: BotContext, person: Person | None, done: str | None
 ) -> None:
     """From /settings: the settings message shows the new switch, and a line confirms it."""
     from bot.handlers.settings import settings_view  # settings imports this module
@@ -426,7 +504,8 @@ async def _settings_again(
     query = update.callback_query
     if person is not None and query is not None:
         await edit_in_place(query, *settings_view(person, context.content, context.clock.now()))
-    await reply(update, done)
+    if done:
+        await reply(update, done)
 
 
 def onboarding_offer(person: Person, content: Content) -> tuple[str, InlineKeyboardMarkup]:
@@ -457,11 +536,12 @@ async def diary_command(update: Update, context: BotContext) -> None:
     await reply(update, diary_listing(entries, last_night, words))
 
 
-def chart_worker(context: BotContext) -> ChartWorker:
-    """The one chart process of this bot, started on the first /progress."""
-    worker = context.bot_data.get(CHART_WORKER_KEY)
+def chart_worker(bot_data: dict[Any, Any]) -> ChartWorker:
+    """The one chart process of this bot (in ``Application.bot_data``), started on the first
+    chart; /progress and the weekly summary share it."""
+    worker = bot_data.get(CHART_WORKER_KEY)
     if not isinstance(worker, ChartWorker):
-        worker = context.bot_data[CHART_WORKER_KEY] = ChartWorker()
+        worker = bot_data[CHART_WORKER_KEY] = ChartWorker()
     return worker
 
 
@@ -479,14 +559,9 @@ async def progress_command(update: Update, context: BotContext) -> None:
     words = diary_text(context.content)
     person = await context.store.get_person(chat.id)
     last_night = night_to_log(context.clock.now(), _tz(person) or UTC)
-    since = last_night - timedelta(days=CHART_NIGHTS - 1)
-    entries = recent_nights(
-        await context.store.diary(chat.id, since=since), last_night=last_night, count=CHART_NIGHTS
-    )
-    caption = render_caption(diary_insights(entries), words)
     try:
-        png = await chart_worker(context).render(
-            entries, last_night=last_night, labels=words.chart_labels()
+        png, caption = await _chart(
+            context.store, chart_worker(context.bot_data), chat.id, last_night, words
         )
     except Exception:
         log.exception("could not render the /progress chart")
@@ -511,6 +586,7 @@ async def send_export(update: Update, context: BotContext) -> None:
 
 __all__ = [
     "CHECKIN_KIND",
+    "WEEKLY_KIND",
     "checkin_command",
     "checkin_composer",
     "checkin_settings_line",
@@ -521,4 +597,6 @@ __all__ = [
     "onboarding_offer",
     "progress_command",
     "send_export",
+    "weekly_composer",
+    "weekly_settings_row",
 ]

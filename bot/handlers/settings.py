@@ -26,7 +26,12 @@ from bot import callback_data
 from bot.content import Content
 from bot.context import BotContext
 from bot.handlers.common import command_argument, edit_in_place, reply
-from bot.handlers.diary import checkin_settings_line, checkin_settings_row, send_export
+from bot.handlers.diary import (
+    checkin_settings_line,
+    checkin_settings_row,
+    send_export,
+    weekly_settings_row,
+)
 from bot.keyboards import diet_keyboard
 from bot.onboarding import (
     BEDTIME_CHOICES,
@@ -171,6 +176,7 @@ def settings_view(
             lines.extend(upcoming)
     lines.append(checkin_settings_line(person, content))
     rows.append(checkin_settings_row(person, content))
+    rows.append(weekly_settings_row(person, content))
     rows.append(
         [
             InlineKeyboardButton("Bedtime", callback_data=callback_data.settings("pick_bed")),

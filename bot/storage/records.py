@@ -39,10 +39,16 @@ class Person:
     reminders: tuple[ReminderSetting, ...]
     # The morning check-in (kind "checkin"); None until the person first switched it on.
     checkin: ReminderSetting | None = None
+    # The weekly summary (kind "weekly"; offset_minutes holds the weekday, 0 = Monday).
+    weekly: ReminderSetting | None = None
 
     @property
     def checkin_on(self) -> bool:
         return self.checkin is not None and self.checkin.enabled
+
+    @property
+    def weekly_on(self) -> bool:
+        return self.weekly is not None and self.weekly.enabled
 
     @property
     def ready(self) -> bool:

@@ -31,10 +31,11 @@ from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import eligibility, schedule
-from bot.diary import wake
+from bot.diary import wake, weekly
 from bot.diary.checkin import CheckinFact
 from bot.diary.models import HABIT_FOR_REMINDER, DiaryEntry, Habit, OnsetBucket
 from bot.diary.wake import CHECKIN_KIND
+from bot.diary.weekly import WEEKLY_KIND
 from bot.storage.dialects import (
     READ_ONLY,
     create_engine,
@@ -378,6 +379,28 @@ class Store:
 
         cancel = [CHECKIN_KIND] if enabled is False else None
         return await self._mutate(chat_id, now, change, kinds=(CHECKIN_KIND,), cancel_kinds=cancel)
+
+    async def set_weekly(
+        self,
+        chat_id: int,
+        now: datetime,
+        *,
+        enabled: bool | None = None,
+        weekday: int | None = None,
+    ) -> Person:
+        """The weekly summary (opt-in): on/off, and the morning it comes (0 = Monday)."""
+        if weekday is not None:
+            weekly.check_weekday(weekday)
+
+        def change(person: PersonRow, reminders: list[ReminderRow]) -> None:
+            row = next(r for r in reminders if r.kind == WEEKLY_KIND)
+            if enabled is not None:
+                row.enabled = enabled
+            if weekday is not None:
+                row.offset_minutes = weekday
+
+        cancel = [WEEKLY_KIND] if enabled is False else None
+        return await self._mutate(chat_id, now, change, kinds=(WEEKLY_KIND,), cancel_kinds=cancel)
 
     async def save_diary_entry(self, chat_id: int, entry: DiaryEntry) -> bool:
         """Log one night; a second entry for the same night replaces the first (the handler
@@ -928,7 +951,7 @@ class Store:
             wanted = set(self._offsets) if all_kinds else set(kinds)
             missing = sorted(wanted - {r.kind for r in reminders}, key=self._kind_sort_key)
             for kind in missing:
-                offset = self._offsets.get(kind, wake.DEFAULT_SLEEP_MINUTES)
+                offset = self._offsets.get(kind, _DIARY_DEFAULTS.get(kind, 0))
                 row = ReminderRow(chat_id=chat_id, kind=kind, enabled=True, offset_minutes=offset)
                 session.add(row)
                 reminders.append(row)
@@ -1010,7 +1033,7 @@ class Store:
             not person.subscribed
             or person.blocked_at is not None
             or not reminder.enabled
-            or (reminder.kind not in self._offsets and reminder.kind != CHECKIN_KIND)
+            or (reminder.kind not in self._offsets and reminder.kind not in _DIARY_DEFAULTS)
             or person.timezone is None
             or person.bedtime is None
         ):
@@ -1033,6 +1056,8 @@ class Store:
             assert person.bedtime is not None
             if reminder.kind == CHECKIN_KIND:
                 return _next_checkin(person, reminder.offset_minutes, tz, moment)
+            if reminder.kind == WEEKLY_KIND:
+                return weekly.next_weekly_at(reminder.offset_minutes, tz=tz, after=moment)
             return schedule.next_fire_at(
                 bedtime=person.bedtime,
                 weekend_bedtime=person.weekend_bedtime,
@@ -1065,13 +1090,21 @@ class Store:
             reminders=tuple(
                 ReminderSetting(r.kind, r.enabled, r.offset_minutes, r.next_fire_at)
                 for r in sorted(reminders, key=lambda r: self._kind_sort_key(r.kind))
-                if r.kind != CHECKIN_KIND
+                if r.kind not in _DIARY_DEFAULTS
             ),
             checkin=next(
                 (
                     ReminderSetting(r.kind, r.enabled, r.offset_minutes, r.next_fire_at)
                     for r in reminders
                     if r.kind == CHECKIN_KIND
+                ),
+                None,
+            ),
+            weekly=next(
+                (
+                    ReminderSetting(r.kind, r.enabled, r.offset_minutes, r.next_fire_at)
+                    for r in reminders
+                    if r.kind == WEEKLY_KIND
                 ),
                 None,
             ),
@@ -1086,6 +1119,12 @@ class Store:
 
 
 _JUST_BEFORE: Final = timedelta(microseconds=1)
+# The diary's scheduled kinds, beside the nightly reminders, and their row's default
+# ``offset_minutes``: the check-in's minutes after bedtime, the summary's weekday.
+_DIARY_DEFAULTS: Final[Mapping[str, int]] = {
+    CHECKIN_KIND: wake.DEFAULT_SLEEP_MINUTES,
+    WEEKLY_KIND: weekly.DEFAULT_WEEKDAY,
+}
 _UNFINISHED: Final = frozenset({DeliveryStatus.PENDING, DeliveryStatus.SENDING})
 _UNSENT: Final = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
 _OUTCOME_STATUS: Final = {
@@ -1335,6 +1374,8 @@ def _same_night(a: datetime, b: datetime, reminder: ReminderRow, tz: tzinfo) -> 
     def night(moment: datetime) -> object:
         if reminder.kind == CHECKIN_KIND:
             return wake.checkin_night(moment, sleep_minutes=offset, tz=tz)
+        if reminder.kind == WEEKLY_KIND:
+            return weekly.weekly_last_night(moment, tz)
         return schedule.reminder_night(moment, offset_minutes=offset, tz=tz)
 
     return night(a) == night(b)
