@@ -36,13 +36,13 @@ from bot.content import Content, default_content_dir, load_locales
 from bot.context import SERVICES_KEY, BotContext, Services, SleepApplication
 from bot.dispatch import Dispatcher
 from bot.flood import FloodGate
-from bot.handlers import articles, diet, errors, guard, language, reminders, safety, settings
+from bot.handlers import articles, diary, diet, errors, guard, language, reminders, safety, settings
 from bot.handlers.common import telegram_locale
 from bot.i18n import DEFAULT_LOCALE
 from bot.polling import Intake, Ownership
 from bot.ratelimit import FairRateLimiter
 from bot.replica import PollingTaken, Replica, inbox_store_update, send_budget
-from bot.storage import open_store
+from bot.storage import ClaimedDelivery, open_store
 from bot.timezones import preload as preload_timezones
 from bot.updates import ChatUpdateProcessor, Exempt, update_text
 from bot.web import StoreUpdate
@@ -79,6 +79,10 @@ COMMAND_NAMES: tuple[str, ...] = (
     "resume",
     "stop",
     "language",
+    # The diary's three: described by content/diary.toml [data.commands].
+    "checkin",
+    "diary",
+    "progress",
     "mydata",
     "deletedata",
     "about",
@@ -89,7 +93,11 @@ COMMAND_NAMES: tuple[str, ...] = (
 
 def commands(content: Content) -> list[tuple[str, str]]:
     """(command, description) in `content`'s language, for setMyCommands."""
-    return [(name, content.ui.text(f"command.{name}")) for name in COMMAND_NAMES]
+    diary_words = content.diary.data.commands  # the diary's own file describes its three
+    return [
+        (name, diary_words[name] if name in diary_words else content.ui.text(f"command.{name}"))
+        for name in COMMAND_NAMES
+    ]
 
 
 async def register_commands(bot: Any, locales: Mapping[str, Content]) -> None:
@@ -141,6 +149,9 @@ def register_handlers(application: SleepApplication) -> None:
     command("mydata", settings.mydata_command)
     command("deletedata", settings.deletedata_command)
     command("language", language.language_command)
+    command("checkin", diary.checkin_command)
+    command("diary", diary.diary_command)
+    command("progress", diary.progress_command)
     add(MessageHandler(filters.LOCATION & PRIVATE_MESSAGE, settings.location_message))
     add(CallbackQueryHandler(articles.mechanism_button, pattern=callback_data.MECHANISM))
     add(CallbackQueryHandler(articles.foods_button, pattern=callback_data.FOODS))
@@ -149,6 +160,7 @@ def register_handlers(application: SleepApplication) -> None:
     add(CallbackQueryHandler(settings.settings_button, pattern=callback_data.SETTINGS))
     add(CallbackQueryHandler(diet.diet_button, pattern=callback_data.DIET))
     add(CallbackQueryHandler(language.language_button, pattern=callback_data.LANGUAGE))
+    add(CallbackQueryHandler(diary.diary_button, pattern=callback_data.DIARY))
     # Last: whatever no pattern above accepted is stale or forged.
     add(CallbackQueryHandler(errors.stale_button))
     # Last: unknown commands and free text, after every CommandHandler had its chance, in
@@ -253,6 +265,10 @@ def build_app(
         services.background.add(task)
         task.add_done_callback(services.background.discard)
         if dispatch and application.job_queue is not None:
+
+            def content_of_delivery(delivery: ClaimedDelivery) -> Content:
+                return services.locales.get(delivery.locale or "", content)
+
             services.dispatcher = Dispatcher(
                 services.store,
                 application.bot,
@@ -264,6 +280,14 @@ def build_app(
                 allow_paid_broadcast=settings_.allow_paid_broadcast,
                 locales=services.locales,
                 snooze_minutes=settings_.snooze_minutes,
+                composers={
+                    diary.CHECKIN_KIND: diary.checkin_composer(services.store, content_of_delivery),
+                    diary.WEEKLY_KIND: diary.weekly_composer(
+                        services.store,
+                        content_of_delivery,
+                        lambda: diary.chart_worker(application.bot_data),
+                    ),
+                },
             )
             await services.dispatcher.start()
             job = services.dispatcher.run_job
@@ -284,6 +308,7 @@ def build_app(
             await services.dispatcher.stop()
 
     async def post_shutdown(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        diary.close_chart_worker(application.bot_data)
         if services._store is not None:
             await services._store.close()
 

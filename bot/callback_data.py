@@ -20,6 +20,9 @@ DIET: Final = re.compile(r"^diet:(pick|set|setup)(?::([a-z]{1,16}))?$")
 """pick: show the choices; set: choose (from /diet or settings); setup: the set-up question."""
 LANGUAGE: Final = re.compile(r"^lang:([a-z]{2,8})$")
 """A locale code, or "auto": follow Telegram's language again."""
+DIARY: Final = re.compile(r"^dy:")
+"""The sleep diary's buttons; the full pattern and parser are in ``bot.diary.callbacks``, and
+its handler answers data that fails them with a clear reply."""
 
 ReminderAction = Literal["done", "snooze", "why", "back", "off"]
 DietAction = Literal["pick", "set", "setup"]

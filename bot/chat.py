@@ -8,6 +8,7 @@ number. Time is simulated: `:wait 3h` moves the clock and runs the reminder disp
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sys
 import tempfile
@@ -134,6 +135,28 @@ class ChatSession:
                 self._render_message("bot (edited)", params)
             elif call.method == "answerCallbackQuery" and params.get("text"):
                 self.write(f"  [popup] {params['text']}")
+            elif call.method in ("sendPhoto", "sendDocument") and call.ok:
+                self._save_file(call)
+
+    def _save_file(self, call: Any) -> None:
+        """A photo (/progress's chart) or document (/mydata's export): saved to a file that
+        outlives the session, its path printed, its caption shown."""
+        result = call.result or {}
+        message = self.api.message(int(result["chat"]["id"]), int(result["message_id"]))
+        data = message.photo if message is not None and message.photo else None
+        name = "progress.png"
+        if data is None and message is not None and message.document:
+            data, name = message.document, message.file_name or "document"
+        if data is None:
+            return
+        handle, path = tempfile.mkstemp(prefix="sleepbot-", suffix="-" + Path(name).name)
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        kind = "photo" if call.method == "sendPhoto" else "file"
+        self.write(f"\nbot> [{kind} saved to {path}]")
+        caption = message.caption if message is not None else None
+        if caption:
+            self.write("     " + visible_text(caption).replace("\n", "\n     "))
 
     def _render_message(self, who: str, params: dict[str, Any]) -> None:
         text = str(params.get("text", ""))

@@ -31,6 +31,7 @@ from bot.content_schema import (
     check_unique,
     load_toml,
 )
+from bot.diary.text import DiaryText, load_diary_text
 from bot.i18n import DEFAULT_LOCALE, LOCALES, Catalogue, compare_locale, load_catalogue
 from bot.safety import MECHANISM_PAGE_PREFIX, Safety, Sources, load_safety, load_sources
 from bot.telegram_html import escape
@@ -311,6 +312,8 @@ class Content(Frozen):
     @property
     def locale(self) -> str:
         return self.ui.locale
+
+    diary: DiaryText  # content/diary.toml: the sleep diary's words (bot.diary.text)
 
     # -- look-ups ------------------------------------------------------------------------
 
@@ -704,6 +707,7 @@ def load_content(directory: Path, *, locale: str | None = None) -> Content:
         why_heading=reminders.why_heading,
         safety=safety,
         ui=ui,
+        diary=load_diary_text(directory),
     )
     for file_name, where, html in content.rendered_messages():
         check_rendered(directory / file_name, where, html)

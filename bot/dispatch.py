@@ -50,7 +50,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any, Final, Generic, Protocol, TypeVar
 
-from telegram import Bot, Message
+from telegram import Bot, InlineKeyboardMarkup, Message
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -149,6 +149,19 @@ class TickReport:
         return ", ".join(parts)
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """What a composer sends: a text message, or a photo with ``text`` as its caption."""
+
+    text: str
+    markup: InlineKeyboardMarkup | None = None
+    photo: bytes | None = None
+
+
+Composer = Callable[[ClaimedDelivery], Awaitable[Outgoing]]
+"""Builds a scheduled kind that is not a nightly reminder (the diary's morning check-in and
+weekly chart): given the claimed delivery, what to send."""
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -215,8 +228,10 @@ class Dispatcher:
         allow_paid_broadcast: bool = False,
         locales: Mapping[str, Content] | None = None,
         snooze_minutes: int = DEFAULT_SNOOZE_MINUTES,
+        composers: dict[str, Composer] | None = None,
     ) -> None:
-        """``batch_size`` reminders are materialised per transaction, ``claim_size``
+        """``composers`` render kinds other than the nightly reminders (by kind).
+        ``batch_size`` reminders are materialised per transaction, ``claim_size``
         deliveries claimed per transaction. ``sleep`` paces the heartbeat task (tests may
         pass their own; ``beat()`` also works on its own). ``locales``: the content of each
         locale a person may speak (default: only ``content``, which is also the fallback);
@@ -244,6 +259,7 @@ class Dispatcher:
         # ALLOW_PAID_BROADCAST: Telegram's paid broadcasts, up to 1,000 messages a second,
         # charged in Stars (bot/capacity.py's overload policy a). None leaves the field out.
         self._paid_broadcast: bool | None = True if allow_paid_broadcast else None
+        self.composers = dict(composers or {})
         # Per-chat pacing is the rate limiter's (bot/ratelimit.py); here a chat has one
         # reminder in flight at a time, so its reminders keep their order.
         self._busy_chats: set[int] = set()
@@ -259,6 +275,7 @@ class Dispatcher:
         self._records: _GroupCall[SendOutcome, RecordedOutcome] = _GroupCall(self._record_batch)
         self._tick_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self._beating = False
         self._last_beat: datetime | None = None
         self._last_reap: datetime | None = None
         self._next_purge_at: datetime | None = None
@@ -283,12 +300,15 @@ class Dispatcher:
         self._last_beat = now
 
     async def _heartbeat_forever(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             await self._sleep(self.heartbeat_every.total_seconds())
+            self._beating = True
             try:
                 await self.beat()
             except Exception:  # a database hiccup: the next beat may succeed
                 log.warning("dispatcher heartbeat failed", exc_info=True)
+            finally:
+                self._beating = False
 
     async def stop(self, drain_seconds: float = DRAIN_SECONDS) -> None:
         """Graceful stop (SIGTERM): claim nothing more, let requests on the wire finish,
@@ -315,7 +335,10 @@ class Dispatcher:
                     self._tick_task.cancel()
         await self._records.flush()  # outcomes first, so no sent message is released
         if self._heartbeat_task is not None:
-            self._heartbeat_task.cancel()
+            # Cancelled only while it sleeps: a beat cancelled mid-write is rolled back with a
+            # traceback in the log; a beat under way finishes and the loop then ends.
+            if not self._beating:
+                self._heartbeat_task.cancel()
             await asyncio.gather(self._heartbeat_task, return_exceptions=True)
         released = self._released_on_stop + await self.store.retire_dispatcher(self.owner)
         log.info("dispatcher stopped; %d unsent claims released for the next process", released)
@@ -550,18 +573,27 @@ class Dispatcher:
 
     async def _attempt(self, delivery: ClaimedDelivery, report: TickReport) -> SendOutcome | None:
         """The send itself; None when the last-moment check said no (nothing was sent)."""
-        content = self.content_for(delivery)
-        meal = content.meal(delivery.meal_id) if delivery.meal_id else None
+        composer = self.composers.get(delivery.kind)
         try:
-            text = content.render_reminder(delivery.kind, meal)
+            if composer is not None:
+                outgoing = await composer(delivery)
+            else:
+                content = self.content_for(delivery)
+                meal = content.meal(delivery.meal_id) if delivery.meal_id else None
+                text = content.render_reminder(delivery.kind, meal)
+                keyboard = reminder_keyboard(content, delivery.id, self.snooze_minutes)
+                outgoing = Outgoing(text, keyboard)
         except KeyError:
             return self._failed(delivery, f"unknown reminder kind {delivery.kind!r}")
+        except Exception as error:  # the database, for a composer: try again later
+            log.warning("could not prepare delivery %s", delivery.id, exc_info=True)
+            return self._retry(delivery, _backoff(delivery.attempts + 1), error)
 
         async def still_wanted() -> bool:
             return await self._still_wanted(delivery, report)
 
         try:
-            message = await self._send(delivery, text, still_wanted)
+            message = await self._send(delivery, outgoing, still_wanted)
         except Withdrawn:
             return None
         except RetryAfter as error:
@@ -609,32 +641,40 @@ class Dispatcher:
         )
 
     async def _send(
-        self, delivery: ClaimedDelivery, text: str, still_wanted: Callable[[], Awaitable[bool]]
+        self,
+        delivery: ClaimedDelivery,
+        outgoing: Outgoing,
+        still_wanted: Callable[[], Awaitable[bool]],
     ) -> Message | None:
         """Through the rate limiter's last-moment hook when it has one (the check then runs
         after the wait for a slot); otherwise check, then send. None: not wanted any more."""
-        markup = reminder_keyboard(self.content_for(delivery), delivery.id, self.snooze_minutes)
         bot = self.bot
+        extra: dict[str, Any] = {}
+        # ALLOW_PAID_BROADCAST (bot/capacity.py's overload policy a): charged in Stars.
+        if self._paid_broadcast:
+            extra["allow_paid_broadcast"] = True
         if isinstance(bot, ExtBot) and isinstance(bot.rate_limiter, FairRateLimiter):
             task = asyncio.current_task()
             if task in self._workers:
                 self._workers[task] = _PACING
-            return await bot.send_message(
-                delivery.chat_id,
-                text,
-                parse_mode=ParseMode.HTML,
-                reply_markup=markup,
-                allow_paid_broadcast=self._paid_broadcast,
-                rate_limit_args=replace(REMINDER_SEND, still_wanted=still_wanted),
-            )
-        if not await still_wanted():
+            extra["rate_limit_args"] = replace(REMINDER_SEND, still_wanted=still_wanted)
+        elif not await still_wanted():
             return None
+        if outgoing.photo is not None:
+            return await bot.send_photo(
+                delivery.chat_id,
+                outgoing.photo,
+                caption=outgoing.text,
+                parse_mode=ParseMode.HTML,
+                reply_markup=outgoing.markup,
+                **extra,
+            )
         return await bot.send_message(
             delivery.chat_id,
-            text,
+            outgoing.text,
             parse_mode=ParseMode.HTML,
-            reply_markup=markup,
-            allow_paid_broadcast=self._paid_broadcast,
+            reply_markup=outgoing.markup,
+            **extra,
         )
 
     async def _still_wanted(self, delivery: ClaimedDelivery, report: TickReport) -> bool:

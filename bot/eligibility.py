@@ -68,8 +68,19 @@ def nightly_reminder(state: DeliveryState) -> str | None:
     return None
 
 
+def morning_checkin(state: DeliveryState) -> str | None:
+    """The diary's morning check-in and weekly chart: off when switched off (/settings, or
+    "turn check-ins off?" answered yes); a pause covers the mornings before ``paused_until``."""
+    if state.kind_enabled is not True:  # no row: never switched on, or erased meanwhile
+        return TURNED_OFF
+    paused_until = state.recipient.paused_until if state.recipient else None
+    if paused_until is not None and state.due_at < paused_until:
+        return PAUSED
+    return None
+
+
 # Kinds with their own rule. Nightly reminder kinds come from content/ and use the default.
-RULES_BY_KIND: Final[dict[str, KindRule]] = {}
+RULES_BY_KIND: Final[dict[str, KindRule]] = {"checkin": morning_checkin, "weekly": morning_checkin}
 DEFAULT_RULE: Final[KindRule] = nightly_reminder
 
 

@@ -18,6 +18,7 @@ loop (from another thread use ``loop.call_soon_threadsafe``).
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import json
 import math
@@ -249,6 +250,10 @@ class StoredMessage:
     location: JSONDict | None = None
     edit_date: int | None = None
     reply_to_message_id: int | None = None
+    photo: bytes | None = None  # sendPhoto: the uploaded image, checked to be a PNG/JPEG
+    document: bytes | None = None  # sendDocument: the uploaded file
+    file_name: str | None = None
+    caption: str | None = None  # as sent (HTML included)
 
     @property
     def keyboard(self) -> list[list[JSONDict]]:
@@ -411,6 +416,24 @@ def _decode_value(name: str, value: str) -> Any:
     return value
 
 
+MAX_CAPTION_LENGTH: Final = 1024
+PNG_MAGIC: Final = b"\x89PNG\r\n\x1a\n"
+
+
+def _image_size(data: bytes) -> tuple[int, int]:
+    """Width and height of a PNG or JPEG that decodes fully; otherwise Telegram's refusal."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format not in ("PNG", "JPEG"):
+                raise _bad_request("IMAGE_PROCESS_FAILED")
+            image.load()  # decodes every pixel: a truncated file fails here
+            return image.size
+    except (UnidentifiedImageError, OSError, SyntaxError):
+        raise _bad_request("IMAGE_PROCESS_FAILED") from None
+
+
 def _json_response(status: int, payload: JSONDict) -> web.Response:
     return web.Response(
         status=status,
@@ -518,6 +541,8 @@ class FakeBotApi:
             "getMyShortDescription": self._get_my_short_description,
             "sendMessage": self._send_message,
             "sendLocation": self._send_location,
+            "sendPhoto": self._send_photo,
+            "sendDocument": self._send_document,
             "editMessageText": self._edit_message_text,
             "editMessageReplyMarkup": self._edit_message_reply_markup,
             "deleteMessage": self._delete_message,
@@ -860,6 +885,26 @@ class FakeBotApi:
             data["entities"] = msg.entities
         if msg.location is not None:
             data["location"] = msg.location
+        if msg.photo is not None:
+            width, height = _image_size(msg.photo)
+            data["photo"] = [
+                {
+                    "file_id": f"photo-{msg.chat_id}-{msg.message_id}",
+                    "file_unique_id": f"p{msg.chat_id}x{msg.message_id}",
+                    "width": width,
+                    "height": height,
+                    "file_size": len(msg.photo),
+                }
+            ]
+        if msg.document is not None:
+            data["document"] = {
+                "file_id": f"doc-{msg.chat_id}-{msg.message_id}",
+                "file_unique_id": f"d{msg.chat_id}x{msg.message_id}",
+                "file_name": msg.file_name or "file",
+                "file_size": len(msg.document),
+            }
+        if msg.caption is not None:
+            data["caption"] = msg.caption
         if msg.reply_markup is not None:
             data["reply_markup"] = msg.reply_markup
         return data
@@ -1018,6 +1063,72 @@ class FakeBotApi:
             reply_to_message_id=self._reply_target(call, chat),
         )
         self._store_bot_message(chat, msg, markup)
+        return self._message_json(msg)
+
+    def _upload(self, call: ApiCall, field: str) -> tuple[bytes, str | None]:
+        """The file sent as ``field``: a multipart part, directly or via ``attach://name``.
+        A file_id or URL string is refused: the fake serves no files."""
+        value = call.params.get(field)
+        if isinstance(value, str) and value.startswith("attach://"):
+            value = call.params.get(value.removeprefix("attach://"))
+        if value is None or isinstance(value, str | int | float | dict | list):
+            raise _bad_request(f"there is no {field} in the request")
+        handle = getattr(value, "file", None)
+        if handle is None:
+            raise _bad_request(f"there is no {field} in the request")
+        data = handle.read()
+        if not data:
+            raise _bad_request("file must be non-empty")
+        return bytes(data), getattr(value, "filename", None)
+
+    def _caption(self, call: ApiCall) -> str | None:
+        caption = call.params.get("caption")
+        if caption is None:
+            return None
+        caption = str(caption)
+        parse_mode = call.params.get("parse_mode") or None
+        if parse_mode == "HTML":
+            try:
+                visible = visible_text(caption)
+            except TelegramHTMLError as error:
+                raise _bad_request(f"can't parse entities: {error}") from None
+        else:
+            visible = caption
+        if utf16_length(visible) > MAX_CAPTION_LENGTH:
+            raise _bad_request("message caption is too long")
+        return caption
+
+    def _send_photo(self, call: ApiCall) -> JSONDict:
+        """Like Telegram, refuses what is not an image it can decode (IMAGE_PROCESS_FAILED)."""
+        chat = self._require_chat(call)
+        data, _ = self._upload(call, "photo")
+        _image_size(data)  # raises IMAGE_PROCESS_FAILED
+        msg = StoredMessage(
+            chat_id=chat.id,
+            message_id=chat.next_message_id(),
+            date=int(self._now()),
+            from_bot=True,
+            photo=data,
+            caption=self._caption(call),
+            reply_to_message_id=self._reply_target(call, chat),
+        )
+        self._store_bot_message(chat, msg, self._parse_markup(call))
+        return self._message_json(msg)
+
+    def _send_document(self, call: ApiCall) -> JSONDict:
+        chat = self._require_chat(call)
+        data, file_name = self._upload(call, "document")
+        msg = StoredMessage(
+            chat_id=chat.id,
+            message_id=chat.next_message_id(),
+            date=int(self._now()),
+            from_bot=True,
+            document=data,
+            file_name=file_name,
+            caption=self._caption(call),
+            reply_to_message_id=self._reply_target(call, chat),
+        )
+        self._store_bot_message(chat, msg, self._parse_markup(call))
         return self._message_json(msg)
 
     def _editable_message(self, call: ApiCall) -> StoredMessage:

@@ -221,6 +221,7 @@ class InboxWorker:
         # one short transaction even with many chats answered at once.
         self._done: list[int] = []
         self._done_now = asyncio.Event()
+        self._recorder_closing = False
 
     def wake(self) -> None:
         """New updates were stored (by the poller or a webhook endpoint)."""
@@ -232,6 +233,7 @@ class InboxWorker:
         self._wake.set()
 
     async def run(self) -> None:
+        self._recorder_closing = False
         recorder = asyncio.create_task(self._record_done(), name="inbox-done")
         try:
             while not self._stopping.is_set():
@@ -253,7 +255,10 @@ class InboxWorker:
         finally:
             if self._in_flight:
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
-            recorder.cancel()
+            # Not cancelled: a write cancelled half-way is rolled back with a traceback in the
+            # log. The recorder finishes the write in progress, if any, then returns.
+            self._recorder_closing = True
+            self._done_now.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await recorder
             await self._flush_done()  # what finished last is recorded before we return
@@ -263,6 +268,8 @@ class InboxWorker:
         while True:
             await self._done_now.wait()
             self._done_now.clear()
+            if self._recorder_closing:
+                return  # run() records what is left itself
             try:
                 await self._flush_done()
             except Exception:

@@ -28,6 +28,7 @@ instant; ``next_fire_at`` and ``upcoming`` report it once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Final
@@ -228,23 +229,7 @@ def next_occurrence(
     after: datetime | None = None,
     keep_due: bool = False,
 ) -> datetime:
-    """The next instant a reminder should fire: the scheduling policy in one place.
-
-    Starts strictly after max(now, paused_until, after). With ``keep_due`` (a settings change),
-    an occurrence already due but not yet handed to the dispatcher is kept rather than lost:
-    the search starts just before it instead of at ``now``. A night that already produced a
-    delivery (``last_due_at``) is never produced again, even if the bedtime or timezone moved
-    later that same evening. Whether the person wants reminders at all (subscribed, blocked,
-    kind enabled) is the caller's question: this answers only *when*.
-    """
-    start = now
-    current = state.next_fire_at
-    if keep_due and current is not None and current <= now:
-        start = current - _RESOLUTION
-    if state.paused_until is not None:
-        start = max(start, state.paused_until)
-    if after is not None:
-        start = max(start, after)
+    """The next instant a nightly reminder should fire (see ``next_occurrence_of``)."""
 
     def following(moment: datetime) -> datetime:
         return next_fire_at(
@@ -255,12 +240,43 @@ def next_occurrence(
             after=moment,
         )
 
+    def night(moment: datetime) -> object:
+        return reminder_night(moment, offset_minutes=state.offset_minutes, tz=state.tz)
+
+    return next_occurrence_of(following, night, state, now, after=after, keep_due=keep_due)
+
+
+def next_occurrence_of(
+    following: Callable[[datetime], datetime],
+    night: Callable[[datetime], object],
+    state: ReminderState,
+    now: datetime,
+    *,
+    after: datetime | None = None,
+    keep_due: bool = False,
+) -> datetime:
+    """The scheduling policy in one place, for any kind: ``following(t)`` is the kind's first
+    instant after t, ``night(t)`` names the night an instant belongs to.
+
+    Starts strictly after max(now, paused_until, after). With ``keep_due`` (a settings change),
+    an occurrence already due but not yet handed to the dispatcher is kept rather than lost:
+    the search starts just before it instead of at ``now``. A night that already produced a
+    delivery (``last_due_at``) is never produced again, even if the bedtime or timezone moved
+    later that same evening. Whether the person wants it at all (subscribed, blocked, kind
+    enabled) is the caller's question: this answers only *when*.
+    """
+    start = now
+    current = state.next_fire_at
+    if keep_due and current is not None and current <= now:
+        start = current - _RESOLUTION
+    if state.paused_until is not None:
+        start = max(start, state.paused_until)
+    if after is not None:
+        start = max(start, after)
     candidate = following(start)
     last = state.last_due_at
     for _ in range(3):  # at most one night is ever skipped; the bound is defensive
-        if last is None or not (
-            candidate <= last or same_night(candidate, last, state.offset_minutes, state.tz)
-        ):
+        if last is None or not (candidate <= last or night(candidate) == night(last)):
             break
         candidate = following(candidate)
     return candidate

@@ -25,6 +25,11 @@ from typing import Any, Final
 
 from bot.i18n import LOCALES, MIRRORED_FILES, UI_FILE
 
+# Translated per locale but not compared key for key (its plural and date forms differ).
+DIARY_FILE = "diary.toml"
+# Lists of words shown to people (diary.toml: month and weekday names, buttons, days).
+WORD_LISTS = frozenset({"months", "weekdays", "days", "rating_buttons"})
+
 DATA_KEYS: Final = frozenset({"id", "slug", "kind", "source", "url", "page", "rule"})
 _PLAIN: Final = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _ACCENTED: Final = "áƀçđéƒĝĥíĵķĺɱñóþʠŕšţúṽŵẋýžÁƁÇĐÉƑĜĤÍĴĶĹṀÑÓÞǪŔŠŢÚṼŴẊÝŽ"
@@ -63,7 +68,9 @@ def pseudo(text: str) -> str:
 def _transform(node: Any, key: str = "") -> Any:
     if isinstance(node, dict):
         return {name: _transform(value, name) for name, value in node.items()}
-    if isinstance(node, list):  # lists hold data (aliases, diets, patterns) or tables
+    if isinstance(node, list):  # lists hold data (aliases, diets, patterns) or tables...
+        if key in WORD_LISTS:  # ...or words the bot shows
+            return [pseudo(item) for item in node]
         return [_transform(item, key) if isinstance(item, dict) else item for item in node]
     if isinstance(node, str) and key not in DATA_KEYS:
         return pseudo(node)
@@ -114,7 +121,7 @@ def build_pseudo_content(source: Path, target: Path) -> Path:
     """content/ with every text pseudo-transformed, in `target`; every locale's folder gets
     the same pseudo text (with its own plural rule), so no real translation can leak through."""
     shutil.copytree(source, target)
-    for name in MIRRORED_FILES:
+    for name in (*MIRRORED_FILES, DIARY_FILE):
         data = tomllib.loads((source / name).read_text(encoding="utf-8"))
         (target / name).write_text(_toml(_transform(data)), encoding="utf-8")
         for locale in LOCALES[1:]:
@@ -151,6 +158,6 @@ def foreign_words(text: str, data: Iterable[str]) -> list[str]:
     found = []
     for token in _LETTERS.findall(visible):
         for run in re.findall(rf"[^{_ACCENTED}]+", token):
-            if run not in allowed:
+            if run not in allowed and not run.isnumeric():  # "1½ oz": a number, not a word
                 found.append(run)
     return found

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -151,3 +153,20 @@ async def test_chat_survives_pressing_a_button_an_edit_removed(tmp_path: Path) -
     )
     assert "Done." in transcript
     assert "(no button 2" in transcript or "is gone" in transcript
+
+
+async def test_chat_logs_a_night_and_saves_the_progress_chart(tmp_path: Path) -> None:
+    transcript = await scripted_chat(
+        ["/timezone UTC", "/checkin", "4", "8", "/progress", ":quit"], tmp_path
+    )
+    assert "How did you sleep" in transcript
+    assert "Saved: night of" in transcript
+    match = re.search(r"\[photo saved to (\S+\.png)\]", transcript)
+    assert match is not None, transcript
+    saved = Path(match.group(1))
+    try:
+        head = await asyncio.to_thread(saved.read_bytes)
+        assert head.startswith(b"\x89PNG\r\n\x1a\n")
+        assert "Your last 4 weeks: 1 night logged" in transcript
+    finally:
+        await asyncio.to_thread(saved.unlink)

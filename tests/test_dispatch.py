@@ -618,3 +618,34 @@ async def test_history_is_purged_hourly_after_the_retention_period(h: Harness) -
     await h.tick_at(berlin(13, 19, 31))  # the 11th's is now more than two days old
     kept = [d["due_at"] for d in await h.deliveries()]
     assert kept == [berlin(12, 18, 30).isoformat(), berlin(13, 18, 30).isoformat()]
+
+
+async def test_stop_lets_a_heartbeat_under_way_finish_instead_of_cancelling_it(
+    h: Harness,
+) -> None:
+    """A beat cancelled mid-write is rolled back with a traceback in the log (seen once at
+    shutdown under load); stop() waits for it instead, then ends the loop."""
+    gate, entered = asyncio.Event(), asyncio.Event()
+    real_heartbeat = h.store.heartbeat
+    finished: list[str] = []
+
+    async def slow_heartbeat(owner: str, now: datetime) -> None:
+        entered.set()
+        await gate.wait()
+        await real_heartbeat(owner, now)
+        finished.append(owner)
+
+    async def no_pause(seconds: float) -> None:
+        await asyncio.sleep(0)
+
+    dispatcher = h.new_dispatcher(sleep=no_pause)
+    await dispatcher.start()
+    h.store.heartbeat = slow_heartbeat  # type: ignore[method-assign]
+    try:
+        await entered.wait()  # the loop's next beat is now inside the store
+        stopping = asyncio.create_task(dispatcher.stop(drain_seconds=0.1))
+        gate.set()  # set before stop() runs: an old-style cancel would still land mid-beat
+        await stopping
+    finally:
+        h.store.heartbeat = real_heartbeat  # type: ignore[method-assign]
+    assert finished == [dispatcher.owner]  # completed, not cancelled half-way

@@ -98,8 +98,12 @@ async def test_settings_prompts_and_errors_speak_chinese(bot: BotHarness) -> Non
     assert "时区：Asia/Shanghai（UTC+08:00）" in summary
     assert "今晚的餐食建议：就寝前 4 小时" in summary
     assert "接下来的提醒（你的当地时间）：" in summary
-    labels = [label for label, _ in bot.last(ADA).buttons]
+    [edit] = [call for call in calls if call.method == "editMessageText"]
+    rows = edit.params["reply_markup"]["inline_keyboard"]
+    labels = [button["text"] for row in rows for button in row]
     assert "暂停 1 晚" in labels and "暂停 7 晚" in labels and "停止所有提醒" in labels
+    # Then the last, optional step: the morning check-in, offered in Chinese too.
+    assert [label for label, _ in bot.last(ADA).buttons] == ["好，问我吧", "不用了，谢谢"]
 
 
 async def test_reminders_go_out_in_the_persons_language_with_the_configured_snooze(

@@ -43,6 +43,8 @@ def shown(call: ApiCall) -> list[str]:
     found: list[str] = []
     if call.method in {"sendMessage", "editMessageText"}:
         found.append(str(params.get("text", "")))
+    if call.method in {"sendPhoto", "sendDocument"} and params.get("caption"):
+        found.append(str(params["caption"]))
     if call.method == "answerCallbackQuery" and params.get("text"):
         found.append(str(params["text"]))
     if call.method == "setMyCommands":
@@ -112,6 +114,17 @@ async def walk(bot: BotHarness) -> None:
     await press(bot, ADA, "set:bed:2230")
     await send(ADA, "carnivore")
     await press(bot, ADA, "diet:setup:vegetarian")
+    # The sleep diary: the set-up's check-in offer, a night logged by hand, replaced, listed,
+    # charted; its /settings switches; a forged button.
+    await press(bot, ADA, "dy:yes")
+    await send(ADA, "/checkin")
+    await press(bot, ADA, button_data(bot, ADA, "dy:e:"))  # a rating: the details step
+    await press(bot, ADA, button_data(bot, ADA, "dy:e:"))  # a habit toggled
+    await press(bot, ADA, button_data(bot, ADA, "dy:s:"))  # saved
+    await send(ADA, "/checkin")  # the night is logged: replace it?
+    await press(bot, ADA, button_data(bot, ADA, "dy:k:"))
+    for command in ("/diary", "/progress"):
+        await send(ADA, command)
     # Settings and every button on it.
     await send(ADA, "/settings")
     for data in ("set:toggle:meal", "set:toggle:meal", "set:earlier:meal", "set:later:meal"):
@@ -125,6 +138,8 @@ async def walk(bot: BotHarness) -> None:
     await press(bot, ADA, "diet:pick")
     await press(bot, ADA, "diet:set:vegan")
     await press(bot, ADA, "set:view")
+    for data in ("dy:earlier", "dy:later", "dy:won", "dy:wday", "dy:woff", "dy:off", "dy:on"):
+        await press(bot, ADA, data)
     await press(bot, ADA, "set:pause:1")
     await press(bot, ADA, "set:resume")
     await press(bot, ADA, "set:ask_tz")
@@ -168,7 +183,7 @@ async def walk(bot: BotHarness) -> None:
     ):
         await send(ADA, text)
     # Buttons that are stale, forged, or someone else's; an error on our side.
-    for data in ("nav:bogus", "rem:done:999999", "lang:xx", "set:frobnicate"):
+    for data in ("nav:bogus", "rem:done:999999", "lang:xx", "set:frobnicate", "dy:e:x"):
         bot.clock.advance(timedelta(seconds=1))
         await bot.press(ADA, bot.last(ADA).message_id, data, check=False)
     bot.api.fail_next("sendMessage", error_code=500, description="Internal Server Error")
@@ -214,6 +229,7 @@ async def test_every_word_the_bot_sends_comes_from_the_catalogue(pseudo_bot: Bot
         "editMessageText",
         "answerCallbackQuery",
         "setMyCommands",
+        "sendPhoto",  # /progress: the chart's caption
     } <= methods
     assert sum(1 for _, text in texts if OPEN in text) > 150  # the walk really saw the catalogue
     data = data_words(bot)

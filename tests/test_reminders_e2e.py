@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from bot.app import StartupError
-from bot.fake_telegram import ApiCall, FakeBotApi
+from bot.fake_telegram import ApiCall, FakeBotApi, StoredMessage
 from bot.telegram_html import visible_text
 from tests.catalogue import NOT_YOURS
 from tests.conftest import TEST_TOKEN
@@ -40,6 +40,12 @@ def _buttons(call: ApiCall) -> list[tuple[str, str]]:
     markup = call.params.get("reply_markup") or {}
     rows = markup.get("inline_keyboard", []) if isinstance(markup, dict) else []
     return [(b["text"], b.get("callback_data", "")) for row in rows for b in row]
+
+
+def fake_api_message(bot: BotHarness, message_id: int) -> StoredMessage:
+    message = bot.api.message(ADA, message_id)
+    assert message is not None
+    return message
 
 
 async def onboard(bot: BotHarness, chat_id: int = ADA, tz: str = "Europe/Berlin") -> None:
@@ -76,9 +82,13 @@ async def test_onboarding_from_start_lists_tonights_reminders_in_local_time(
         "Skip (I eat everything)",
     ]  # fmt: skip
     await bot.press_label(ADA, "Vegetarian")
-    summary = visible_text(bot.last(ADA).raw_text or "")
+    edited = fake_api_message(bot, question.message_id)  # edited in place
+    summary = visible_text(edited.raw_text or "")
     assert summary.startswith("✅ You're set up.")
-    assert bot.last(ADA).message_id == question.message_id  # edited in place, no new message
+    # Then one new message: the optional morning check-in (the sleep diary, issue 9).
+    offer = bot.last(ADA)
+    assert offer.message_id == question.message_id + 1
+    assert [data for _, data in offer.buttons] == ["dy:yes", "dy:skip"]
     assert "Bedtime: 22:30" in summary
     assert "Meal ideas for: vegetarian" in summary
     assert "today 18:30 — Tonight's meal idea" in summary

@@ -17,7 +17,7 @@ from itertools import product
 from pathlib import Path
 from typing import Annotated, Final
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from bot.content_schema import (
     PLACEHOLDER,
@@ -59,8 +59,54 @@ _ALLOWED_PLACEHOLDERS: Final[Mapping[str, frozenset[str]]] = {
     "association_html": frozenset(),
 }
 _TICK_PLACEHOLDERS: Final = frozenset({"day", "month", "month_number"})
+_NIGHT_FORMAT_PLACEHOLDERS: Final = frozenset({"weekday", "day", "month", "month_number"})
+_NIGHT_RATING: Final = frozenset({"night", "rating", "max_rating"})
+_NONE: Final = frozenset[str]()
+_BOT_PLACEHOLDERS: Final[Mapping[str, Mapping[str, frozenset[str]]]] = {
+    "checkin": {
+        "question_html": frozenset({"night"}),
+        "details_html": _NIGHT_RATING,
+        "saved_html": _NIGHT_RATING,
+        "replace_question_html": _NIGHT_RATING,
+        "kept_html": _NONE,
+        "ask_stop_html": frozenset({"count"}),
+        "stopped_html": _NONE,
+        "keep_asking_html": _NONE,
+        "invalid_html": _NONE,
+        "needs_timezone_html": _NONE,
+        "needs_bedtime_html": _NONE,
+        "settings_on_html": frozenset({"wake_time"}),
+        "settings_off_html": _NONE,
+        "turned_on_html": frozenset({"wake_time"}),
+        "turned_off_html": _NONE,
+        "onboarding_question_html": frozenset({"wake_time"}),
+    },
+    "diary": {
+        "heading_html": frozenset({"count", "nights_logged"}),
+        "line_html": frozenset({"night", "rating", "max_rating", "habits", "onset"}),
+        "missing_html": frozenset({"night"}),
+        "empty_html": _NONE,
+        "onset_html": frozenset({"onset"}),
+    },
+    "weekly": {
+        "heading_html": _NONE,
+        "settings_on_html": frozenset({"day"}),
+        "settings_off_html": _NONE,
+        "turned_on_html": frozenset({"day"}),
+        "turned_off_html": _NONE,
+    },
+    "data": {
+        "progress_failed_html": _NONE,
+        "export_caption_html": _NONE,
+        "about_html": _NONE,
+    },
+}
+DIARY_COMMANDS: Final = ("checkin", "diary", "progress")
+"""The diary's commands; their menu descriptions live in [data.commands]."""
 
 SingleLine = Annotated[PlainText, Field(max_length=80)]
+Spaced = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1, max_length=80)]
+"""A fragment whose leading/trailing spaces matter (a separator, an appended clause)."""
 
 
 class PluralForms(Frozen):
@@ -103,6 +149,77 @@ class ChartText(Frozen):
     months: tuple[SingleLine, ...] = Field(min_length=12, max_length=12)
 
 
+class CheckinText(Frozen):
+    """The morning check-in and /checkin: the question, the buttons, the replies."""
+
+    question_html: Html
+    rating_buttons: tuple[Label, ...] = Field(min_length=5, max_length=5)
+    details_html: Html
+    save_button: Label
+    saved_html: Html
+    replace_question_html: Html
+    replace_button: Label
+    keep_button: Label
+    kept_html: Html
+    ask_stop_html: Html
+    keep_asking_button: Label
+    stop_asking_button: Label
+    stopped_html: Html
+    keep_asking_html: Html
+    invalid_html: Html
+    needs_timezone_html: Html
+    needs_bedtime_html: Html
+    settings_on_html: Html
+    settings_off_html: Html
+    settings_on_button: Label
+    settings_off_button: Label
+    earlier_button: Label
+    later_button: Label
+    turned_on_html: Html
+    turned_off_html: Html
+    onboarding_question_html: Html
+    onboarding_yes_button: Label
+    onboarding_no_button: Label
+
+
+class DiaryListText(Frozen):
+    """/diary: the last 14 nights as text, one line each."""
+
+    heading_html: Html
+    line_html: Html
+    missing_html: Html
+    empty_html: Html
+    onset_html: Spaced
+    habit_separator: Spaced = ", "
+    no_habits: SingleLine
+    night_format: SingleLine
+    weekdays: tuple[SingleLine, ...] = Field(min_length=7, max_length=7)
+
+
+class WeeklyText(Frozen):
+    """The weekly summary: its caption heading and its /settings switch."""
+
+    heading_html: Html
+    settings_on_html: Html
+    settings_off_html: Html
+    on_button: Label
+    off_button: Label
+    day_button: Label
+    turned_on_html: Html
+    turned_off_html: Html
+    days: tuple[SingleLine, ...] = Field(min_length=7, max_length=7)
+
+
+class DataText(Frozen):
+    """/progress and /mydata's export."""
+
+    progress_failed_html: Html
+    export_caption_html: Html
+    export_file_name: SingleLine
+    about_html: Html
+    commands: dict[str, SingleLine]
+
+
 class DiaryText(Frozen):
     """content/diary.toml, validated; the look-ups below never fail once it is loaded."""
 
@@ -111,6 +228,24 @@ class DiaryText(Frozen):
     onset: dict[OnsetBucket, Label]
     caption: CaptionText
     chart: ChartText
+    checkin: CheckinText
+    diary: DiaryListText
+    data: DataText
+    weekly: WeeklyText
+
+    def weekly_caption(self, caption: str) -> str:
+        """The weekly summary's caption: its heading, then the /progress caption."""
+        return f"{self.weekly.heading_html}\n\n{caption}"
+
+    def night_label(self, night: date) -> str:
+        """How a night is named in messages, e.g. "Mon 3 Nov" (plain text)."""
+        return _fill(
+            self.diary.night_format,
+            weekday=self.diary.weekdays[night.weekday()],
+            day=str(night.day),
+            month=self.chart.months[night.month - 1],
+            month_number=str(night.month),
+        )
 
     def habit_label(self, habit: Habit) -> str:
         return self.habit[habit].label
@@ -242,7 +377,21 @@ def load_diary_text(directory: Path) -> DiaryText:
         _check_placeholders(path, f"caption {name}", template, allowed)
         check_html(path, f"caption {name}", template)
     _check_placeholders(path, "chart night_tick", text.chart.night_tick, _TICK_PLACEHOLDERS)
-    for where, caption in _sample_captions(text):
+    for section, fields in _BOT_PLACEHOLDERS.items():
+        for name, allowed in fields.items():
+            template = getattr(getattr(text, section), name)
+            _check_placeholders(path, f"{section} {name}", template, allowed)
+            if name.endswith("_html"):
+                check_html(path, f"{section} {name}", template)
+    _check_placeholders(
+        path, "diary night_format", text.diary.night_format, _NIGHT_FORMAT_PLACEHOLDERS
+    )
+    missing = sorted(set(DIARY_COMMANDS) - set(text.data.commands))
+    if missing:
+        raise ContentError(path, f"[data.commands] is missing {', '.join(map(repr, missing))}")
+    samples = list(_sample_captions(text))
+    samples += [(f"{where}, weekly", text.weekly_caption(caption)) for where, caption in samples]
+    for where, caption in samples:
         check_rendered(path, where, caption)
         length = telegram_length(caption)
         if length > MAX_CAPTION_LENGTH:

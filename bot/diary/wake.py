@@ -116,3 +116,35 @@ def next_checkin_at(
         instant = on(night)
         if instant > after:
             return night, instant
+
+
+CHECKIN_KIND: Final = "checkin"
+"""The morning check-in's kind in the reminders and deliveries tables (next to meal, ...)."""
+DEFAULT_SLEEP_MINUTES: Final = int(DEFAULT_SLEEP.total_seconds()) // 60
+MIN_SLEEP_MINUTES: Final = 60
+MAX_SLEEP_MINUTES: Final = 16 * 60
+
+
+def wake_time_after(bedtime: time, sleep_minutes: int) -> time:
+    """The wall-clock wake time ``sleep_minutes`` after ``bedtime`` (across midnight).
+
+    The store keeps the check-in's wake time as minutes after the weekday bedtime, so a new
+    bedtime moves the wake time with it, as the default (bedtime + 8 h) does.
+    """
+    return _clock(_minutes(bedtime) + timedelta(minutes=sleep_minutes))
+
+
+def sleep_minutes_between(bedtime: time, wake_time: time) -> int:
+    """The inverse of ``wake_time_after``: minutes from bedtime to the next ``wake_time``."""
+    minutes = int(((_minutes(wake_time) - _minutes(bedtime)) % _DAY).total_seconds()) // 60
+    return minutes or 24 * 60
+
+
+def checkin_night(instant: datetime, *, sleep_minutes: int, tz: tzinfo) -> date:
+    """The night a check-in sent at ``instant`` asks about: the evening of the bedtime
+    ``sleep_minutes`` before it (the bedtime rule of ``bot.schedule``: before noon belongs
+    to the evening before). Needs no bedtimes, so it survives a change of bedtime."""
+    if instant.utcoffset() is None:
+        raise ValueError(f"instant must be an aware datetime, got {instant!r}")
+    bed = instant.astimezone(tz).replace(tzinfo=None) - timedelta(minutes=sleep_minutes)
+    return bed.date() if bed.time() >= time(12) else bed.date() - _DAY

@@ -12,6 +12,7 @@ from bot import callback_data
 from bot.content import DIETS
 from bot.context import BotContext
 from bot.handlers.common import command_argument, content_for, edit_in_place, reply
+from bot.handlers.diary import onboarding_offer
 from bot.handlers.settings import AWAITING, SET_UP, settings_view, with_headline
 from bot.keyboards import diet_keyboard
 
@@ -76,6 +77,8 @@ async def diet_button(update: Update, context: BotContext) -> None:
             context.user_data.pop(AWAITING, None)
         text, markup = settings_view(person, content, now)
         await edit_in_place(query, with_headline(content, SET_UP, text), markup)
+        if person.bedtime is not None and not person.checkin_on:
+            await reply(update, *onboarding_offer(person, content))  # the last, optional step
         return
     keyboard = diet_keyboard(content, "set", current=person.diet, back=person.ready)
     await edit_in_place(query, content.render_diet_saved(person.diet), keyboard)

@@ -29,10 +29,13 @@ PERSONAL_COMMANDS: Final = (
     "mydata",
     "deletedata",
     "language",
+    "checkin",
+    "diary",
+    "progress",
 )
 # /start's deep links that open the set-up (t.me/<bot>?start=setup).
 PERSONAL_START: Final = re.compile(r"^/start(?:@\w+)?\s+(?:setup|settings)\b", re.IGNORECASE)
-PERSONAL_BUTTONS: Final = re.compile(r"^(?:set:|rem:|lang:|nav:(?:setup|settings)$)")
+PERSONAL_BUTTONS: Final = re.compile(r"^(?:set:|rem:|lang:|dy:|nav:(?:setup|settings)$)")
 
 
 async def private_only(update: Update, context: BotContext) -> None:

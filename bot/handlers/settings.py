@@ -33,6 +33,12 @@ from bot.handlers.common import (
     reply,
     telegram_locale,
 )
+from bot.handlers.diary import (
+    checkin_settings_line,
+    checkin_settings_row,
+    send_export,
+    weekly_settings_row,
+)
 from bot.i18n import Raw
 from bot.keyboards import diet_keyboard
 from bot.onboarding import (
@@ -194,6 +200,9 @@ def settings_view(
         if upcoming:
             lines.append("\n" + ui.text("settings.next_heading_html"))
             lines.extend(upcoming)
+    lines.append(checkin_settings_line(person, content))
+    rows.append(checkin_settings_row(person, content))
+    rows.append(weekly_settings_row(person, content))
     rows.append(
         [
             InlineKeyboardButton(
@@ -622,6 +631,7 @@ async def mydata_command(update: Update, context: BotContext) -> None:
         )
         footer = "\n" + ui.text("data.erase_footer_html") if number == len(parts) else ""
         await reply(update, f"{heading}\n<pre>{html.escape(part)}</pre>{footer}")
+    await send_export(update, context)
 
 
 async def deletedata_command(update: Update, context: BotContext) -> None:

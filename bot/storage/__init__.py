@@ -8,6 +8,7 @@ from bot.storage.inbox import Claimant, Inbox, IncomingUpdate, StoredUpdate
 from bot.storage.migrate import upgrade_to_head
 from bot.storage.models import DIETS, DeliveryStatus
 from bot.storage.records import (
+    CheckinMorning,
     ClaimedDelivery,
     ClaimResult,
     DeadClaims,
@@ -25,6 +26,7 @@ from bot.storage.repository import MEAL_KIND, Store, open_store
 __all__ = [
     "DIETS",
     "MEAL_KIND",
+    "CheckinMorning",
     "ClaimResult",
     "Claimant",
     "ClaimedDelivery",

@@ -6,13 +6,14 @@ compares the two), so a change here needs a new migration next to it.
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import date, datetime, time
 from typing import Final, cast
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -94,6 +95,9 @@ class PersonRow(Base):
     recent_meals: Mapped[list[str]] = mapped_column(
         JSONStringList, default=list, server_default="[]"
     )
+    # The morning the check-in last asked "turn check-ins off?" (bot.diary.checkin): asked
+    # once per streak of unanswered mornings (migration 0008_diary).
+    checkin_stop_asked_on: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -207,6 +211,37 @@ class InboxRow(Base):
     owner: Mapped[str | None] = mapped_column(String(64))
 
 
+class DiaryEntryRow(Base):
+    """One night of the sleep diary (bot.diary.models.DiaryEntry): one row per person per night.
+
+    ``night`` is the evening date the night began. The habit columns are named after
+    ``bot.diary.models.Habit`` values. Kept until the person deletes them (/deletedata, the
+    person row's cascade); never purged.
+    """
+
+    __tablename__ = "diary_entries"
+    __table_args__ = (
+        UniqueConstraint("chat_id", "night"),
+        CheckConstraint("rating BETWEEN 1 AND 5", name="rating"),
+        CheckConstraint(
+            "onset IS NULL OR onset IN ('lt15', '15to30', '30to60', 'gt60')", name="onset"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    chat_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("people.chat_id", ondelete="CASCADE")
+    )
+    night: Mapped[date] = mapped_column(Date)
+    rating: Mapped[int] = mapped_column(Integer)
+    dimmed_lights: Mapped[bool] = mapped_column(Boolean)
+    no_intense_exercise: Mapped[bool] = mapped_column(Boolean)
+    b12_dinner: Mapped[bool] = mapped_column(Boolean)
+    onset: Mapped[str | None] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 # Core Table objects, typed as such, for bulk statements that bypass the ORM.
 PEOPLE: Final = cast(Table, PersonRow.__table__)
 REMINDERS: Final = cast(Table, ReminderRow.__table__)
@@ -234,3 +269,4 @@ class ConversationRow(Base):
 
 
 CONVERSATIONS: Final = cast(Table, ConversationRow.__table__)
+DIARY: Final = cast(Table, DiaryEntryRow.__table__)

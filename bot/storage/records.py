@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Literal
+
+from bot.diary.checkin import CheckinFact
 
 # (diet, recent meal ids oldest first) -> the meal id to suggest tonight, or None.
 MealChooser = Callable[[str, Sequence[str]], str | None]
@@ -43,6 +45,19 @@ class Person:
         """The locale reminders go out in: the choice, else Telegram's; None = the default."""
         return self.language or self.telegram_language
 
+    # The morning check-in (kind "checkin"); None until the person first switched it on.
+    checkin: ReminderSetting | None = None
+    # The weekly summary (kind "weekly"; offset_minutes holds the weekday, 0 = Monday).
+    weekly: ReminderSetting | None = None
+
+    @property
+    def checkin_on(self) -> bool:
+        return self.checkin is not None and self.checkin.enabled
+
+    @property
+    def weekly_on(self) -> bool:
+        return self.weekly is not None and self.weekly.enabled
+
     @property
     def ready(self) -> bool:
         """Reminders can only be scheduled once both the timezone and the bedtime are known."""
@@ -50,6 +65,17 @@ class Person:
 
     def reminder(self, kind: str) -> ReminderSetting | None:
         return next((r for r in self.reminders if r.kind == kind), None)
+
+
+@dataclass(frozen=True)
+class CheckinMorning:
+    """What one morning check-in needs to know (``Store.checkin_morning``)."""
+
+    night: date  # the night it asks about (evening date)
+    morning: date  # the local date it is sent on
+    tz: tzinfo
+    history: tuple[CheckinFact, ...]  # earlier check-ins sent, oldest first
+    asked_to_stop_on: date | None
 
 
 @dataclass(frozen=True)

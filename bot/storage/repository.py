@@ -25,13 +25,18 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Final
 
 from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import eligibility, schedule
+from bot.diary import wake, weekly
+from bot.diary.checkin import CheckinFact
+from bot.diary.models import HABIT_FOR_REMINDER, DiaryEntry, Habit, OnsetBucket
+from bot.diary.wake import CHECKIN_KIND
+from bot.diary.weekly import WEEKLY_KIND
 from bot.storage.conversation import Conversations, erase_owner
 from bot.storage.dialects import (
     READ_ONLY,
@@ -44,16 +49,19 @@ from bot.storage.inbox import Inbox, erase_chat
 from bot.storage.migrate import upgrade_to_head
 from bot.storage.models import (
     DELIVERIES,
+    DIARY,
     DIETS,
     DISPATCHERS,
     PEOPLE,
     ConversationRow,
     DeliveryRow,
     DeliveryStatus,
+    DiaryEntryRow,
     PersonRow,
     ReminderRow,
 )
 from bot.storage.records import (
+    CheckinMorning,
     ClaimedDelivery,
     ClaimResult,
     DeadClaims,
@@ -311,6 +319,7 @@ class Store:
             conversation = await session.scalars(
                 select(ConversationRow).where(ConversationRow.owner_id == chat_id)
             )
+            diary = await _diary_rows(session, chat_id, since=None)
             return {
                 # What the bot keeps between two messages, e.g. the question it last asked.
                 "conversation": {row.scope: json.loads(row.data) for row in conversation},
@@ -327,6 +336,7 @@ class Store:
                     "blocked_at": _iso(person.blocked_at),
                     "blocked_reason": person.blocked_reason,
                     "recent_meals": list(person.recent_meals),
+                    "checkin_stop_asked_on": _day(person.checkin_stop_asked_on),
                     "created_at": _iso(person.created_at),
                     "updated_at": _iso(person.updated_at),
                 },
@@ -356,6 +366,7 @@ class Store:
                     }
                     for d in deliveries
                 ],
+                "diary": [_diary_json(row) for row in diary],
             }
 
     async def delete_person(self, chat_id: int, *, inbox_through: int | None = None) -> bool:
@@ -368,6 +379,177 @@ class Store:
             await session.execute(erase_owner(chat_id))
         await wipe_erased_data(self.engine)
         return _rowcount(result) > 0
+
+    # --- the sleep diary and its morning check-in (issue 9) ---------------------------------
+
+    async def set_checkin(
+        self,
+        chat_id: int,
+        now: datetime,
+        *,
+        enabled: bool | None = None,
+        wake_time: time | None = None,
+    ) -> Person:
+        """Turn the morning check-in on/off, or set its weekday wake time (kept as minutes
+        after the bedtime, so the weekend wake time follows the weekend bedtime). It goes
+        through the dispatcher like the reminders: same switches, same DST rule."""
+
+        def change(person: PersonRow, reminders: list[ReminderRow]) -> None:
+            row = next(r for r in reminders if r.kind == CHECKIN_KIND)
+            if enabled is not None:
+                # checkin_stop_asked_on is kept: the streak it asked about was answered by
+                # this switch, so only a new streak (after a logged night) can ask again.
+                row.enabled = enabled
+            if wake_time is not None:
+                if person.bedtime is None:
+                    raise ValueError("a wake time needs a bedtime first")
+                row.offset_minutes = wake.sleep_minutes_between(
+                    person.bedtime, _whole_minutes(wake_time)
+                )
+
+        cancel = [CHECKIN_KIND] if enabled is False else None
+        return await self._mutate(chat_id, now, change, kinds=(CHECKIN_KIND,), cancel_kinds=cancel)
+
+    async def set_weekly(
+        self,
+        chat_id: int,
+        now: datetime,
+        *,
+        enabled: bool | None = None,
+        weekday: int | None = None,
+    ) -> Person:
+        """The weekly summary (opt-in): on/off, and the morning it comes (0 = Monday)."""
+        if weekday is not None:
+            weekly.check_weekday(weekday)
+
+        def change(person: PersonRow, reminders: list[ReminderRow]) -> None:
+            row = next(r for r in reminders if r.kind == WEEKLY_KIND)
+            if enabled is not None:
+                row.enabled = enabled
+            if weekday is not None:
+                row.offset_minutes = weekday
+
+        cancel = [WEEKLY_KIND] if enabled is False else None
+        return await self._mutate(chat_id, now, change, kinds=(WEEKLY_KIND,), cancel_kinds=cancel)
+
+    async def save_diary_entry(self, chat_id: int, entry: DiaryEntry) -> bool:
+        """Log one night; a second entry for the same night replaces the first (the handler
+        asks before). True when it replaced one. Creates the person if new."""
+        now = entry.logged_at
+        async with self._transaction() as session:
+            await self._lock_person(session, chat_id, create_at=now)
+            row = (
+                await session.scalars(
+                    select(DiaryEntryRow)
+                    .where(DIARY.c.chat_id == chat_id, DIARY.c.night == entry.night)
+                    .with_for_update()
+                )
+            ).one_or_none()
+            replaced = row is not None
+            if row is None:
+                row = DiaryEntryRow(chat_id=chat_id, night=entry.night, created_at=now)
+                session.add(row)
+            row.rating = entry.rating
+            for habit, done in entry.habit_flags().items():
+                setattr(row, habit.value, done)
+            row.onset = None if entry.onset is None else entry.onset.value
+            row.updated_at = now
+            return replaced
+
+    async def diary_entry(self, chat_id: int, night: date) -> DiaryEntry | None:
+        async with self._transaction(read_only=True) as session:
+            rows = await _diary_rows(session, chat_id, since=night, until=night)
+            return _diary_entry(rows[0]) if rows else None
+
+    async def diary(self, chat_id: int, *, since: date | None = None) -> list[DiaryEntry]:
+        """The person's nights from ``since`` (all when None), oldest first."""
+        async with self._transaction(read_only=True) as session:
+            return [_diary_entry(row) for row in await _diary_rows(session, chat_id, since=since)]
+
+    async def done_reminder_kinds(self, chat_id: int, night: date, tz: tzinfo) -> set[str]:
+        """The reminder kinds of ``night`` that the person marked "Done ✅" (for the
+        check-in's pre-filled habits). A night's reminders fire at most 12 h before its
+        bedtime, so the search window is that evening and the day around it."""
+        start = datetime.combine(night, time(0), tz).astimezone(UTC)
+        end = start + timedelta(days=2)
+        async with self._transaction(read_only=True) as session:
+            rows = (
+                await session.execute(
+                    select(_D.kind, _D.due_at, _R.offset_minutes)
+                    .select_from(DeliveryRow)
+                    .outerjoin(ReminderRow, and_(_R.chat_id == _D.chat_id, _R.kind == _D.kind))
+                    .where(
+                        _D.chat_id == chat_id,
+                        _D.status == DeliveryStatus.DONE,
+                        _D.kind.in_(list(HABIT_FOR_REMINDER)),
+                        _D.due_at >= start,
+                        _D.due_at < end,
+                    )
+                )
+            ).all()
+        kinds: set[str] = set()
+        for kind, due_at, offset in rows:
+            offset = self._offsets.get(kind, 0) if offset is None else offset
+            if schedule.reminder_night(due_at, offset_minutes=offset, tz=tz) == night:
+                kinds.add(kind)
+        return kinds
+
+    async def checkin_morning(self, chat_id: int, due_at: datetime) -> CheckinMorning | None:
+        """What the check-in due at ``due_at`` needs: its night, the earlier check-ins sent
+        (answered or not) and when the bot last asked to stop. None: the person is gone or
+        has no timezone any more."""
+        async with self._transaction(read_only=True) as session:
+            person = await session.get(PersonRow, chat_id)
+            if person is None or person.timezone is None:
+                return None
+            try:
+                tz = tzinfo_for(person.timezone)
+            except UnknownTimezone:
+                return None
+            setting = (
+                await session.scalars(
+                    select(ReminderRow).where(_R.chat_id == chat_id, _R.kind == CHECKIN_KIND)
+                )
+            ).one_or_none()
+            sleep = wake.DEFAULT_SLEEP_MINUTES if setting is None else setting.offset_minutes
+            sent = (
+                await session.scalars(
+                    select(_D.due_at).where(
+                        _D.chat_id == chat_id,
+                        _D.kind == CHECKIN_KIND,
+                        _D.status.in_([DeliveryStatus.SENT, DeliveryStatus.DONE]),
+                        _D.due_at < due_at,
+                    )
+                )
+            ).all()
+            logged = set(
+                (
+                    await session.scalars(select(DIARY.c.night).where(DIARY.c.chat_id == chat_id))
+                ).all()
+            )
+            asked = person.checkin_stop_asked_on
+        facts: dict[date, CheckinFact] = {}
+        for moment in sent:
+            morning = moment.astimezone(tz).date()
+            if morning == asked:
+                continue  # that morning's message was the question, not a check-in
+            night = wake.checkin_night(moment, sleep_minutes=sleep, tz=tz)
+            facts[morning] = CheckinFact(morning, night in logged)
+        night = wake.checkin_night(due_at, sleep_minutes=sleep, tz=tz)
+        return CheckinMorning(
+            night=night,
+            morning=due_at.astimezone(tz).date(),
+            tz=tz,
+            history=tuple(facts[m] for m in sorted(facts)),
+            asked_to_stop_on=asked,
+        )
+
+    async def mark_checkin_stop_asked(self, chat_id: int, morning: date) -> None:
+        """This morning's message is the "turn check-ins off?" question: ask once a streak."""
+        async with self._core() as connection:
+            await connection.execute(
+                update(PersonRow).where(_P.chat_id == chat_id).values(checkin_stop_asked_on=morning)
+            )
 
     # --- deliveries, from the person's side (buttons) ---------------------------------------
 
@@ -858,9 +1040,8 @@ class Store:
             wanted = set(self._offsets) if all_kinds else set(kinds)
             missing = sorted(wanted - {r.kind for r in reminders}, key=self._kind_sort_key)
             for kind in missing:
-                row = ReminderRow(
-                    chat_id=chat_id, kind=kind, enabled=True, offset_minutes=self._offsets[kind]
-                )
+                offset = self._offsets.get(kind, _DIARY_DEFAULTS.get(kind, 0))
+                row = ReminderRow(chat_id=chat_id, kind=kind, enabled=True, offset_minutes=offset)
                 session.add(row)
                 reminders.append(row)
             if missing:
@@ -935,7 +1116,7 @@ class Store:
             not person.subscribed
             or person.blocked_at is not None
             or not reminder.enabled
-            or reminder.kind not in self._offsets
+            or (reminder.kind not in self._offsets and reminder.kind not in _DIARY_DEFAULTS)
             or person.timezone is None
             or person.bedtime is None
         ):
@@ -954,7 +1135,12 @@ class Store:
             last_due_at=reminder.last_due_at,
             paused_until=person.paused_until,
         )
-        return schedule.next_occurrence(state, now, after=after, keep_due=keep_due)
+        if reminder.kind not in _DIARY_DEFAULTS:
+            return schedule.next_occurrence(state, now, after=after, keep_due=keep_due)
+        following, night = _diary_timing(person, reminder, tz)
+        return schedule.next_occurrence_of(
+            following, night, state, now, after=after, keep_due=keep_due
+        )
 
     def _person(self, row: PersonRow, reminders: Sequence[ReminderRow]) -> Person:
         return Person(
@@ -972,6 +1158,23 @@ class Store:
             reminders=tuple(
                 ReminderSetting(r.kind, r.enabled, r.offset_minutes, r.next_fire_at)
                 for r in sorted(reminders, key=lambda r: self._kind_sort_key(r.kind))
+                if r.kind not in _DIARY_DEFAULTS
+            ),
+            checkin=next(
+                (
+                    ReminderSetting(r.kind, r.enabled, r.offset_minutes, r.next_fire_at)
+                    for r in reminders
+                    if r.kind == CHECKIN_KIND
+                ),
+                None,
+            ),
+            weekly=next(
+                (
+                    ReminderSetting(r.kind, r.enabled, r.offset_minutes, r.next_fire_at)
+                    for r in reminders
+                    if r.kind == WEEKLY_KIND
+                ),
+                None,
             ),
         )
 
@@ -983,6 +1186,12 @@ class Store:
             raise ValueError(f"unknown reminder kind {kind!r}; known: {', '.join(self._offsets)}")
 
 
+# The diary's scheduled kinds, beside the nightly reminders, and their row's default
+# ``offset_minutes``: the check-in's minutes after bedtime, the summary's weekday.
+_DIARY_DEFAULTS: Final[Mapping[str, int]] = {
+    CHECKIN_KIND: wake.DEFAULT_SLEEP_MINUTES,
+    WEEKLY_KIND: weekly.DEFAULT_WEEKDAY,
+}
 _UNFINISHED: Final = frozenset({DeliveryStatus.PENDING, DeliveryStatus.SENDING})
 _UNSENT: Final = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
 _OUTCOME_STATUS: Final = {
@@ -1139,6 +1348,38 @@ def _skippable(state: eligibility.DeliveryState | None, owner: str, reason: str 
     )
 
 
+async def _diary_rows(
+    session: AsyncSession, chat_id: int, *, since: date | None, until: date | None = None
+) -> list[DiaryEntryRow]:
+    statement = select(DiaryEntryRow).where(DIARY.c.chat_id == chat_id)
+    if since is not None:
+        statement = statement.where(DIARY.c.night >= since)
+    if until is not None:
+        statement = statement.where(DIARY.c.night <= until)
+    return list((await session.scalars(statement.order_by(DIARY.c.night))).all())
+
+
+def _diary_entry(row: DiaryEntryRow) -> DiaryEntry:
+    return DiaryEntry(
+        night=row.night,
+        rating=row.rating,
+        logged_at=row.updated_at,
+        habits=frozenset(habit for habit in Habit if getattr(row, habit.value)),
+        onset=None if row.onset is None else OnsetBucket(row.onset),
+    )
+
+
+def _diary_json(row: DiaryEntryRow) -> dict[str, Any]:
+    return {
+        "night": row.night.isoformat(),
+        "rating": row.rating,
+        **{habit.value: bool(getattr(row, habit.value)) for habit in Habit},
+        "onset": row.onset,
+        "created_at": _iso(row.created_at),
+        "updated_at": _iso(row.updated_at),
+    }
+
+
 async def _deactivate_gone(connection: AsyncConnection, gone: Sequence[SendOutcome]) -> None:
     """Deactivate the people behind ``gone`` outcomes, person rows first as everywhere."""
     if not gone:
@@ -1193,6 +1434,42 @@ async def _cancel_unsent(
     )
 
 
+def _diary_timing(
+    person: PersonRow, reminder: ReminderRow, tz: tzinfo
+) -> tuple[Callable[[datetime], datetime], Callable[[datetime], object]]:
+    """The check-in's and the weekly summary's ``following`` and ``night`` for
+    ``schedule.next_occurrence_of``: the same policy, the diary's own clocks."""
+    offset = reminder.offset_minutes
+    if reminder.kind == CHECKIN_KIND:
+        return (
+            lambda moment: _next_checkin(person, offset, tz, moment),
+            lambda moment: wake.checkin_night(moment, sleep_minutes=offset, tz=tz),
+        )
+    return (
+        lambda moment: weekly.next_weekly_at(offset, tz=tz, after=moment),
+        lambda moment: weekly.weekly_last_night(moment, tz),
+    )
+
+
+def _next_checkin(person: PersonRow, sleep_minutes: int, tz: tzinfo, after: datetime) -> datetime:
+    """The morning check-in's next instant: wake time = bedtime + ``sleep_minutes``, the
+    weekend wake time following the weekend bedtime (``bot.diary.wake``)."""
+    assert person.bedtime is not None
+    wakes = wake.wake_times(
+        bedtime=person.bedtime,
+        weekend_bedtime=person.weekend_bedtime,
+        wake_time=wake.wake_time_after(person.bedtime, sleep_minutes),
+    )
+    _, instant = wake.next_checkin_at(
+        bedtime=person.bedtime,
+        weekend_bedtime=person.weekend_bedtime,
+        wake=wakes,
+        tz=tz,
+        after=after,
+    )
+    return instant
+
+
 def _check_offset(offset: int, kind: str) -> None:
     if isinstance(offset, bool) or not 0 <= offset <= MAX_OFFSET_MINUTES:
         raise ValueError(f"offset for {kind!r} must be 0..{MAX_OFFSET_MINUTES} minutes: {offset}")
@@ -1228,6 +1505,10 @@ def _rowcount(result: Any) -> int:
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).isoformat()
+
+
+def _day(value: date | None) -> str | None:
+    return None if value is None else value.isoformat()
 
 
 def _hhmm(value: time | None) -> str | None:
