@@ -65,14 +65,11 @@ def check_content(settings: Settings) -> int:
     """Validate English and every locale, and report each way a locale differs from English
     (missing or extra files, keys and items; placeholders), all of them, not just the first."""
     from bot.content import locale_directory
-    from bot.diary.text import load_diary_text
     from bot.i18n import DEFAULT_LOCALE, LOCALES, compare_locale
 
     directory = settings.content_dir or default_content_dir()
     content = load_content(directory)
     one_locale = directory.name in LOCALES and directory.name != DEFAULT_LOCALE
-    if not one_locale:  # diary.toml is English only so far
-        load_diary_text(directory)  # not wired into the bot yet (issue 9); checked all the same
     print(
         f"{directory}: OK — {len(content.mechanisms)} mechanisms, {len(content.foods)} foods, "
         f"{len(content.meal_ideas)} meal ideas, {len(content.reminder_kinds)} reminder kinds, "
