@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, time
+from typing import Final
 
 from telegram import (
     CallbackQuery,
@@ -704,6 +707,25 @@ async def free_text(update: Update, context: BotContext, verdict: Triage) -> boo
 # --- buttons -----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class SettingsPress:
+    """One pressed 'set:*' button, parsed, with what every action needs."""
+
+    update: Update
+    context: BotContext
+    query: CallbackQuery
+    action: str
+    value: str
+    content: Content
+    chat_id: int
+    now: datetime
+    person: Person | None
+
+
+SettingsAction = Callable[[SettingsPress], Awaitable[Person | None]]
+"""An action returns the person to show /settings for, or None when it answered itself."""
+
+
 async def settings_button(update: Update, context: BotContext) -> None:
     """Every 'set:*' button; values are re-validated here because callback data can be forged."""
     query = update.callback_query
@@ -711,111 +733,177 @@ async def settings_button(update: Update, context: BotContext) -> None:
     match = callback_data.SETTINGS.match(query.data)
     assert match is not None
     action, value = match.group(1), match.group(2) or ""
-    store, now, chat_id = context.store, context.clock.now(), _chat_id(update)
+    chat_id, now = _chat_id(update), context.clock.now()
     content = await content_for(update, context)
-    ui = content.ui
-    person = await store.get_person(chat_id)
-    if person is None and action not in {"tz", "bed", "delete"}:
-        await query.answer(ui.text("alert.send_settings"), show_alert=True)
+    person = await context.store.get_person(chat_id)
+    if person is None and action not in ACTIONS_WITHOUT_A_PERSON:
+        await query.answer(content.ui.text("alert.send_settings"), show_alert=True)
         return
-    if action == "delete":
+    handler = SETTINGS_ACTIONS.get(action)
+    if handler is None:
+        await query.answer(content.ui.text("alert.button_invalid"), show_alert=True)
+        return
+    press = SettingsPress(update, context, query, action, value, content, chat_id, now, person)
+    shown = await handler(press)
+    if shown is not None:
         await query.answer()
-        if value == "yes":
-            # Their stored updates go too, up to this one: later ones are still to answer.
-            erased = await store.delete_person(chat_id, inbox_through=update.update_id)
-            if context.user_data is not None:
-                context.user_data.clear()
-            key = "data.erased_html" if erased else "data.nothing_stored_html"
-            await edit_in_place(query, ui.text(key))
-        else:
-            await edit_in_place(query, ui.text("data.kept_html"))
-        return
-    if action == "tz":
-        try:
-            tzinfo_for(value)
-        except UnknownTimezone:
-            await query.answer(ui.text("alert.timezone_invalid"), show_alert=True)
-            return
-        await query.answer()
-        headline = await headline_for(context, chat_id)
-        person = await store.set_timezone(chat_id, value, now)
-        person = await complete_setup(context, headline, person)
-        await edit_in_place(query, ui.text("setup.timezone_chosen_html", timezone=value))
-        await after_timezone(update, context, person, headline)
-        return
-    if action in {"bed", "wbed"}:
-        bedtime = _parse_button_clock(value)
-        if bedtime is None and not (action == "wbed" and value == "off"):
-            await query.answer(ui.text("alert.time_invalid"), show_alert=True)
-            return
-        await query.answer()
-        headline = await headline_for(context, chat_id)
-        if bedtime is None:
-            person = await store.clear_weekend_bedtime(chat_id, now)
-        else:
-            person = await apply_bedtime(update, context, bedtime, weekend=action == "wbed")
-        if not person.ready:
-            await _after_bedtime(update, context, person, headline)
-            return
-        if headline == SET_UP:
-            await ask_diet(update, context, query)
-            return
-        if context.user_data is not None:
-            context.user_data.pop(AWAITING, None)
-        await edit_in_place(query, *settings_view(person, content, now))
-        return
-    assert person is not None
-    if action == "pick_bed":
-        await query.answer()
-        await edit_in_place(
-            query,
-            ui.text("prompt.bedtime_html"),
-            bedtime_keyboard(content, "bed", from_settings=True),
-        )
-        return
-    if action == "pick_wbed":
-        await query.answer()
-        await edit_in_place(
-            query,
-            ui.text("prompt.weekend_bedtime_html"),
-            bedtime_keyboard(content, "wbed", from_settings=True),
-        )
-        return
-    if action == "ask_tz":
-        await query.answer()
-        await ask_timezone(update, context)
-        return
-    if action in {"toggle", "earlier", "later"}:
-        setting = next((r for r in person.reminders if r.kind == value), None)
-        if setting is None:
-            await query.answer(ui.text("alert.unknown_reminder"), show_alert=True)
-            return
-        if action == "toggle":
-            person = await store.set_reminder(chat_id, value, now, enabled=not setting.enabled)
-        else:
-            step = OFFSET_STEP_MINUTES if action == "earlier" else -OFFSET_STEP_MINUTES
-            person = await store.set_reminder(
-                chat_id, value, now, offset_minutes=clamp_offset(setting.offset_minutes + step)
-            )
-    elif action == "diet" and value in content.foods_page.diet:
-        # Buttons from before /diet existed cycled through the diets; still honoured.
-        person = await store.set_diet(chat_id, value, now)
-    elif action == "pause" and value.isdigit() and 1 <= int(value) <= 60 and person.ready:
-        person = await _pause(context, person, int(value))
-    elif action == "resume" and not person.ready:
-        await query.answer()
-        await begin_setup(update, context)
-        return
-    elif action == "resume":
-        await store.subscribe(chat_id, now)
-        person = await store.resume(chat_id, now)
-    elif action == "stop":
-        person = await store.unsubscribe(chat_id, now)
-    elif action != "view":
-        await query.answer(ui.text("alert.button_invalid"), show_alert=True)
-        return
+        await edit_in_place(query, *settings_view(shown, content, now))
+
+
+async def _erase(press: SettingsPress) -> None:
+    ui, query = press.content.ui, press.query
     await query.answer()
-    await edit_in_place(query, *settings_view(person, content, now))
+    if press.value == "yes":
+        # Their stored updates go too, up to this one: later ones are still to answer.
+        erased = await press.context.store.delete_person(
+            press.chat_id, inbox_through=press.update.update_id
+        )
+        if press.context.user_data is not None:
+            press.context.user_data.clear()
+        key = "data.erased_html" if erased else "data.nothing_stored_html"
+        await edit_in_place(query, ui.text(key))
+    else:
+        await edit_in_place(query, ui.text("data.kept_html"))
+    return None
+
+
+async def _choose_timezone(press: SettingsPress) -> None:
+    ui, query, context = press.content.ui, press.query, press.context
+    try:
+        tzinfo_for(press.value)
+    except UnknownTimezone:
+        await query.answer(ui.text("alert.timezone_invalid"), show_alert=True)
+        return None
+    await query.answer()
+    headline = await headline_for(context, press.chat_id)
+    person = await context.store.set_timezone(press.chat_id, press.value, press.now)
+    person = await complete_setup(context, headline, person)
+    await edit_in_place(query, ui.text("setup.timezone_chosen_html", timezone=press.value))
+    await after_timezone(press.update, context, person, headline)
+    return None
+
+
+async def _choose_bedtime(press: SettingsPress) -> None:
+    ui, query, context, update = press.content.ui, press.query, press.context, press.update
+    bedtime = _parse_button_clock(press.value)
+    if bedtime is None and not (press.action == "wbed" and press.value == "off"):
+        await query.answer(ui.text("alert.time_invalid"), show_alert=True)
+        return None
+    await query.answer()
+    headline = await headline_for(context, press.chat_id)
+    if bedtime is None:
+        person = await context.store.clear_weekend_bedtime(press.chat_id, press.now)
+    else:
+        person = await apply_bedtime(update, context, bedtime, weekend=press.action == "wbed")
+    if not person.ready:
+        await _after_bedtime(update, context, person, headline)
+        return None
+    if headline == SET_UP:
+        await ask_diet(update, context, query)
+        return None
+    if context.user_data is not None:
+        context.user_data.pop(AWAITING, None)
+    await edit_in_place(query, *settings_view(person, press.content, press.now))
+    return None
+
+
+async def _pick_bedtime(press: SettingsPress) -> None:
+    weekend = press.action == "pick_wbed"
+    await press.query.answer()
+    await edit_in_place(
+        press.query,
+        press.content.ui.text("prompt.weekend_bedtime_html" if weekend else "prompt.bedtime_html"),
+        bedtime_keyboard(press.content, "wbed" if weekend else "bed", from_settings=True),
+    )
+    return None
+
+
+async def _ask_timezone(press: SettingsPress) -> None:
+    await press.query.answer()
+    await ask_timezone(press.update, press.context)
+    return None
+
+
+async def _change_reminder(press: SettingsPress) -> Person | None:
+    person, store = press.person, press.context.store
+    assert person is not None
+    setting = next((r for r in person.reminders if r.kind == press.value), None)
+    if setting is None:
+        await press.query.answer(press.content.ui.text("alert.unknown_reminder"), show_alert=True)
+        return None
+    if press.action == "toggle":
+        return await store.set_reminder(
+            press.chat_id, press.value, press.now, enabled=not setting.enabled
+        )
+    step = OFFSET_STEP_MINUTES if press.action == "earlier" else -OFFSET_STEP_MINUTES
+    return await store.set_reminder(
+        press.chat_id,
+        press.value,
+        press.now,
+        offset_minutes=clamp_offset(setting.offset_minutes + step),
+    )
+
+
+async def _legacy_diet(press: SettingsPress) -> Person | None:
+    """Buttons from before /diet existed cycled through the diets; still honoured."""
+    if press.value not in press.content.foods_page.diet:
+        await _invalid(press)
+        return None
+    return await press.context.store.set_diet(press.chat_id, press.value, press.now)
+
+
+async def _pause_button(press: SettingsPress) -> Person | None:
+    person, value = press.person, press.value
+    assert person is not None
+    if not (value.isdigit() and 1 <= int(value) <= 60 and person.ready):
+        await _invalid(press)
+        return None
+    return await _pause(press.context, person, int(value))
+
+
+async def _resume_button(press: SettingsPress) -> Person | None:
+    assert press.person is not None
+    if not press.person.ready:
+        await press.query.answer()
+        await begin_setup(press.update, press.context)
+        return None
+    await press.context.store.subscribe(press.chat_id, press.now)
+    return await press.context.store.resume(press.chat_id, press.now)
+
+
+async def _stop_button(press: SettingsPress) -> Person | None:
+    return await press.context.store.unsubscribe(press.chat_id, press.now)
+
+
+async def _view(press: SettingsPress) -> Person | None:
+    return press.person
+
+
+async def _invalid(press: SettingsPress) -> None:
+    await press.query.answer(press.content.ui.text("alert.button_invalid"), show_alert=True)
+    return None
+
+
+SETTINGS_ACTIONS: Final[Mapping[str, SettingsAction]] = {
+    "delete": _erase,
+    "tz": _choose_timezone,
+    "bed": _choose_bedtime,
+    "wbed": _choose_bedtime,
+    "pick_bed": _pick_bedtime,
+    "pick_wbed": _pick_bedtime,
+    "ask_tz": _ask_timezone,
+    "toggle": _change_reminder,
+    "earlier": _change_reminder,
+    "later": _change_reminder,
+    "diet": _legacy_diet,
+    "pause": _pause_button,
+    "resume": _resume_button,
+    "stop": _stop_button,
+    "view": _view,
+}
+"""What each 'set:<action>' button does; callback_data.SETTINGS decides which actions parse."""
+ACTIONS_WITHOUT_A_PERSON: Final = frozenset({"tz", "bed", "delete"})
+"""The set-up's first answers and erasure work before anything is stored."""
 
 
 def _parse_button_clock(value: str) -> time | None:
