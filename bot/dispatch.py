@@ -205,6 +205,15 @@ class _GroupCall(Generic[T, R]):
                     future.set_result(result)
 
 
+class NothingToSend(Exception):
+    """A composer's answer when a due message has become pointless (the check-in's night
+    was already logged): the delivery is recorded as skipped with this reason, not sent."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class Dispatcher:
     """Sends every due reminder when due, once, from whichever process claims it first."""
 
@@ -583,6 +592,15 @@ class Dispatcher:
                 text = content.render_reminder(delivery.kind, meal)
                 keyboard = reminder_keyboard(content, delivery.id, self.snooze_minutes)
                 outgoing = Outgoing(text, keyboard)
+        except NothingToSend as nothing:
+            log.info(
+                "not sending %s %s to chat %s: %s",
+                delivery.kind,
+                delivery.id,
+                delivery.chat_id,
+                nothing.reason,
+            )
+            return SendOutcome(delivery.id, "skipped", self.clock.now(), error=nothing.reason)
         except KeyError:
             return self._failed(delivery, f"unknown reminder kind {delivery.kind!r}")
         except Exception as error:  # the database, for a composer: try again later
@@ -773,6 +791,8 @@ class Dispatcher:
                 recorded.dropped,
             )
             report.dropped[recorded.dropped] += 1
+        elif outcome.result == "skipped":
+            report.dropped[outcome.error or "skipped"] += 1
         elif outcome.result == "retry":
             report.retried += 1
         elif outcome.result == "gone":
@@ -788,7 +808,7 @@ class Dispatcher:
         if outcome.result == "sent":
             lateness = (outcome.at - delivery.due_at).total_seconds()
             self.observer.outcome(delivery.kind, "sent", lateness)
-        elif recorded.dropped is not None:
+        elif recorded.dropped is not None or outcome.result == "skipped":
             self.observer.outcome(delivery.kind, "stale", None)
         else:
             name = {"gone": "deactivated"}.get(outcome.result, outcome.result)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from sqlalchemy import text
 from telegram.error import BadRequest
 
 from bot.fake_telegram import PNG_MAGIC, ApiCall, FakeBotApi, StoredMessage
@@ -296,3 +297,23 @@ async def test_the_weekly_chart_comes_on_the_chosen_morning(bot: BotHarness) -> 
     await bot.press_label(ADA, "✅ Weekly chart")
     later = await advance_to(bot, sunday + timedelta(days=8))
     assert [c for c in later if c.method == "sendPhoto"] == []
+
+
+async def test_a_night_logged_with_checkin_is_not_asked_about_again(bot: BotHarness) -> None:
+    """/checkin before the morning's check-in: that morning stays quiet (the delivery is
+    recorded as skipped); the next morning asks as usual."""
+    await onboard_with_checkin(bot)
+    # 2026-11-25 06:00 Berlin (05:00 UTC): up early, the person logs the night themselves.
+    await advance_to(bot, datetime(2026, 11, 25, 5, 0, tzinfo=UTC))
+    await log_last_night(bot)
+    quiet = await advance_to(bot, datetime(2026, 11, 25, 6, 0, tzinfo=UTC))
+    assert checkin_sends(quiet) == []
+    async with bot.services.store.engine.connect() as connection:
+        statuses = (
+            await connection.execute(
+                text("SELECT status, last_error FROM deliveries WHERE kind = 'checkin'")
+            )
+        ).all()
+    assert [tuple(row) for row in statuses] == [("skipped", "night already logged")]
+    [asked] = checkin_sends(await advance_to(bot, datetime(2026, 11, 26, 5, 31, tzinfo=UTC)))
+    assert "How did you sleep" in visible_text(str(asked.params["text"]))

@@ -41,7 +41,7 @@ from bot.diary.wake import (
 )
 from bot.diary.weekly import WEEKLY_KIND, weekly_last_night
 from bot.diary.worker import ChartWorker
-from bot.dispatch import Composer, Outgoing
+from bot.dispatch import Composer, NothingToSend, Outgoing
 from bot.handlers.common import content_for, edit_in_place, reply
 from bot.storage import ClaimedDelivery, Person, Store
 from bot.telegram_html import escape
@@ -261,6 +261,8 @@ def checkin_composer(store: Store, content_of: Callable[[ClaimedDelivery], Conte
         morning = await store.checkin_morning(delivery.chat_id, delivery.due_at)
         if morning is None:
             raise LookupError(f"chat {delivery.chat_id} has no time zone for its check-in")
+        if morning.night_logged and morning.asked_to_stop_on != morning.morning:
+            raise NothingToSend("night already logged")  # /checkin came first
         action = morning_action(morning.history, asked_to_stop_on=morning.asked_to_stop_on)
         if morning.asked_to_stop_on == morning.morning:
             action = MorningAction.ASK_TO_STOP  # a retry of this morning's question

@@ -76,6 +76,7 @@ class CheckinMorning:
     tz: tzinfo
     history: tuple[CheckinFact, ...]  # earlier check-ins sent, oldest first
     asked_to_stop_on: date | None
+    night_logged: bool = False  # the person already logged that night (/checkin)
 
 
 @dataclass(frozen=True)
@@ -133,11 +134,12 @@ class SendOutcome:
     """What happened to one claimed delivery; the store turns it into the row's new state.
 
     ``gone``: failed for good because the chat is unreachable (blocked, not found); the
-    person is deactivated in the same transaction.
+    person is deactivated in the same transaction. ``skipped``: nothing to send after all
+    (e.g. the night a check-in asks about was already logged), with the reason in ``error``.
     """
 
     delivery_id: int
-    result: Literal["sent", "retry", "failed", "gone"]
+    result: Literal["sent", "retry", "failed", "gone", "skipped"]
     at: datetime
     telegram_message_id: int | None = None
     retry_at: datetime | None = None

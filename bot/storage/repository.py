@@ -542,6 +542,7 @@ class Store:
             tz=tz,
             history=tuple(facts[m] for m in sorted(facts)),
             asked_to_stop_on=asked,
+            night_logged=night in logged,
         )
 
     async def mark_checkin_stop_asked(self, chat_id: int, morning: date) -> None:
@@ -1199,6 +1200,7 @@ _OUTCOME_STATUS: Final = {
     "retry": DeliveryStatus.PENDING,
     "failed": DeliveryStatus.FAILED,
     "gone": DeliveryStatus.FAILED,
+    "skipped": DeliveryStatus.SKIPPED,
 }
 
 
