@@ -262,15 +262,7 @@ class Store:
         if offset_minutes is not None:
             _check_offset(offset_minutes, kind)
 
-        def change(person: PersonRow, reminders: list[ReminderRow]) -> None:
-            row = next(r for r in reminders if r.kind == kind)
-            if enabled is not None:
-                row.enabled = enabled
-            if offset_minutes is not None:
-                row.offset_minutes = offset_minutes
-
-        cancel = [kind] if enabled is False else None
-        return await self._mutate(chat_id, now, change, kinds=(kind,), cancel_kinds=cancel)
+        return await self._set_row(chat_id, kind, now, enabled=enabled, offset=offset_minutes)
 
     async def pause(self, chat_id: int, until: datetime, now: datetime) -> Person:
         """No reminders before ``until``; unsent ones are cancelled, next fire times recomputed."""
@@ -422,15 +414,7 @@ class Store:
         if weekday is not None:
             weekly.check_weekday(weekday)
 
-        def change(person: PersonRow, reminders: list[ReminderRow]) -> None:
-            row = next(r for r in reminders if r.kind == WEEKLY_KIND)
-            if enabled is not None:
-                row.enabled = enabled
-            if weekday is not None:
-                row.offset_minutes = weekday
-
-        cancel = [WEEKLY_KIND] if enabled is False else None
-        return await self._mutate(chat_id, now, change, kinds=(WEEKLY_KIND,), cancel_kinds=cancel)
+        return await self._set_row(chat_id, WEEKLY_KIND, now, enabled=enabled, offset=weekday)
 
     async def save_diary_entry(self, chat_id: int, entry: DiaryEntry) -> bool:
         """Log one night; a second entry for the same night replaces the first (the handler
@@ -1015,6 +999,23 @@ class Store:
         return added
 
     # --- internals -----------------------------------------------------------------------
+
+    async def _set_row(
+        self, chat_id: int, kind: str, now: datetime, *, enabled: bool | None, offset: int | None
+    ) -> Person:
+        """Switch one scheduled kind on/off and/or set its row's ``offset_minutes`` (minutes
+        before bedtime for reminders, the weekday for the weekly chart); switching off cancels
+        its unsent deliveries in the same transaction."""
+
+        def change(person: PersonRow, reminders: list[ReminderRow]) -> None:
+            row = next(r for r in reminders if r.kind == kind)
+            if enabled is not None:
+                row.enabled = enabled
+            if offset is not None:
+                row.offset_minutes = offset
+
+        cancel = [kind] if enabled is False else None
+        return await self._mutate(chat_id, now, change, kinds=(kind,), cancel_kinds=cancel)
 
     async def _mutate(
         self,
