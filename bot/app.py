@@ -30,6 +30,7 @@ from telegram.ext import (
 )
 
 from bot import callback_data, triage
+from bot.capacity_plan import windows_from
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.content import Content, default_content_dir, load_locales
@@ -280,6 +281,9 @@ def build_app(
                 allow_paid_broadcast=settings_.allow_paid_broadcast,
                 locales=services.locales,
                 snooze_minutes=settings_.snooze_minutes,
+                windows=windows_from(content),
+                send_rate=settings_.send_rate_per_second,
+                tick_every=timedelta(seconds=settings_.dispatch_interval_seconds),
                 composers={
                     diary.CHECKIN_KIND: diary.checkin_composer(services.store, content_of_delivery),
                     diary.WEEKLY_KIND: diary.weekly_composer(

@@ -6,6 +6,10 @@ each tick
 1. MATERIALISES due reminders into pending delivery rows (choosing tonight's meal), moving
    each reminder to its next night in the same transaction. Occurrences more than ``grace``
    late (the bot was down) are skipped with a warning instead of being sent as a burst.
+   With send windows (levelling, bot/levelling.py), reminders due in the coming minutes are
+   also released early — within their window, never before it opens — when the send rate
+   cannot carry them all at their minute: once a minute the coming load is read and planned
+   at ``send_rate`` messages a second, and each tick releases what the plan says is due.
 2. SENDS due deliveries through a small pipeline: claims a few at a time (``sending``, owned
    by this dispatcher), and ``max_concurrency`` workers each check → send → record one
    delivery. Loops while claims keep coming, so with 10,000 reminders due at once the send
@@ -47,7 +51,7 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Generic, Protocol, TypeVar
 
 from telegram import Bot, InlineKeyboardMarkup, Message
@@ -62,10 +66,12 @@ from telegram.error import (
 from telegram.ext import CallbackContext, ExtBot
 from telegram.warnings import PTBDeprecationWarning
 
+from bot.capacity import Window
 from bot.clock import Clock, FakeClock
 from bot.config import DEFAULT_SNOOZE_MINUTES
 from bot.content import Content
 from bot.keyboards import reminder_keyboard
+from bot.levelling import ReleasePlan, horizon_seconds, plan_releases
 from bot.meals import choose_meal
 from bot.ratelimit import FairRateLimiter, SendOptions, Withdrawn
 from bot.storage import ClaimedDelivery, RecordedOutcome, SendOutcome, Store
@@ -75,6 +81,7 @@ log = logging.getLogger(__name__)
 BACKOFF_START: Final = timedelta(seconds=5)
 BACKOFF_CAP: Final = timedelta(minutes=5)
 PURGE_EVERY: Final = timedelta(hours=1)
+REPLAN_EVERY: Final = timedelta(minutes=1)  # levelling: how often the coming load is read
 HEARTBEAT_EVERY: Final = timedelta(seconds=2)
 DEAD_AFTER: Final = timedelta(seconds=8)
 # Graceful stop: how long requests already on the wire may take before they are abandoned
@@ -117,6 +124,7 @@ class TickReport:
     """What one tick did; all zero means there was nothing to do."""
 
     materialized: int = 0
+    released_early: int = 0  # materialised before their time by levelling (in their window)
     sent: int = 0
     skipped_stale: int = 0
     retried: int = 0
@@ -238,13 +246,20 @@ class Dispatcher:
         locales: Mapping[str, Content] | None = None,
         snooze_minutes: int = DEFAULT_SNOOZE_MINUTES,
         composers: dict[str, Composer] | None = None,
+        windows: Mapping[str, Window] | None = None,
+        send_rate: float = 30.0,
+        replan_every: timedelta = REPLAN_EVERY,
+        tick_every: timedelta = timedelta(seconds=5),
     ) -> None:
         """``composers`` render kinds other than the nightly reminders (by kind).
         ``batch_size`` reminders are materialised per transaction, ``claim_size``
         deliveries claimed per transaction. ``sleep`` paces the heartbeat task (tests may
         pass their own; ``beat()`` also works on its own). ``locales``: the content of each
         locale a person may speak (default: only ``content``, which is also the fallback);
-        ``snooze_minutes`` is what the Snooze button says."""
+        ``snooze_minutes`` is what the Snooze button says. ``windows``: each kind's send
+        window (content's); with any window opening before its time the dispatcher levels,
+        planning at ``send_rate`` messages a second (SEND_RATE_PER_SECOND), and each tick
+        releases what the plan sends before the next tick (``tick_every`` later)."""
         if batch_size < 1 or claim_size < 1 or max_concurrency < 1:
             raise ValueError("batch_size, claim_size and max_concurrency must be positive")
         if heartbeat_every <= timedelta(0) or dead_after < 2 * heartbeat_every:
@@ -269,6 +284,13 @@ class Dispatcher:
         # charged in Stars (bot/capacity.py's overload policy a). None leaves the field out.
         self._paid_broadcast: bool | None = True if allow_paid_broadcast else None
         self.composers = dict(composers or {})
+        self.windows: Mapping[str, Window] = dict(windows or {})
+        self.send_rate = send_rate
+        self.replan_every = replan_every
+        self.tick_every = tick_every
+        self._horizon = timedelta(seconds=horizon_seconds(self.windows))
+        self._releases: ReleasePlan | None = None
+        self._replan_at: datetime | None = None
         # Per-chat pacing is the rate limiter's (bot/ratelimit.py); here a chat has one
         # reminder in flight at a time, so its reminders keep their order.
         self._busy_chats: set[int] = set()
@@ -397,6 +419,7 @@ class Dispatcher:
                     return report
                 await self._keep_alive(report)
                 await self._release_unrecorded(report)
+                await self._level(report)
                 # Send after every materialised batch, so with 10,000 due at once the first
                 # message leaves after one batch of database work, not after all of it.
                 while not self.stopping and await self._materialize(report):
@@ -446,20 +469,56 @@ class Dispatcher:
 
     # --- 1. materialise ------------------------------------------------------------------
 
+    def _choose_meal(self, diet: str, recent: Sequence[str]) -> str | None:
+        try:
+            return choose_meal(self.content.meal_ideas, diet, recent).id
+        except ValueError:
+            log.warning("no meal idea for diet %r; sending the generic meal reminder", diet)
+            return None
+
+    async def _level(self, report: TickReport) -> None:
+        """Release early what the levelling plan says should be on its way by now."""
+        if not self._horizon:
+            return
+        now = self.clock.now()
+        if self._releases is None or self._replan_at is None or now >= self._replan_at:
+            loads = await self.store.upcoming_load(now - self.grace, now + self._horizon)
+            self._releases = plan_releases(
+                loads,
+                self.windows,
+                now=int(now.timestamp()),
+                rate=self.send_rate,
+                grace=int(self.grace.total_seconds()),
+            )
+            self._replan_at = now + self.replan_every
+            if self._releases:
+                log.debug(
+                    "levelling: %d reminders of the next %s will go out early, within their "
+                    "send windows (the coming minutes hold more than %g messages a second)",
+                    self._releases.total,
+                    _duration(self._horizon),
+                    self.send_rate,
+                )
+        due = self._releases.due(int((now + self.tick_every).timestamp()))
+        if not due:
+            return
+        released = await self.store.materialize_early(now, due, choose_meal=self._choose_meal)
+        for release in due:
+            self._releases.released(release)
+        report.released_early += released
+        log.info(
+            "released %d reminders early (levelling): %s",
+            released,
+            ", ".join(
+                f"{r.count} {r.kind} due {datetime.fromtimestamp(r.at, UTC):%H:%M} UTC" for r in due
+            ),
+        )
+
     async def _materialize(self, report: TickReport) -> bool:
         """One batch of due reminders into deliveries; True when more may be waiting."""
-        ideas = self.content.meal_ideas
-
-        def chooser(diet: str, recent: Sequence[str]) -> str | None:
-            try:
-                return choose_meal(ideas, diet, recent).id
-            except ValueError:
-                log.warning("no meal idea for diet %r; sending the generic meal reminder", diet)
-                return None
-
         now = self.clock.now()
         result = await self.store.materialize_due(
-            now, grace=self.grace, limit=self.batch_size, choose_meal=chooser
+            now, grace=self.grace, limit=self.batch_size, choose_meal=self._choose_meal
         )
         report.materialized += result.materialized
         report.skipped_stale += len(result.stale)

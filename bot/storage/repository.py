@@ -30,6 +30,7 @@ from typing import Any, Final
 
 from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from bot import eligibility, schedule
 from bot.diary import wake, weekly
@@ -37,6 +38,7 @@ from bot.diary.checkin import CheckinFact
 from bot.diary.models import HABIT_FOR_REMINDER, DiaryEntry, Habit, OnsetBucket
 from bot.diary.wake import CHECKIN_KIND
 from bot.diary.weekly import WEEKLY_KIND
+from bot.levelling import Load, Release
 from bot.storage.conversation import Conversations, erase_owner
 from bot.storage.dialects import (
     READ_ONLY,
@@ -74,6 +76,7 @@ from bot.storage.records import (
     SendOutcome,
     StaleOccurrence,
 )
+from bot.storage.send_load import read_split
 from bot.storage.types import UTCDateTime
 from bot.timezones import UnknownTimezone, tzinfo_for
 
@@ -705,35 +708,111 @@ class Store:
                     stale.append(StaleOccurrence(person.chat_id, reminder.kind, due, lateness))
                     reminder.next_fire_at = self._next_fire(person, reminder, now, after=now)
                     continue
-                meal_id = None
-                if reminder.kind == MEAL_KIND:
-                    meal_id = choose_meal(person.diet, tuple(person.recent_meals))
-                    if meal_id is not None:
-                        person.recent_meals = [*person.recent_meals, meal_id][-RECENT_MEALS_KEPT:]
                 new_deliveries.append(
-                    {
-                        "chat_id": person.chat_id,
-                        "reminder_id": reminder.id,
-                        "kind": reminder.kind,
-                        "due_at": due,
-                        "meal_id": meal_id,
-                        "status": DeliveryStatus.PENDING,
-                        "attempts": 0,
-                        "next_attempt_at": due,
-                        "created_at": now,
-                    }
+                    self._occurrence(person, reminder, now, choose_meal, send_at=due)
                 )
-                reminder.last_due_at = due
-                reminder.next_fire_at = self._next_fire(person, reminder, now, after=due)
-            created = 0
-            if new_deliveries:
-                # The UNIQUE(reminder_id, due_at) backstop: a night that somehow was already
-                # materialised is silently not inserted again.
-                statement = insert_ignoring_conflicts(
-                    self._dialect, DELIVERIES, "reminder_id", "due_at"
-                ).returning(DELIVERIES.c.id)
-                created = len((await session.execute(statement, new_deliveries)).all())
+            created = await self._insert_deliveries(session, new_deliveries)
             return MaterializeResult(len(rows), created, tuple(stale))
+
+    async def materialize_early(
+        self, now: datetime, releases: Sequence[Release], *, choose_meal: MealChooser
+    ) -> int:
+        """Levelling (bot/levelling.py): release reminders due later as deliveries sendable
+        now, in one transaction; how many were released.
+
+        For each release, up to ``count`` reminders of its kind due in its minute become
+        pending deliveries with their own ``due_at`` (so lateness and expiry still count
+        from their time) and ``next_attempt_at = now``. A person's reminder is never released
+        ahead of their own earlier one that is still waiting: their order never changes.
+        """
+        _require_aware(now, "now")
+        released: list[dict[str, Any]] = []
+        async with self._transaction() as session:
+            earlier = aliased(ReminderRow)
+            for release in releases:
+                start = datetime.fromtimestamp(release.at, UTC)
+                rows = (
+                    await session.execute(
+                        select(ReminderRow, PersonRow)
+                        .join(PersonRow, _P.chat_id == _R.chat_id)
+                        .where(
+                            _R.kind == release.kind,
+                            _R.next_fire_at >= max(start, now),
+                            _R.next_fire_at < start + timedelta(minutes=1),
+                            ~select(earlier.id)
+                            .where(
+                                earlier.chat_id == _R.chat_id,
+                                earlier.next_fire_at < _R.next_fire_at,
+                            )
+                            .exists(),
+                        )
+                        .order_by(_R.next_fire_at, _R.id)
+                        .limit(release.count)
+                        .with_for_update(
+                            skip_locked=True, key_share=True, of=[ReminderRow, PersonRow]
+                        )
+                    )
+                ).all()
+                for reminder, person in rows:
+                    if self._next_fire(person, reminder, now) is None:
+                        reminder.next_fire_at = None
+                        continue
+                    released.append(
+                        self._occurrence(person, reminder, now, choose_meal, send_at=now)
+                    )
+            return await self._insert_deliveries(session, released)
+
+    def _occurrence(
+        self,
+        person: PersonRow,
+        reminder: ReminderRow,
+        now: datetime,
+        choose_meal: MealChooser,
+        *,
+        send_at: datetime,
+    ) -> dict[str, Any]:
+        """The delivery row for the reminder's due occurrence (tonight's meal chosen), and the
+        reminder moved on to its next night."""
+        due = reminder.next_fire_at
+        assert due is not None
+        meal_id = None
+        if reminder.kind == MEAL_KIND:
+            meal_id = choose_meal(person.diet, tuple(person.recent_meals))
+            if meal_id is not None:
+                person.recent_meals = [*person.recent_meals, meal_id][-RECENT_MEALS_KEPT:]
+        reminder.last_due_at = due
+        reminder.next_fire_at = self._next_fire(person, reminder, now, after=due)
+        return {
+            "chat_id": person.chat_id,
+            "reminder_id": reminder.id,
+            "kind": reminder.kind,
+            "due_at": due,
+            "meal_id": meal_id,
+            "status": DeliveryStatus.PENDING,
+            "attempts": 0,
+            "next_attempt_at": send_at,
+            "created_at": now,
+        }
+
+    async def _insert_deliveries(self, session: AsyncSession, rows: list[dict[str, Any]]) -> int:
+        if not rows:
+            return 0
+        # The UNIQUE(reminder_id, due_at) backstop: a night that somehow was already
+        # materialised is silently not inserted again.
+        statement = insert_ignoring_conflicts(
+            self._dialect, DELIVERIES, "reminder_id", "due_at"
+        ).returning(DELIVERIES.c.id)
+        return len((await session.execute(statement, rows)).all())
+
+    async def upcoming_load(self, start: datetime, end: datetime) -> list[Load]:
+        """The load levelling plans (bot/levelling.py): reminders scheduled and deliveries
+        pending in [start, end), per kind and minute, in one read-only snapshot."""
+        async with self._core(read_only=True) as connection:
+            scheduled, pending = await read_split(connection, start, end)
+        return [
+            *(Load(m.kind, m.minute * 60, m.count) for m in scheduled),
+            *(Load(m.kind, m.minute * 60, m.count, scheduled=False) for m in pending),
+        ]
 
     async def claim_deliveries(
         self,
@@ -1053,6 +1132,7 @@ class Store:
                 person.blocked_reason = None
             change(person, reminders)
             person.updated_at = now
+            await self._take_back_early(session, chat_id, reminders, now)
             for reminder in reminders:
                 reminder.next_fire_at = self._next_fire(person, reminder, now, keep_due=True)
             if cancel_all:
@@ -1060,6 +1140,33 @@ class Store:
             elif cancel_kinds is not None:
                 await _cancel_unsent(session, chat_id, tuple(cancel_kinds), "turned off")
             return self._person(person, reminders)
+
+    async def _take_back_early(
+        self, session: AsyncSession, chat_id: int, reminders: list[ReminderRow], now: datetime
+    ) -> None:
+        """Undo levelling's early releases (bot/levelling.py) not yet claimed: the change may
+        move or stop that occurrence, so it goes back to being scheduled and is planned again
+        from the new settings (a levelled release comes back at the next plan)."""
+        taken = (
+            await session.execute(
+                delete(DeliveryRow)
+                .where(
+                    _D.chat_id == chat_id,
+                    _D.status == DeliveryStatus.PENDING,
+                    _D.attempts == 0,
+                    _D.reminder_id.is_not(None),
+                    _D.due_at > now,
+                )
+                .returning(_D.reminder_id, _D.due_at)
+            )
+        ).all()
+        for reminder_id, due_at in taken:
+            for reminder in reminders:
+                if reminder.id == reminder_id and reminder.last_due_at == due_at:
+                    # The night was not handed over after all; None only ever allows an
+                    # occurrence after the previous one, which was sent before ``now``.
+                    reminder.last_due_at = None
+                    reminder.next_fire_at = due_at
 
     async def _lock_person(
         self, session: AsyncSession, chat_id: int, *, create_at: datetime | None = None
