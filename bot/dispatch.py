@@ -48,7 +48,7 @@ import secrets
 import socket
 import warnings
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
@@ -82,6 +82,7 @@ BACKOFF_START: Final = timedelta(seconds=5)
 BACKOFF_CAP: Final = timedelta(minutes=5)
 PURGE_EVERY: Final = timedelta(hours=1)
 REPLAN_EVERY: Final = timedelta(minutes=1)  # levelling: how often the coming load is read
+CAPACITY_EVERY: Final = timedelta(days=1)  # the capacity check's WARNING: once a day at most
 HEARTBEAT_EVERY: Final = timedelta(seconds=2)
 DEAD_AFTER: Final = timedelta(seconds=8)
 # Graceful stop: how long requests already on the wire may take before they are abandoned
@@ -250,6 +251,7 @@ class Dispatcher:
         send_rate: float = 30.0,
         replan_every: timedelta = REPLAN_EVERY,
         tick_every: timedelta = timedelta(seconds=5),
+        capacity_check: Callable[[datetime], Coroutine[Any, Any, object]] | None = None,
     ) -> None:
         """``composers`` render kinds other than the nightly reminders (by kind).
         ``batch_size`` reminders are materialised per transaction, ``claim_size``
@@ -259,7 +261,9 @@ class Dispatcher:
         ``snooze_minutes`` is what the Snooze button says. ``windows``: each kind's send
         window (content's); with any window opening before its time the dispatcher levels,
         planning at ``send_rate`` messages a second (SEND_RATE_PER_SECOND), and each tick
-        releases what the plan sends before the next tick (``tick_every`` later)."""
+        releases what the plan sends before the next tick (``tick_every`` later).
+        ``capacity_check`` (bot.capacity_plan.CapacityWatch.check) runs in the background
+        once a day from the first tick, so only the process that sends projects the day."""
         if batch_size < 1 or claim_size < 1 or max_concurrency < 1:
             raise ValueError("batch_size, claim_size and max_concurrency must be positive")
         if heartbeat_every <= timedelta(0) or dead_after < 2 * heartbeat_every:
@@ -290,6 +294,9 @@ class Dispatcher:
         self.tick_every = tick_every
         self._horizon = timedelta(seconds=horizon_seconds(self.windows))
         self._releases: ReleasePlan | None = None
+        self.capacity_check = capacity_check
+        self._next_capacity_check: datetime | None = None
+        self._capacity_task: asyncio.Task[object] | None = None
         self._replan_at: datetime | None = None
         # Per-chat pacing is the rate limiter's (bot/ratelimit.py); here a chat has one
         # reminder in flight at a time, so its reminders keep their order.
@@ -371,6 +378,8 @@ class Dispatcher:
             if not self._beating:
                 self._heartbeat_task.cancel()
             await asyncio.gather(self._heartbeat_task, return_exceptions=True)
+        if self._capacity_task is not None and not self._capacity_task.done():
+            self._capacity_task.cancel()  # a read-only projection: nothing half-written
         released = self._released_on_stop + await self.store.retire_dispatcher(self.owner)
         log.info("dispatcher stopped; %d unsent claims released for the next process", released)
 
@@ -427,6 +436,7 @@ class Dispatcher:
                 if not self.stopping:
                     await self._send_due(report)
                     await self._purge_history()
+                    self._check_capacity_daily()
                 return report
             finally:
                 self._idle.set()
@@ -466,6 +476,21 @@ class Dispatcher:
         purged = await self.store.purge_deliveries(now - self.retention)
         if purged:
             log.info("purged %d deliveries older than %s", purged, _duration(self.retention))
+
+    def _check_capacity_daily(self) -> None:
+        """Start the day's capacity check beside the ticks (it may take seconds)."""
+        if self.capacity_check is None:
+            return
+        now = self.clock.now()
+        if self._next_capacity_check is not None and now < self._next_capacity_check:
+            return
+        if self._capacity_task is not None and not self._capacity_task.done():
+            return
+        self._next_capacity_check = now + CAPACITY_EVERY
+        self._capacity_task = asyncio.create_task(
+            self.capacity_check(now), name="dispatcher-capacity-check"
+        )
+        self._capacity_task.add_done_callback(_log_capacity_failure)
 
     # --- 1. materialise ------------------------------------------------------------------
 
@@ -872,6 +897,11 @@ class Dispatcher:
         else:
             name = {"gone": "deactivated"}.get(outcome.result, outcome.result)
             self.observer.outcome(delivery.kind, name, None)
+
+
+def _log_capacity_failure(task: asyncio.Task[object]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("the daily capacity check failed", exc_info=task.exception())
 
 
 def _backoff(attempt: int) -> timedelta:

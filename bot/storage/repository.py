@@ -76,7 +76,7 @@ from bot.storage.records import (
     SendOutcome,
     StaleOccurrence,
 )
-from bot.storage.send_load import read_split
+from bot.storage.send_load import MinuteLoad, read_send_load_in, read_split
 from bot.storage.types import UTCDateTime
 from bot.timezones import UnknownTimezone, tzinfo_for
 
@@ -803,6 +803,11 @@ class Store:
             self._dialect, DELIVERIES, "reminder_id", "due_at"
         ).returning(DELIVERIES.c.id)
         return len((await session.execute(statement, rows)).all())
+
+    async def send_load(self, start: datetime, end: datetime) -> list[MinuteLoad]:
+        """Everything due in [start, end) per kind and minute (the daily capacity check)."""
+        async with self._core(read_only=True) as connection:
+            return await read_send_load_in(connection, start, end)
 
     async def upcoming_load(self, start: datetime, end: datetime) -> list[Load]:
         """The load levelling plans (bot/levelling.py): reminders scheduled and deliveries

@@ -39,10 +39,12 @@ def _epoch_minute(column: ColumnElement[datetime], dialect: str) -> ColumnElemen
 async def read_send_load(engine: AsyncEngine, start: datetime, end: datetime) -> list[MinuteLoad]:
     """Everything due in [start, end): scheduled reminders and pending deliveries."""
     async with engine.begin() as connection:
-        return await _read(connection, start, end)
+        return await read_send_load_in(connection, start, end)
 
 
-async def _read(connection: AsyncConnection, start: datetime, end: datetime) -> list[MinuteLoad]:
+async def read_send_load_in(
+    connection: AsyncConnection, start: datetime, end: datetime
+) -> list[MinuteLoad]:
     scheduled, pending = await read_split(connection, start, end)
     loads: dict[tuple[str, int], int] = {}
     for load in (*scheduled, *pending):
