@@ -428,10 +428,13 @@ class Dispatcher:
                     return report
                 await self._keep_alive(report)
                 await self._release_unrecorded(report)
-                await self._level(report)
                 # Send after every materialised batch, so with 10,000 due at once the first
-                # message leaves after one batch of database work, not after all of it.
-                while not self.stopping and await self._materialize(report):
+                # message leaves after one batch of database work, not after all of it; and
+                # level before each batch, so a tick that sends for minutes keeps releasing.
+                while not self.stopping:
+                    await self._level(report)
+                    if not await self._materialize(report):
+                        break
                     await self._send_due(report)
                 if not self.stopping:
                     await self._send_due(report)
