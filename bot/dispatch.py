@@ -66,12 +66,12 @@ from telegram.error import (
 from telegram.ext import CallbackContext, ExtBot
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.capacity import Window
+from bot.capacity import DROPPED, Window
 from bot.clock import Clock, FakeClock
 from bot.config import DEFAULT_SNOOZE_MINUTES
 from bot.content import Content
 from bot.keyboards import reminder_keyboard
-from bot.levelling import ReleasePlan, horizon_seconds, plan_releases
+from bot.levelling import Release, ReleasePlan, horizon_seconds, plan_releases
 from bot.meals import choose_meal
 from bot.ratelimit import FairRateLimiter, SendOptions, Withdrawn
 from bot.storage import ClaimedDelivery, RecordedOutcome, SendOutcome, Store
@@ -527,10 +527,14 @@ class Dispatcher:
                     _duration(self._horizon),
                     self.send_rate,
                 )
-        due = self._releases.due(int((now + self.tick_every).timestamp()))
+        horizon = int((now + self.tick_every).timestamp())
+        drops = self._releases.drops_due(horizon)
+        if drops:
+            await self._drop(now, drops, report)
+        due = self._releases.due(horizon)
         if not due:
             return
-        released = await self.store.materialize_early(now, due, choose_meal=self._choose_meal)
+        released = sum(await self.store.materialize_early(now, due, choose_meal=self._choose_meal))
         for release in due:
             self._releases.released(release)
         report.released_early += released
@@ -539,6 +543,27 @@ class Dispatcher:
             released,
             ", ".join(
                 f"{r.count} {r.kind} due {datetime.fromtimestamp(r.at, UTC):%H:%M} UTC" for r in due
+            ),
+        )
+
+    async def _drop(self, now: datetime, drops: Sequence[Release], report: TickReport) -> None:
+        """Overload policy (c): what the plan says would expire goes, explicitly, by priority."""
+        counts = await self.store.materialize_early(
+            now, drops, choose_meal=self._choose_meal, drop_reason=DROPPED
+        )
+        dropped = sum(counts)
+        report.dropped[DROPPED] += dropped
+        if self.observer is not None:
+            for release, count in zip(drops, counts, strict=True):
+                for _ in range(count):
+                    self.observer.outcome(release.kind, "dropped", None)
+        log.warning(
+            "dropped %d reminders by priority (overload policy c: the coming hour cannot carry "
+            "them even levelled; meal ideas go first, wind-downs last): %s",
+            dropped,
+            ", ".join(
+                f"{r.count} {r.kind} due {datetime.fromtimestamp(r.at, UTC):%H:%M} UTC"
+                for r in drops
             ),
         )
 

@@ -13,6 +13,12 @@ materialised at its time as always, so on a quiet evening levelling changes noth
 and the plan is redone from the database every minute, so a wrong guess costs at most one
 minute's releases.
 
+When even levelling cannot carry the coming hour (the plan expires something), the plan also
+gives *drop* quotas — overload policy (c) of bot/capacity.py, explicit instead of expiry by
+arrival order: as many reminders as would expire, from the congested stretch, meal ideas
+first, then exercise notes, wind-downs last, the latest first. A group's drops are acted on
+when it falls due; each is recorded as skipped with its reason, counted and logged.
+
 Everything the plan sees starts at "now": a window that opened in the past opens now (nothing
 can be sent in the past), and deliveries already pending are sent at their own time or now,
 never earlier (they already exist; only scheduled reminders are released early).
@@ -26,7 +32,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Final
 
-from bot.capacity import NO_WINDOW, Leveller, Reminder, TokenBudget, Window
+from bot.capacity import DROP_ORDER, NO_WINDOW, Leveller, Plan, Reminder, TokenBudget, Window
 
 MIN_EARLY: Final = 60
 """Levelling moves reminders by whole minutes: a send planned less than this before its time
@@ -61,9 +67,13 @@ class ReleasePlan:
     """Early-release quotas from one plan, consumed as the dispatcher releases reminders."""
 
     def __init__(
-        self, planned_at: int, quotas: Mapping[tuple[str, int], Sequence[tuple[int, int]]]
+        self,
+        planned_at: int,
+        quotas: Mapping[tuple[str, int], Sequence[tuple[int, int]]],
+        drops: Mapping[tuple[str, int], int] | None = None,
     ) -> None:
         self.planned_at = planned_at
+        self._drops = dict(drops or {})
         # (kind, minute start) -> (seconds, cumulative early sends by each second)
         self._quotas = {
             key: ([second for second, _ in pieces], list(accumulate(n for _, n in pieces)))
@@ -72,7 +82,23 @@ class ReleasePlan:
         self._released: dict[tuple[str, int], int] = {}
 
     def __bool__(self) -> bool:
-        return bool(self._quotas)
+        return bool(self._quotas or self._drops)
+
+    @property
+    def dropping(self) -> int:
+        """Reminders this plan drops (overload policy c), all told."""
+        return sum(self._drops.values())
+
+    def drops_due(self, now: int) -> list[Release]:
+        """Groups falling due by second ``now`` with reminders to drop; each asked once."""
+        due = [
+            Release(kind, at, count)
+            for (kind, at), count in sorted(self._drops.items(), key=lambda i: (i[0][1], i[0][0]))
+            if at <= now and count > 0
+        ]
+        for release in due:
+            self._drops[release.kind, release.at] = 0
+        return due
 
     @property
     def total(self) -> int:
@@ -127,6 +153,7 @@ def plan_releases(
     if not reminders:
         return ReleasePlan(now, {})
     plan = Leveller(TokenBudget(rate), grace).plan(reminders)
+    drops = _drop_quotas(plan, groups) if plan.expired else {}
     quotas: dict[tuple[str, int], list[tuple[int, int]]] = {}
     for index, second, count in zip(
         plan.piece_reminder, plan.piece_second, plan.piece_count, strict=True
@@ -134,7 +161,35 @@ def plan_releases(
         group = groups[index]
         if group is not None and second <= group[1] - MIN_EARLY:
             quotas.setdefault(group, []).append((second, count))
-    return ReleasePlan(now, quotas)
+    return ReleasePlan(now, quotas, drops)
+
+
+def _drop_quotas(
+    plan: Plan, groups: Sequence[tuple[str, int] | None]
+) -> dict[tuple[str, int], int]:
+    """Per congested stretch, as many scheduled reminders as would expire in it, by
+    ``DROP_ORDER`` (meal ideas first, wind-downs last), the latest first: dropping one frees a
+    send for one that would otherwise expire. Pending deliveries are never dropped here."""
+    reminders = plan.reminders
+    drops: dict[tuple[str, int], int] = {}
+    for first, last, expired, lost in plan.congested:
+        members = {plan.piece_reminder[p] for p in range(first, last)} | set(lost)
+        candidates = sorted(
+            (i for i in members if groups[i] is not None), key=lambda i: -reminders[i].intended
+        )
+        need = expired
+        for kind in DROP_ORDER:
+            for index in candidates:
+                group = groups[index]
+                if need == 0:
+                    break
+                if group is None or reminders[index].kind != kind:
+                    continue
+                take = min(need, reminders[index].count - drops.get(group, 0))
+                if take > 0:
+                    drops[group] = drops.get(group, 0) + take
+                    need -= take
+    return drops
 
 
 def horizon_seconds(windows: Mapping[str, Window]) -> int:

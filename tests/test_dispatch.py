@@ -22,6 +22,7 @@ from telegram import Bot
 from telegram.ext import ExtBot
 
 from bench.population import insert_due_people
+from bot.capacity import DROPPED
 from bot.capacity_plan import windows_from
 from bot.clock import FakeClock
 from bot.content import Content, default_content_dir, load_content
@@ -706,7 +707,7 @@ async def test_an_early_release_never_overtakes_the_persons_earlier_reminder(h: 
     released = await h.store.materialize_early(
         berlin(10, 20, 50), [release], choose_meal=lambda diet, recent: None
     )
-    assert released == 1
+    assert released == [1]
     assert await h.deliveries(CHAT) == []
     [early] = await h.deliveries(OTHER)
     assert early["kind"] == "exercise" and early["status"] == "pending"
@@ -718,7 +719,7 @@ async def test_a_change_takes_back_an_early_release_and_the_new_time_wins(h: Har
     exercise_at = berlin(10, 19, 30)
     release = Release("exercise", int(exercise_at.timestamp()), 1)
     now = berlin(10, 19, 15)
-    assert await h.store.materialize_early(now, [release], choose_meal=lambda d, r: None) == 1
+    assert await h.store.materialize_early(now, [release], choose_meal=lambda d, r: None) == [1]
     h.clock.set(now)
     await h.store.set_bedtime(OTHER, time(23, 30), now)  # exercise note now at 20:30
     assert await h.deliveries(OTHER) == []  # the early row went back to being scheduled
@@ -727,3 +728,32 @@ async def test_a_change_takes_back_an_early_release_and_the_new_time_wins(h: Har
     assert datetime.fromisoformat(delivery["due_at"]) == berlin(10, 20, 30)
     assert delivery["status"] == "sent" and _sent_at(delivery) == berlin(10, 20, 30)
     assert len(h.sends(OTHER)) == 1
+
+
+async def test_overload_drops_meal_ideas_by_priority_counted_and_logged(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 40 wind-downs and 40 meal ideas due at 21:30 at 0.02 msg/s: the hour around them holds
+    # 72 sends. Levelling cannot carry it, so 8 meal ideas are dropped when they fall due,
+    # recorded as skipped with the policy's reason; every wind-down goes.
+    winders, eaters = range(7200, 7240), range(7300, 7340)
+    for chat_id in winders:
+        await sign_up(h, chat_id, only=["wind_down"])  # bedtime 22:30: due 21:30
+    for chat_id in eaters:
+        await sign_up(h, chat_id, bedtime=time(1, 30), only=["meal"])  # 4 h before: 21:30
+    dispatcher = h.new_dispatcher(
+        windows=windows_from(h.content), send_rate=0.02, tick_every=timedelta(minutes=1)
+    )
+    h.clock.set(berlin(10, 20, 40))
+    with caplog.at_level(logging.WARNING, logger="bot.dispatch"):
+        await run_simulated(dispatcher, h.clock, timedelta(hours=1))
+
+    wind_downs = [d for c in winders for d in await h.deliveries(c)]
+    meals = [d for c in eaters for d in await h.deliveries(c)]
+    assert [d["status"] for d in wind_downs] == ["sent"] * 40
+    dropped = [d for d in meals if d["status"] == "skipped"]
+    assert len(dropped) == 8 and Counter(d["status"] for d in meals)["sent"] == 32
+    assert {d["last_error"] for d in dropped} == {DROPPED}
+    assert len(h.sends()) == 72
+    [warning] = [r.getMessage() for r in caplog.records if "overload policy c" in r.getMessage()]
+    assert warning.startswith("dropped 8 reminders by priority") and "8 meal due" in warning

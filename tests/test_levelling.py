@@ -96,3 +96,28 @@ def test_the_horizon_is_two_widest_windows() -> None:
     assert horizon_seconds(WINDOWS) == 60 * MINUTE
     assert horizon_seconds({}) == 0
     assert horizon_seconds({"meal": Window(0, 600)}) == 0
+
+
+def test_an_hour_levelling_cannot_carry_drops_meal_ideas_first() -> None:
+    # 3,000 each of wind-downs and meal ideas at T and exercise notes a minute later, at
+    # 1 msg/s: from now (the meal window opens) to the exercise notes' grace end is 3,661
+    # seconds for 9,000 sends. What would expire is dropped instead, meal ideas first, then
+    # exercise notes; no wind-down.
+    due = NOW + 30 * MINUTE
+    loads = [
+        Load("wind_down", due, 3000),
+        Load("meal", due, 3000),
+        Load("exercise", due + MINUTE, 3000),
+    ]
+    plan = plan_releases(loads, WINDOWS, now=NOW, rate=1, grace=1800)
+    assert plan.dropping == 9000 - 3661
+    assert plan.drops_due(due - 1) == []  # a group's drops wait until it falls due
+    assert plan.drops_due(due) == [Release("meal", due, 3000)]
+    assert plan.drops_due(due) == []  # asked once
+    assert plan.drops_due(due + MINUTE) == [Release("exercise", due + MINUTE, 2339)]
+
+
+def test_no_drops_when_levelling_carries_the_hour() -> None:
+    due = NOW + 30 * MINUTE
+    plan = plan_releases([Load("meal", due, 6000)], WINDOWS, now=NOW, rate=30, grace=1800)
+    assert plan.dropping == 0 and plan.drops_due(due + 3600) == []

@@ -28,7 +28,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Final
 
-from sqlalchemy import and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -90,6 +90,7 @@ MAX_SNOOZE_MINUTES: Final = 12 * 60
 FALLBACK_OFFSETS: Final[Mapping[str, int]] = {"meal": 240, "exercise": 180, "wind_down": 60}
 
 _D = DeliveryRow
+_NO_MEAL: Final[MealChooser] = lambda diet, recent: None  # noqa: E731  (a dropped meal idea)
 _R = ReminderRow
 _P = PersonRow
 _W = DISPATCHERS.c  # the dispatchers table's columns
@@ -715,18 +716,27 @@ class Store:
             return MaterializeResult(len(rows), created, tuple(stale))
 
     async def materialize_early(
-        self, now: datetime, releases: Sequence[Release], *, choose_meal: MealChooser
-    ) -> int:
+        self,
+        now: datetime,
+        releases: Sequence[Release],
+        *,
+        choose_meal: MealChooser,
+        drop_reason: str | None = None,
+    ) -> list[int]:
         """Levelling (bot/levelling.py): release reminders due later as deliveries sendable
-        now, in one transaction; how many were released.
+        now, in one transaction; how many were released, per release.
 
         For each release, up to ``count`` reminders of its kind due in its minute become
         pending deliveries with their own ``due_at`` (so lateness and expiry still count
         from their time) and ``next_attempt_at = now``. A person's reminder is never released
         ahead of their own earlier one that is still waiting: their order never changes.
+
+        With ``drop_reason`` (levelling's overload policy c) the occurrences are recorded as
+        ``skipped`` with that reason instead: counted, never sent, the reminder moved on.
         """
         _require_aware(now, "now")
         released: list[dict[str, Any]] = []
+        counts: list[int] = []
         async with self._transaction() as session:
             earlier = aliased(ReminderRow)
             for release in releases:
@@ -739,7 +749,10 @@ class Store:
                             _R.kind == release.kind,
                             _R.next_fire_at >= max(start, now),
                             _R.next_fire_at < start + timedelta(minutes=1),
-                            ~select(earlier.id)
+                            # Dropping reorders nothing; an early send must not overtake.
+                            true()
+                            if drop_reason is not None
+                            else ~select(earlier.id)
                             .where(
                                 earlier.chat_id == _R.chat_id,
                                 earlier.next_fire_at < _R.next_fire_at,
@@ -757,10 +770,15 @@ class Store:
                     if self._next_fire(person, reminder, now) is None:
                         reminder.next_fire_at = None
                         continue
-                    released.append(
-                        self._occurrence(person, reminder, now, choose_meal, send_at=now)
-                    )
-            return await self._insert_deliveries(session, released)
+                    if drop_reason is None:
+                        row = self._occurrence(person, reminder, now, choose_meal, send_at=now)
+                    else:
+                        row = self._occurrence(person, reminder, now, _NO_MEAL, send_at=now)
+                        row.update(status=DeliveryStatus.SKIPPED, last_error=drop_reason[:500])
+                    released.append(row)
+                counts.append(len(released) - sum(counts))
+            await self._insert_deliveries(session, released)
+            return counts
 
     def _occurrence(
         self,
