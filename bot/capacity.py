@@ -166,6 +166,8 @@ class Leveller:
     own time and sent first come, first served (the claim query's order). With ``paid`` (a
     budget above ``budget``, e.g. 1,000 a second), a reminder that would otherwise go out after
     its window closes goes as a paid broadcast instead, and only then: paid sends cost Stars.
+    ``start`` (the dispatcher's "now"): no send before this second, so reminders already
+    due wait for it and still expire ``grace`` after their own time.
     """
 
     def __init__(
@@ -175,6 +177,7 @@ class Leveller:
         *,
         levelled: bool = True,
         paid: TokenBudget | None = None,
+        start: int | None = None,
     ) -> None:
         if grace < 0:
             raise ValueError("grace cannot be negative")
@@ -182,6 +185,7 @@ class Leveller:
         self.grace = grace
         self.levelled = levelled
         self.paid = paid
+        self.start = start
 
     def plan(self, reminders: Sequence[Reminder]) -> Plan:
         plan = Plan(reminders)
@@ -240,6 +244,8 @@ class Leveller:
         pointer = n - 1
         second = intended[-1]
         slots = self.budget.slots
+        before_start = None if self.start is None else self.start - base
+        n_total = sum(counts)
         while pointer >= 0 or heap:
             if not heap:
                 second = min(second, intended[pointer])
@@ -250,7 +256,10 @@ class Leveller:
                     parked[k] = 1
                 else:
                     heapq.heappush(heap, -(opens[k] * scale + k))
-            free = slots(second + base)
+            # Before ``start`` nothing is sent: whatever is left is released by then.
+            free = (
+                slots(second + base) if before_start is None or second >= before_start else n_total
+            )
             while free and heap:
                 k = -heapq.heappop(heap) % scale
                 take = min(remaining[k], free)
@@ -291,6 +300,7 @@ class Leveller:
         heap: list[int] = []
         slots = self.budget.slots
         paid_slots = self.paid.slots if self.paid is not None else None
+        before_start = None if self.start is None else self.start - base
         grace = self.grace
         append_reminder = plan.piece_reminder.append
         append_second = plan.piece_second.append
@@ -328,8 +338,11 @@ class Leveller:
                 else:
                     heapq.heappush(heap, key(pointer))
                 pointer += 1
-            free = slots(second + base)
-            extra = paid_slots(second + base) - free if paid_slots else 0
+            if before_start is not None and second < before_start:
+                free = extra = 0
+            else:
+                free = slots(second + base)
+                extra = paid_slots(second + base) - free if paid_slots else 0
             while heap and (free or intended[units[heap[0] % unit_scale][1]] + grace < second):
                 u = heapq.heappop(heap) % unit_scale
                 k = units[u][1]

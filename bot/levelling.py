@@ -19,9 +19,10 @@ arrival order: as many reminders as would expire, from the congested stretch, me
 first, then exercise notes, wind-downs last, the latest first. A group's drops are acted on
 when it falls due; each is recorded as skipped with its reason, counted and logged.
 
-Everything the plan sees starts at "now": a window that opened in the past opens now (nothing
-can be sent in the past), and deliveries already pending are sent at their own time or now,
-never earlier (they already exist; only scheduled reminders are released early).
+Everything the plan sees starts at "now": nothing is sent before it, a window that opened in
+the past opens now, and what is already due (deliveries pending, a backlog) waits for now but
+keeps its own time, so the plan sees it expire ``grace`` after that time — under sustained
+overload, that backlog is what tells the plan to drop. Only scheduled reminders go early.
 """
 
 from __future__ import annotations
@@ -71,8 +72,10 @@ class ReleasePlan:
         planned_at: int,
         quotas: Mapping[tuple[str, int], Sequence[tuple[int, int]]],
         drops: Mapping[tuple[str, int], int] | None = None,
+        expiring: int = 0,
     ) -> None:
         self.planned_at = planned_at
+        self.expiring = expiring  # what the plan expires even levelled, before any drop
         self._drops = dict(drops or {})
         # (kind, minute start) -> (seconds, cumulative early sends by each second)
         self._quotas = {
@@ -141,18 +144,18 @@ def plan_releases(
     groups: list[tuple[str, int] | None] = []
     for load in loads:
         window = windows.get(load.kind, NO_WINDOW)
-        at = max(load.at, now)
         if load.scheduled and load.at > now:
             # A window opening before now opens now: nothing is sent in the past.
             window = Window(min(window.before, load.at - now), window.after)
             groups.append((load.kind, load.at))
         else:
+            # Already due: it waits for now and still expires ``grace`` after its own time.
             window = Window(0, window.after)
             groups.append(None)
-        reminders.append(Reminder(None, load.kind, at, window, load.count))
+        reminders.append(Reminder(None, load.kind, load.at, window, load.count))
     if not reminders:
         return ReleasePlan(now, {})
-    plan = Leveller(TokenBudget(rate), grace).plan(reminders)
+    plan = Leveller(TokenBudget(rate), grace, start=now).plan(reminders)
     drops = _drop_quotas(plan, groups) if plan.expired else {}
     quotas: dict[tuple[str, int], list[tuple[int, int]]] = {}
     for index, second, count in zip(
@@ -161,7 +164,7 @@ def plan_releases(
         group = groups[index]
         if group is not None and second <= group[1] - MIN_EARLY:
             quotas.setdefault(group, []).append((second, count))
-    return ReleasePlan(now, quotas, drops)
+    return ReleasePlan(now, quotas, drops, plan.expired_count)
 
 
 def _drop_quotas(

@@ -121,3 +121,12 @@ def test_no_drops_when_levelling_carries_the_hour() -> None:
     due = NOW + 30 * MINUTE
     plan = plan_releases([Load("meal", due, 6000)], WINDOWS, now=NOW, rate=30, grace=1800)
     assert plan.dropping == 0 and plan.drops_due(due + 3600) == []
+
+
+def test_a_backlog_already_due_expires_at_its_own_time_not_from_now() -> None:
+    # 3,000 wind-downs due 25 minutes ago, still pending, at 1 msg/s: 5 minutes of grace
+    # left, so the plan sees 2,699 of them expire (seconds now .. now + 300 send 301).
+    backlog = Load("wind_down", NOW - 25 * MINUTE, 3000, scheduled=False)
+    plan = plan_releases([backlog], WINDOWS, now=NOW, rate=1, grace=1800)
+    assert plan.expiring == 3000 - 301
+    assert plan.dropping == 0  # nothing scheduled in the stretch to drop instead
