@@ -15,7 +15,7 @@ at 30 msg/s (each clump a fiftieth, sent fifty times slower), in a fiftieth of t
 work; 10,000 and 20,000 people at 0.6 msg/s stand for 500k and 1M.
 Per kind: how many were sent, p50/p99/max lateness and earliness in minutes (from the
 moment the stand-in accepted the send to the reminder's intended minute), sent after the
-window, expired.
+window, expired, dropped (the overload policy, levelled run only).
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ class SimulatedBot:
 class Figures:
     sent: int = 0
     expired: int = 0
+    dropped: int = 0  # overload policy c (bot/levelling.py)
     after_window: int = 0
     lateness: list[float] | None = None
     earliness: list[float] | None = None
@@ -111,6 +112,7 @@ async def run_day(
             report["released_early"] += tick.released_early
             report["expired"] += tick.expired
             report["skipped_stale"] += tick.skipped_stale
+            report["dropped"] += tick.dropped.total()
     finally:
         await store.close()
     elapsed = time.perf_counter() - started
@@ -123,6 +125,9 @@ async def run_day(
         f = figures[kind]
         if status == "expired":
             f.expired += 1
+            continue
+        if status == "skipped":
+            f.dropped += 1
             continue
         if message_id is None:
             continue
@@ -141,8 +146,8 @@ async def run_day(
 def table(results: Sequence[tuple[str, dict[str, Figures]]]) -> str:
     lines = [
         "| run | kind | sent | late p50 / p99 / max (min) | early p50 / p99 / max (min) "
-        "| after window | expired |",
-        "|---|---|---|---|---|---|---|",
+        "| after window | expired | dropped |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for label, figures in results:
         for kind in sorted(figures):
@@ -153,7 +158,8 @@ def table(results: Sequence[tuple[str, dict[str, Figures]]]) -> str:
                 f"{_quantile(late, 0.5) / 60:.1f} / {_quantile(late, 0.99) / 60:.1f} / "
                 f"{max(late, default=0) / 60:.1f} | "
                 f"{_quantile(early, 0.5) / 60:.1f} / {_quantile(early, 0.99) / 60:.1f} / "
-                f"{max(early, default=0) / 60:.1f} | {f.after_window:,} | {f.expired:,} |"
+                f"{max(early, default=0) / 60:.1f} | {f.after_window:,} | {f.expired:,} | "
+                f"{f.dropped:,} |"
             )
     return "\n".join(lines)
 
