@@ -527,11 +527,14 @@ class Dispatcher:
                     _duration(self._horizon),
                     self.send_rate,
                 )
-        horizon = int((now + self.tick_every).timestamp())
-        drops = self._releases.drops_due(horizon)
+        # Drops for every group falling due before the next plan: that plan starts from those
+        # groups as already due, and no longer sees them as its to drop.
+        drops = self._releases.drops_due(
+            int((now + self.replan_every + self.tick_every).timestamp())
+        )
         if drops:
             await self._drop(now, drops, report)
-        due = self._releases.due(horizon)
+        due = self._releases.due(int((now + self.tick_every).timestamp()))
         if not due:
             return
         released = sum(await self.store.materialize_early(now, due, choose_meal=self._choose_meal))
