@@ -25,7 +25,8 @@ from telegram import (
 )
 from telegram.constants import ChatMemberStatus, ChatType
 
-from bot import callback_data
+from bot import usecases
+from bot.callback_data import DietButton, SettingsButton, encode
 from bot.content import Content
 from bot.context import BotContext
 from bot.handlers.common import (
@@ -33,6 +34,7 @@ from bot.handlers.common import (
     content_for,
     content_of,
     edit_in_place,
+    pressed,
     reply,
     telegram_locale,
 )
@@ -46,12 +48,9 @@ from bot.i18n import Raw
 from bot.keyboards import diet_keyboard
 from bot.onboarding import (
     BEDTIME_CHOICES,
-    OFFSET_STEP_MINUTES,
     InputProblem,
-    clamp_offset,
     parse_clock_time,
     parse_nights,
-    pause_until,
     split_lines,
     upcoming_lines,
 )
@@ -67,6 +66,7 @@ from bot.timezones import (
     utc_offset_label,
 )
 from bot.triage import Triage
+from bot.usecases import SetupStep
 
 AWAITING = "awaiting"
 MAX_MYDATA_CHARS = 3500
@@ -79,6 +79,11 @@ def _chat_id(update: Update) -> int:
 
 
 # --- keyboards ---------------------------------------------------------------------------
+
+
+def settings_data(action: str, value: str | None = None) -> str:
+    """A 'set:<action>[:<value>]' button's data (see SETTINGS_ACTIONS)."""
+    return encode(SettingsButton(action, value))
 
 
 def location_keyboard(content: Content) -> ReplyKeyboardMarkup:
@@ -98,7 +103,7 @@ def bedtime_keyboard(
     buttons = [
         InlineKeyboardButton(
             ui.clock(choice),
-            callback_data=callback_data.settings(action, choice.strftime("%H%M")),
+            callback_data=settings_data(action, choice.strftime("%H%M")),
         )
         for choice in BEDTIME_CHOICES
     ]
@@ -108,7 +113,7 @@ def bedtime_keyboard(
             [
                 InlineKeyboardButton(
                     ui.text("button.same_as_weekdays"),
-                    callback_data=callback_data.settings("wbed", "off"),
+                    callback_data=settings_data("wbed", "off"),
                 )
             ]
         )
@@ -116,7 +121,7 @@ def bedtime_keyboard(
         rows.append(
             [
                 InlineKeyboardButton(
-                    ui.text("button.back_to_settings"), callback_data=callback_data.settings("view")
+                    ui.text("button.back_to_settings"), callback_data=settings_data("view")
                 )
             ]
         )
@@ -136,7 +141,7 @@ def candidates_keyboard(content: Content, lookup: TimezoneLookup) -> InlineKeybo
             [
                 InlineKeyboardButton(
                     choice_label(content, choice)[:60],
-                    callback_data=callback_data.settings("tz", choice.key),
+                    callback_data=settings_data("tz", choice.key),
                 )
             ]
             for choice in lookup.candidates
@@ -176,16 +181,14 @@ def settings_view(
         )
         rows.append(
             [
-                InlineKeyboardButton(
-                    label, callback_data=callback_data.settings("toggle", kind.kind)
-                ),
+                InlineKeyboardButton(label, callback_data=settings_data("toggle", kind.kind)),
                 InlineKeyboardButton(
                     ui.text("button.earlier"),
-                    callback_data=callback_data.settings("earlier", kind.kind),
+                    callback_data=settings_data("earlier", kind.kind),
                 ),
                 InlineKeyboardButton(
                     ui.text("button.later"),
-                    callback_data=callback_data.settings("later", kind.kind),
+                    callback_data=settings_data("later", kind.kind),
                 ),
             ]
         )
@@ -209,21 +212,19 @@ def settings_view(
     rows.append(
         [
             InlineKeyboardButton(
-                ui.text("button.bedtime"), callback_data=callback_data.settings("pick_bed")
+                ui.text("button.bedtime"), callback_data=settings_data("pick_bed")
             ),
             InlineKeyboardButton(
-                ui.text("button.weekend_bedtime"), callback_data=callback_data.settings("pick_wbed")
+                ui.text("button.weekend_bedtime"), callback_data=settings_data("pick_wbed")
             ),
         ]
     )
     rows.append(
         [
-            InlineKeyboardButton(
-                ui.text("button.timezone"), callback_data=callback_data.settings("ask_tz")
-            ),
+            InlineKeyboardButton(ui.text("button.timezone"), callback_data=settings_data("ask_tz")),
             InlineKeyboardButton(
                 ui.text("button.diet", diet=content.diet_name(person.diet)),
-                callback_data=callback_data.diet("pick"),
+                callback_data=encode(DietButton("pick")),
             ),
         ]
     )
@@ -231,31 +232,23 @@ def settings_view(
         pause_row = [
             InlineKeyboardButton(
                 ui.plural("button.pause", nights),
-                callback_data=callback_data.settings("pause", str(nights)),
+                callback_data=settings_data("pause", str(nights)),
             )
             for nights in (1, 7)
         ]
         if person.paused_until is not None and person.paused_until > now_utc:
             pause_row = [
                 InlineKeyboardButton(
-                    ui.text("button.resume"), callback_data=callback_data.settings("resume")
+                    ui.text("button.resume"), callback_data=settings_data("resume")
                 )
             ]
         rows.append(pause_row)
         rows.append(
-            [
-                InlineKeyboardButton(
-                    ui.text("button.stop"), callback_data=callback_data.settings("stop")
-                )
-            ]
+            [InlineKeyboardButton(ui.text("button.stop"), callback_data=settings_data("stop"))]
         )
     else:
         rows.append(
-            [
-                InlineKeyboardButton(
-                    ui.text("button.turn_on"), callback_data=callback_data.settings("resume")
-                )
-            ]
+            [InlineKeyboardButton(ui.text("button.turn_on"), callback_data=settings_data("resume"))]
         )
     return "\n".join(lines), InlineKeyboardMarkup(rows)
 
@@ -290,14 +283,12 @@ def _problem(content: Content, problem: InputProblem, example: str) -> str:
 
 async def begin_setup(update: Update, context: BotContext) -> None:
     """'Set up nightly reminders': ask only for what is still missing, then confirm."""
-    store, now = context.store, context.clock.now()
-    person = await store.ensure_person(_chat_id(update), now)
+    person = (await usecases.subscribe(context.store, context.clock, _chat_id(update))).person
     if person.timezone is None:
         await ask_timezone(update, context)
     elif person.bedtime is None:
         await ask_bedtime(update, context)
     else:
-        person = await store.subscribe(person.chat_id, now)
         await confirm(update, context, person)
 
 
@@ -325,20 +316,9 @@ async def reply_with_keyboard(
         await chat.send_message(text, reply_markup=keyboard)
 
 
-async def headline_for(context: BotContext, chat_id: int) -> str:
-    """Read before a change: 'You're set up' the first time, a plain 'Saved' afterwards."""
-    person = await context.store.get_person(chat_id)
-    return SAVED if person is not None and person.ready else SET_UP
-
-
-async def complete_setup(context: BotContext, before: str, person: Person) -> Person:
-    """The change that first makes a person ready (timezone and bedtime) turns reminders on.
-
-    Later changes never do: someone who sent /stop stays stopped until /resume.
-    """
-    if before == SET_UP and person.ready and not person.subscribed:
-        return await context.store.subscribe(person.chat_id, context.clock.now())
-    return person
+def headline(step: SetupStep) -> str:
+    """'You're set up' for the first set-up, a plain 'Saved' for a later change."""
+    return SET_UP if step.first_setup else SAVED
 
 
 def with_headline(content: Content, headline: str, text: str) -> str:
@@ -413,12 +393,10 @@ async def apply_timezone_lookup(
 ) -> None:
     """Store a confident choice, offer candidates, or say what was wrong."""
     if lookup.choice is not None:
-        headline = await headline_for(context, _chat_id(update))
-        person = await context.store.set_timezone(
-            _chat_id(update), lookup.choice.key, context.clock.now()
+        step = await usecases.set_timezone(
+            context.store, context.clock, _chat_id(update), lookup.choice.key
         )
-        person = await complete_setup(context, headline, person)
-        await after_timezone(update, context, person, headline)
+        await after_timezone(update, context, step.person, headline(step))
         return
     content = await content_for(update, context)
     ui = content.ui
@@ -428,16 +406,6 @@ async def apply_timezone_lookup(
     else:
         problem = ui.text(f"problem.{lookup.problem or 'timezone_empty'}", typed=lookup.typed)
         await reply(update, html.escape(problem, quote=False))
-
-
-async def apply_bedtime(
-    update: Update, context: BotContext, bedtime: time, *, weekend: bool
-) -> Person:
-    """Store a bedtime; the first complete set-up turns reminders on (see complete_setup)."""
-    store, now, chat_id = context.store, context.clock.now(), _chat_id(update)
-    before = await headline_for(context, chat_id)
-    person = await store.set_bedtime(chat_id, bedtime, now, weekend=weekend)
-    return await complete_setup(context, before, person)
 
 
 # --- commands ----------------------------------------------------------------------------
@@ -514,11 +482,8 @@ async def location_message(update: Update, context: BotContext) -> None:
         text = f"{ui.text('setup.no_timezone_at_place_html')} {ui.text('prompt.timezone_html')}"
         await reply(update, text)
         return
-    chat_id, now = _chat_id(update), context.clock.now()
-    headline = await headline_for(context, chat_id)
-    person = await context.store.set_timezone(chat_id, key, now)
-    person = await complete_setup(context, headline, person)
-    await after_timezone(update, context, person, headline)
+    step = await usecases.set_timezone(context.store, context.clock, _chat_id(update), key)
+    await after_timezone(update, context, step.person, headline(step))
 
 
 async def bedtime_command(update: Update, context: BotContext) -> None:
@@ -529,10 +494,9 @@ async def bedtime_command(update: Update, context: BotContext) -> None:
         return
     weekend = words[0].lower() in {"weekend", "weekends"}
     value = " ".join(words[1:] if weekend else words)
-    headline = await headline_for(context, _chat_id(update))
     if weekend and value.lower() in {"off", "same", "none"}:
-        person = await context.store.clear_weekend_bedtime(_chat_id(update), context.clock.now())
-        await _after_bedtime(update, context, person, headline)
+        step = await usecases.clear_weekend_bedtime(context.store, context.clock, _chat_id(update))
+        await _after_bedtime(update, context, step)
         return
     try:
         bedtime = parse_clock_time(value)
@@ -540,14 +504,15 @@ async def bedtime_command(update: Update, context: BotContext) -> None:
         example = "/bedtime weekend 23:30" if weekend else "/bedtime 22:30"
         await reply(update, _problem(await content_for(update, context), problem, example))
         return
-    person = await apply_bedtime(update, context, bedtime, weekend=weekend)
-    await _after_bedtime(update, context, person, headline)
+    step = await usecases.set_bedtime(
+        context.store, context.clock, _chat_id(update), bedtime, weekend=weekend
+    )
+    await _after_bedtime(update, context, step)
 
 
-async def _after_bedtime(
-    update: Update, context: BotContext, person: Person, headline: str = SET_UP
-) -> None:
+async def _after_bedtime(update: Update, context: BotContext, step: SetupStep) -> None:
     """Confirm, or ask for what set-up still lacks (weekday bedtime first, then timezone)."""
+    person = step.person
     ui = (await content_for(update, context)).ui
     if person.bedtime is None:
         weekend = (
@@ -559,7 +524,7 @@ async def _after_bedtime(
         await reply(update, ui.text("setup.bedtime_saved_html", bedtime=ui.clock(person.bedtime)))
         await ask_timezone(update, context)
     else:
-        await finish_setup(update, context, person, headline)
+        await finish_setup(update, context, person, headline(step))
 
 
 async def settings_command(update: Update, context: BotContext) -> None:
@@ -583,37 +548,24 @@ async def pause_command(update: Update, context: BotContext) -> None:
     except InputProblem as problem:
         await reply(update, html.escape(problem.describe(content.ui), quote=False))
         return
-    person = await context.store.get_person(_chat_id(update))
-    if person is None or not person.ready or not person.subscribed:
+    person = await usecases.pause(context.store, context.clock, _chat_id(update), nights)
+    if person is None:
         await reply(update, content.ui.text("setup.nothing_to_pause_html"))
         return
-    person = await _pause(context, person, nights)
     await reply(update, *settings_view(person, content, context.clock.now()))
 
 
-async def _pause(context: BotContext, person: Person, nights: int) -> Person:
-    assert person.timezone is not None
-    now = context.clock.now()
-    until = pause_until(now, tzinfo_for(person.timezone), nights)
-    return await context.store.pause(person.chat_id, until, now)
-
-
 async def resume_command(update: Update, context: BotContext) -> None:
-    chat_id, now = _chat_id(update), context.clock.now()
-    person = await context.store.ensure_person(chat_id, now)
-    if not person.ready:
+    person = await usecases.resume(context.store, context.clock, _chat_id(update))
+    if person is None:
         await begin_setup(update, context)
         return
-    await context.store.subscribe(chat_id, now)
-    person = await context.store.resume(chat_id, now)
     await confirm(update, context, person, REMINDERS_ON)
 
 
 async def stop_command(update: Update, context: BotContext) -> None:
     """/stop: no more messages at all, effective immediately; settings are kept for /resume."""
-    person = await context.store.get_person(_chat_id(update))
-    if person is not None:
-        await context.store.unsubscribe(person.chat_id, context.clock.now())
+    await usecases.stop(context.store, context.clock, _chat_id(update))
     await reply(update, (await content_for(update, context)).ui.text("setup.stopped_html"))
 
 
@@ -647,11 +599,11 @@ async def deletedata_command(update: Update, context: BotContext) -> None:
                 [
                     InlineKeyboardButton(
                         ui.text("button.erase_yes"),
-                        callback_data=callback_data.settings("delete", "yes"),
+                        callback_data=settings_data("delete", "yes"),
                     ),
                     InlineKeyboardButton(
                         ui.text("button.erase_no"),
-                        callback_data=callback_data.settings("delete", "no"),
+                        callback_data=settings_data("delete", "no"),
                     ),
                 ]
             ]
@@ -685,9 +637,8 @@ async def free_text(update: Update, context: BotContext, verdict: Triage) -> boo
                 return False
             await reply(update, _problem(await content_for(update, context), problem, "22:30"))
             return True
-        headline = await headline_for(context, _chat_id(update))
-        person = await apply_bedtime(update, context, bedtime, weekend=False)
-        await _after_bedtime(update, context, person, headline)
+        step = await usecases.set_bedtime(context.store, context.clock, _chat_id(update), bedtime)
+        await _after_bedtime(update, context, step)
         return True
     if awaiting == "diet":
         content = await content_for(update, context)
@@ -698,7 +649,7 @@ async def free_text(update: Update, context: BotContext, verdict: Triage) -> boo
             keyboard = diet_keyboard(content, "setup", skip=True)
             await reply(update, content.render_diet_unknown(text), keyboard)
             return True
-        person = await context.store.set_diet(_chat_id(update), diet, context.clock.now())
+        person = await usecases.set_diet(context.store, context.clock, _chat_id(update), diet)
         await confirm(update, context, person, SET_UP)
         return True
     return False
@@ -728,15 +679,14 @@ SettingsAction = Callable[[SettingsPress], Awaitable[Person | None]]
 
 async def settings_button(update: Update, context: BotContext) -> None:
     """Every 'set:*' button; values are re-validated here because callback data can be forged."""
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    match = callback_data.SETTINGS.match(query.data)
-    assert match is not None
-    action, value = match.group(1), match.group(2) or ""
+    query, button = pressed(update, SettingsButton)
+    action, value = button.action, button.value or ""
     chat_id, now = _chat_id(update), context.clock.now()
     content = await content_for(update, context)
-    person = await context.store.get_person(chat_id)
-    if person is None and action not in ACTIONS_WITHOUT_A_PERSON:
+    # The set-up's first answers need no stored person, so their tap reads nothing first.
+    needs_person = action not in ACTIONS_WITHOUT_A_PERSON
+    person = await context.store.get_person(chat_id) if needs_person else None
+    if person is None and needs_person:
         await query.answer(content.ui.text("alert.send_settings"), show_alert=True)
         return
     handler = SETTINGS_ACTIONS.get(action)
@@ -775,11 +725,9 @@ async def _choose_timezone(press: SettingsPress) -> None:
         await query.answer(ui.text("alert.timezone_invalid"), show_alert=True)
         return None
     await query.answer()
-    headline = await headline_for(context, press.chat_id)
-    person = await context.store.set_timezone(press.chat_id, press.value, press.now)
-    person = await complete_setup(context, headline, person)
+    step = await usecases.set_timezone(context.store, context.clock, press.chat_id, press.value)
     await edit_in_place(query, ui.text("setup.timezone_chosen_html", timezone=press.value))
-    await after_timezone(press.update, context, person, headline)
+    await after_timezone(press.update, context, step.person, headline(step))
     return None
 
 
@@ -790,15 +738,17 @@ async def _choose_bedtime(press: SettingsPress) -> None:
         await query.answer(ui.text("alert.time_invalid"), show_alert=True)
         return None
     await query.answer()
-    headline = await headline_for(context, press.chat_id)
+    store, clock = context.store, context.clock
     if bedtime is None:
-        person = await context.store.clear_weekend_bedtime(press.chat_id, press.now)
+        step = await usecases.clear_weekend_bedtime(store, clock, press.chat_id)
     else:
-        person = await apply_bedtime(update, context, bedtime, weekend=press.action == "wbed")
+        weekend = press.action == "wbed"
+        step = await usecases.set_bedtime(store, clock, press.chat_id, bedtime, weekend=weekend)
+    person = step.person
     if not person.ready:
-        await _after_bedtime(update, context, person, headline)
+        await _after_bedtime(update, context, step)
         return None
-    if headline == SET_UP:
+    if step.first_setup:
         await ask_diet(update, context, query)
         return None
     if context.user_data is not None:
@@ -825,23 +775,16 @@ async def _ask_timezone(press: SettingsPress) -> None:
 
 
 async def _change_reminder(press: SettingsPress) -> Person | None:
-    person, store = press.person, press.context.store
+    store, clock, person, kind = press.context.store, press.context.clock, press.person, press.value
     assert person is not None
-    setting = next((r for r in person.reminders if r.kind == press.value), None)
-    if setting is None:
-        await press.query.answer(press.content.ui.text("alert.unknown_reminder"), show_alert=True)
-        return None
     if press.action == "toggle":
-        return await store.set_reminder(
-            press.chat_id, press.value, press.now, enabled=not setting.enabled
-        )
-    step = OFFSET_STEP_MINUTES if press.action == "earlier" else -OFFSET_STEP_MINUTES
-    return await store.set_reminder(
-        press.chat_id,
-        press.value,
-        press.now,
-        offset_minutes=clamp_offset(setting.offset_minutes + step),
-    )
+        changed = await usecases.toggle_reminder(store, clock, person, kind)
+    else:
+        earlier = press.action == "earlier"
+        changed = await usecases.move_reminder(store, clock, person, kind, earlier=earlier)
+    if changed is None:
+        await press.query.answer(press.content.ui.text("alert.unknown_reminder"), show_alert=True)
+    return changed
 
 
 async def _legacy_diet(press: SettingsPress) -> Person | None:
@@ -849,30 +792,29 @@ async def _legacy_diet(press: SettingsPress) -> Person | None:
     if press.value not in press.content.foods_page.diet:
         await _invalid(press)
         return None
-    return await press.context.store.set_diet(press.chat_id, press.value, press.now)
+    return await usecases.set_diet(
+        press.context.store, press.context.clock, press.chat_id, press.value
+    )
 
 
 async def _pause_button(press: SettingsPress) -> Person | None:
-    person, value = press.person, press.value
-    assert person is not None
-    if not (value.isdigit() and 1 <= int(value) <= 60 and person.ready):
+    nights = int(press.value) if press.value.isdigit() else 0  # 0: refused by the use case
+    person = await usecases.pause(press.context.store, press.context.clock, press.chat_id, nights)
+    if person is None:
         await _invalid(press)
-        return None
-    return await _pause(press.context, person, int(value))
+    return person
 
 
 async def _resume_button(press: SettingsPress) -> Person | None:
-    assert press.person is not None
-    if not press.person.ready:
+    person = await usecases.resume(press.context.store, press.context.clock, press.chat_id)
+    if person is None:
         await press.query.answer()
         await begin_setup(press.update, press.context)
-        return None
-    await press.context.store.subscribe(press.chat_id, press.now)
-    return await press.context.store.resume(press.chat_id, press.now)
+    return person
 
 
 async def _stop_button(press: SettingsPress) -> Person | None:
-    return await press.context.store.unsubscribe(press.chat_id, press.now)
+    return await usecases.stop(press.context.store, press.context.clock, press.chat_id)
 
 
 async def _view(press: SettingsPress) -> Person | None:
@@ -901,7 +843,7 @@ SETTINGS_ACTIONS: Final[Mapping[str, SettingsAction]] = {
     "stop": _stop_button,
     "view": _view,
 }
-"""What each 'set:<action>' button does; callback_data.SETTINGS decides which actions parse."""
+"""What each 'set:<action>' button does; bot.callback_data.SETTINGS decides which parse."""
 ACTIONS_WITHOUT_A_PERSON: Final = frozenset({"tz", "bed", "delete"})
 """The set-up's first answers and erasure work before anything is stored."""
 

@@ -1,0 +1,73 @@
+"""How many database transactions one tap costs: a use case owns one store transaction.
+
+Counted over the real Application and the fake Bot API: the Store's own transactions (its
+``_transaction`` and ``_core``, whichever methods open them) while one bedtime button is
+handled. The inbox and the open-prompt state have transactions of their own per update, not
+counted here: they are the same for every update and not the use case's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from datetime import timedelta
+from typing import Any, Final
+
+from bot.storage import Store
+from tests.harness import BotHarness
+
+ADA: Final = 4_200_001
+BEDTIME_TAP_TRANSACTIONS: Final = 2
+"""One to read the person before any handler (welcome_back: unblocking, language), one for
+the use case (set the bedtime, reschedule, subscribe on a first complete set-up). Before the
+use-case layer: 6 for the tap that completed the set-up, 5 for a later one."""
+
+
+@contextmanager
+def counting(store: Store) -> Iterator[list[str]]:
+    """Count the transactions ``store`` opens inside the block (one name per transaction)."""
+    opened: list[str] = []
+    originals = {name: getattr(store, name) for name in ("_transaction", "_core")}
+
+    def counted(name: str) -> Callable[..., AbstractAsyncContextManager[Any]]:
+        @asynccontextmanager
+        async def wrapper(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+            opened.append(name)
+            async with originals[name](*args, **kwargs) as handle:
+                yield handle
+
+        return wrapper
+
+    for name in originals:
+        setattr(store, name, counted(name))
+    try:
+        yield opened
+    finally:
+        for name in originals:
+            delattr(store, name)
+
+
+async def _press(bot: BotHarness, data: str) -> None:
+    bot.clock.advance(timedelta(seconds=1))
+    for message in reversed(bot.api.messages(ADA)):
+        if any(button == data for _, button in message.buttons):
+            await bot.press(ADA, message.message_id, data)
+            return
+    raise AssertionError(f"no button {data!r}")
+
+
+async def test_one_bedtime_tap_is_one_use_case_transaction(bot: BotHarness) -> None:
+    await bot.send(ADA, "/timezone Europe/Berlin")
+    await bot.send(ADA, "/bedtime")
+    with counting(bot.services.store) as first:
+        await _press(bot, "set:bed:2230")  # completes the set-up: subscribes
+    person = await bot.services.store.get_person(ADA)
+    assert person is not None and person.subscribed and person.ready
+    await bot.send(ADA, "/settings")
+    await _press(bot, "set:pick_bed")
+    with counting(bot.services.store) as later:
+        await _press(bot, "set:bed:2300")  # a later change, from the settings page
+    person = await bot.services.store.get_person(ADA)
+    assert person is not None and str(person.bedtime) == "23:00:00"
+    assert len(first) == BEDTIME_TAP_TRANSACTIONS, first
+    assert len(later) == BEDTIME_TAP_TRANSACTIONS, later
