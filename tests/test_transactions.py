@@ -1,13 +1,15 @@
 """How many database transactions one tap costs: a use case owns one store transaction.
 
 Counted over the real Application and the fake Bot API: the Store's own transactions (its
-``_transaction`` and ``_core``, whichever methods open them) while one bedtime button is
-handled. The inbox and the open-prompt state have transactions of their own per update, not
-counted here: they are the same for every update and not the use case's.
+``_transaction`` and ``_core``, whichever methods open them) that a handler opens while one
+bedtime button is handled. Background work of the same moment (the dispatcher's capacity
+check) is not the tap's; the inbox and the open-prompt state have transactions of their own
+per update, the same for every update and not the use case's.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from datetime import timedelta
@@ -25,14 +27,19 @@ use-case layer: 6 for the tap that completed the set-up, 5 for a later one."""
 
 @contextmanager
 def counting(store: Store) -> Iterator[list[str]]:
-    """Count the transactions ``store`` opens inside the block (one name per transaction)."""
+    """The transactions handlers open on ``store`` inside the block: for each, the handler
+    function that led to it (the nearest frame in bot/handlers/)."""
     opened: list[str] = []
     originals = {name: getattr(store, name) for name in ("_transaction", "_core")}
 
     def counted(name: str) -> Callable[..., AbstractAsyncContextManager[Any]]:
         @asynccontextmanager
         async def wrapper(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-            opened.append(name)
+            handler = next(
+                (f.function for f in inspect.stack(0) if "/bot/handlers/" in f.filename), None
+            )
+            if handler is not None:
+                opened.append(f"{handler}: {name}")
             async with originals[name](*args, **kwargs) as handle:
                 yield handle
 
