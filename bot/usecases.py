@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, time
+from datetime import time
 
 from bot.clock import Clock
 from bot.onboarding import MAX_PAUSE_NIGHTS, OFFSET_STEP_MINUTES, clamp_offset, pause_until
-from bot.storage import Changed, Person, PersonEdit, Store
+from bot.storage import Changed, Person, PersonEdit, ReminderPress, Store
 from bot.timezones import tzinfo_for
 
 Plan = Callable[[Person], PersonEdit | None]
@@ -159,28 +159,35 @@ async def set_language(store: Store, clock: Clock, chat_id: int, language: str |
     return await store.set_language(chat_id, language, clock.now())
 
 
-@dataclass(frozen=True, slots=True)
-class Snoozed:
-    """When the snoozed reminder comes back, in the person's local time if known."""
+async def show_reminder(
+    store: Store, clock: Clock, chat_id: int, delivery_id: int
+) -> ReminderPress | None:
+    """Why? or Back under a reminder: the delivery, if it is theirs (a forged id finds
+    nothing: None)."""
+    return await store.press_reminder(delivery_id, chat_id, clock.now(), "show")
 
-    due: datetime
 
-
-async def mark_done(store: Store, clock: Clock, chat_id: int, delivery_id: int) -> bool:
-    """Done pressed under a reminder: True if it is (now) done; Done after Snooze cancels the
-    snoozed copy."""
-    return await store.mark_done(delivery_id, chat_id, clock.now())
+async def mark_done(
+    store: Store, clock: Clock, chat_id: int, delivery_id: int
+) -> ReminderPress | None:
+    """Done pressed under a reminder (``changed``: it is now done); Done after Snooze cancels
+    the snoozed copy. None if not theirs."""
+    return await store.press_reminder(delivery_id, chat_id, clock.now(), "done")
 
 
 async def snooze(
     store: Store, clock: Clock, chat_id: int, delivery_id: int, minutes: int
-) -> Snoozed | None:
-    """Snooze pressed: the reminder again in ``minutes``. None if it cannot be snoozed (not
-    sent, already snoozed, not theirs, or reminders stopped since)."""
-    snoozed = await store.snooze_local(delivery_id, chat_id, clock.now(), minutes)
-    return None if snoozed is None else Snoozed(snoozed)
+) -> ReminderPress | None:
+    """Snooze pressed: the reminder again in ``minutes`` (``snoozed_until``, the person's
+    time; None when it cannot be snoozed: not sent, already snoozed, reminders stopped since).
+    None if not theirs."""
+    return await store.press_reminder(
+        delivery_id, chat_id, clock.now(), "snooze", snooze_minutes=minutes
+    )
 
 
-async def turn_off_kind(store: Store, clock: Clock, chat_id: int, delivery_id: int) -> str | None:
-    """ "Turn this off" under a reminder: that kind off for its owner; the kind, or None."""
-    return await store.turn_off_from_delivery(delivery_id, chat_id, clock.now())
+async def turn_off_kind(
+    store: Store, clock: Clock, chat_id: int, delivery_id: int
+) -> ReminderPress | None:
+    """ "Turn this off" under a reminder: that kind off for its owner. None if not theirs."""
+    return await store.press_reminder(delivery_id, chat_id, clock.now(), "off")

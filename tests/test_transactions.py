@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from bot.storage import Store
@@ -23,6 +23,8 @@ BEDTIME_TAP_TRANSACTIONS: Final = 2
 """One to read the person before any handler (welcome_back: unblocking, language), one for
 the use case (set the bedtime, reschedule, subscribe on a first complete set-up). Before the
 use-case layer: 6 for the tap that completed the set-up, 5 for a later one."""
+BUTTON_TRANSACTIONS: Final = 2
+"""A reminder button: welcome_back's read, then the use case's one transaction."""
 
 
 @contextmanager
@@ -78,3 +80,27 @@ async def test_one_bedtime_tap_is_one_use_case_transaction(bot: BotHarness) -> N
     assert person is not None and str(person.bedtime) == "23:00:00"
     assert len(first) == BEDTIME_TAP_TRANSACTIONS, first
     assert len(later) == BEDTIME_TAP_TRANSACTIONS, later
+
+
+async def test_each_reminder_button_is_one_use_case_transaction(bot: BotHarness) -> None:
+    """Why?, Back, Snooze, Done and Turn this off: the use case reads the delivery (ownership)
+    and changes it in one transaction (before: 1, 1, 3, 2 and 3)."""
+    await bot.send(ADA, "/timezone Europe/Berlin")
+    await bot.send(ADA, "/bedtime 22:30")
+    # 22:30 in Berlin: the meal idea comes at 18:30 local, 17:30 UTC.
+    meal_time = datetime(2026, 11, 24, 17, 30, tzinfo=UTC)
+    await bot.advance(meal_time - bot.clock.now(), step=timedelta(minutes=30))
+    reminder = bot.last(ADA)
+    delivery = {data.split(":")[1]: data for _, data in reminder.buttons}["done"].split(":")[2]
+    counts = {}
+    for action in ("why", "back", "snooze", "done", "off"):
+        bot.clock.advance(timedelta(seconds=1))
+        with counting(bot.services.store) as opened:
+            # Back sits on the Why? page, Turn this off goes with Done: pressed on the message.
+            await bot.press(ADA, reminder.message_id, f"rem:{action}:{delivery}", check=False)
+        counts[action] = opened
+    assert all(len(opened) == BUTTON_TRANSACTIONS for opened in counts.values()), counts
+    person = await bot.services.store.get_person(ADA)
+    assert person is not None
+    meal = person.reminder("meal")
+    assert meal is not None and not meal.enabled  # "off" reached the store

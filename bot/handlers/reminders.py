@@ -12,35 +12,43 @@ from bot.keyboards import reminder_keyboard
 
 
 async def reminder_button(update: Update, context: BotContext) -> None:
+    """One use case per button, one transaction; the store checks ownership, so a forged id
+    for someone else's reminder finds nothing."""
     query, button = pressed(update, ReminderButton)
     chat = update.effective_chat
     assert chat is not None
-    delivery_id = button.delivery_id
+    delivery_id, action = button.delivery_id, button.action
     store, clock, content = context.store, context.clock, await content_for(update, context)
     ui = content.ui
     snooze_minutes = context.services.settings.snooze_minutes
-    # Ownership is checked by the store: a forged id for someone else's reminder finds nothing.
-    delivery = await store.get_delivery(delivery_id, chat.id)
-    if delivery is None:
+    match action:
+        case "done":
+            press = await usecases.mark_done(store, clock, chat.id, delivery_id)
+        case "snooze":
+            press = await usecases.snooze(store, clock, chat.id, delivery_id, snooze_minutes)
+        case "off":
+            press = await usecases.turn_off_kind(store, clock, chat.id, delivery_id)
+        case "why" | "back":
+            press = await usecases.show_reminder(store, clock, chat.id, delivery_id)
+    if press is None:
         await query.answer(ui.text("reminder.not_yours"), show_alert=True)
         return
+    delivery = press.delivery
     meal = content.meal(delivery.meal_id) if delivery.meal_id else None
     reminder_text = content.render_reminder(delivery.kind, meal)
-    kind = content.reminder_kind(delivery.kind)
 
-    match button.action:
+    match action:
         case "done":
-            await usecases.mark_done(store, clock, chat.id, delivery_id)
             await query.answer(ui.text("reminder.done_alert"))
             await edit_in_place(query, f"{reminder_text}\n\n{ui.text('reminder.done_html')}")
         case "snooze":
-            snoozed = await usecases.snooze(store, clock, chat.id, delivery_id, snooze_minutes)
-            if snoozed is None:
+            if press.snoozed_until is None:
                 await query.answer(ui.text("reminder.already_alert"))
                 return
-            await query.answer(ui.text("reminder.snoozed_alert", time=ui.clock(snoozed.due)))
+            back_at = ui.clock(press.snoozed_until)
+            await query.answer(ui.text("reminder.snoozed_alert", time=back_at))
             # Buttons stay: the person may still press Done or Turn this off before it's back.
-            line = ui.text("reminder.snoozed_html", time=ui.clock(snoozed.due))
+            line = ui.text("reminder.snoozed_html", time=back_at)
             await edit_in_place(
                 query,
                 f"{reminder_text}\n\n{line}",
@@ -60,7 +68,6 @@ async def reminder_button(update: Update, context: BotContext) -> None:
                 query, reminder_text, reminder_keyboard(content, delivery_id, snooze_minutes)
             )
         case "off":
-            await usecases.turn_off_kind(store, clock, chat.id, delivery_id)
             await query.answer(ui.text("reminder.off_alert"))
-            off = ui.text("reminder.off_html", title=kind.title)
+            off = ui.text("reminder.off_html", title=content.reminder_kind(delivery.kind).title)
             await edit_in_place(query, f"{reminder_text}\n\n{off}")

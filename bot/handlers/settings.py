@@ -1,4 +1,4 @@
-"""Onboarding and settings: timezone, bedtime, reminders on/off, pause, stop, data rights.
+"""Onboarding and settings: timezone, bedtime, reminders on/off, pause, stop.
 
 Handlers here only translate between Telegram and the store; parsing and time arithmetic live
 in bot.onboarding, bot.schedule and bot.timezones, which know nothing about Telegram.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
@@ -23,7 +22,6 @@ from telegram import (
     ReplyKeyboardRemove,
     Update,
 )
-from telegram.constants import ChatMemberStatus, ChatType
 
 from bot import usecases
 from bot.callback_data import DietButton, SettingsButton, encode
@@ -32,16 +30,13 @@ from bot.context import BotContext
 from bot.handlers.common import (
     command_argument,
     content_for,
-    content_of,
     edit_in_place,
     pressed,
     reply,
-    telegram_locale,
 )
 from bot.handlers.diary import (
     checkin_settings_line,
     checkin_settings_row,
-    send_export,
     weekly_settings_row,
 )
 from bot.i18n import Raw
@@ -51,7 +46,6 @@ from bot.onboarding import (
     InputProblem,
     parse_clock_time,
     parse_nights,
-    split_lines,
     upcoming_lines,
 )
 from bot.replies import prompt_yields_to_triage
@@ -69,7 +63,6 @@ from bot.triage import Triage
 from bot.usecases import SetupStep
 
 AWAITING = "awaiting"
-MAX_MYDATA_CHARS = 3500
 
 
 def _chat_id(update: Update) -> int:
@@ -420,46 +413,6 @@ async def close_prompt(update: Update, context: BotContext) -> None:
         context.user_data.pop(AWAITING, None)
 
 
-async def membership_changed(update: Update, context: BotContext) -> None:
-    """Telegram tells us when a person blocks (kicked) or unblocks (member) the bot."""
-    change = update.my_chat_member
-    if change is None:
-        return
-    chat_id, now = change.chat.id, context.clock.now()
-    person = await context.store.get_person(chat_id)
-    if person is None:
-        return
-    status = change.new_chat_member.status
-    if status in {ChatMemberStatus.BANNED, ChatMemberStatus.LEFT}:
-        await context.store.deactivate(chat_id, "blocked the bot", now)
-    elif status == ChatMemberStatus.MEMBER and person.blocked:
-        await context.store.ensure_person(chat_id, now)
-
-
-async def welcome_back(update: Update, context: BotContext) -> None:
-    """Anyone marked blocked who writes to us has unblocked the bot: reschedule them.
-
-    Also remembers the language Telegram reports for them, which their reminders speak until
-    they choose one with /language (a write only when it changed), and settles this update's
-    language from the same read, so content_for() costs the handlers nothing.
-    """
-    chat = update.effective_chat
-    if chat is None or update.my_chat_member is not None:
-        return  # membership changes are handled by membership_changed
-    person = await context.store.get_person(chat.id)
-    if chat.type == ChatType.PRIVATE:
-        content_of(update, context, person.language if person else None)
-    if person is None:
-        return
-    if person.blocked:
-        await context.store.ensure_person(chat.id, context.clock.now())
-    user = update.effective_user
-    if user is not None and user.language_code:
-        locale = telegram_locale(update)
-        if person.telegram_language != locale:
-            await context.store.note_telegram_language(chat.id, locale)
-
-
 async def timezone_command(update: Update, context: BotContext) -> None:
     """/timezone Europe/Berlin | berlin | UTC+05:30; without an argument: show and ask."""
     query = command_argument(context.args)
@@ -567,48 +520,6 @@ async def stop_command(update: Update, context: BotContext) -> None:
     """/stop: no more messages at all, effective immediately; settings are kept for /resume."""
     await usecases.stop(context.store, context.clock, _chat_id(update))
     await reply(update, (await content_for(update, context)).ui.text("setup.stopped_html"))
-
-
-async def mydata_command(update: Update, context: BotContext) -> None:
-    ui = (await content_for(update, context)).ui
-    data = await context.store.export_person(_chat_id(update))
-    if data is None:
-        await reply(update, ui.text("data.nothing_stored_html"))
-        return
-    dump = json.dumps(data, indent=1, ensure_ascii=False, default=str)
-    # All of it, however long the history: one message per chunk, none cut mid-line.
-    parts = split_lines(dump, MAX_MYDATA_CHARS)
-    for number, part in enumerate(parts, start=1):
-        heading = (
-            ui.text("data.heading_part_html", number=number, total=len(parts))
-            if len(parts) > 1
-            else ui.text("data.heading_html")
-        )
-        footer = "\n" + ui.text("data.erase_footer_html") if number == len(parts) else ""
-        await reply(update, f"{heading}\n<pre>{html.escape(part)}</pre>{footer}")
-    await send_export(update, context)
-
-
-async def deletedata_command(update: Update, context: BotContext) -> None:
-    ui = (await content_for(update, context)).ui
-    await reply(
-        update,
-        ui.text("data.erase_question_html"),
-        InlineKeyboardMarkup(
-            [
-                [
-                    InlineKeyboardButton(
-                        ui.text("button.erase_yes"),
-                        callback_data=settings_data("delete", "yes"),
-                    ),
-                    InlineKeyboardButton(
-                        ui.text("button.erase_no"),
-                        callback_data=settings_data("delete", "no"),
-                    ),
-                ]
-            ]
-        ),
-    )
 
 
 async def free_text(update: Update, context: BotContext, verdict: Triage) -> bool:

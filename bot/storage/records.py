@@ -121,6 +121,18 @@ class DeliveryView:
     sent_at: datetime | None
 
 
+ReminderPressAction = Literal["show", "done", "snooze", "off"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderPress:
+    """A button under a delivered reminder, as ``Store.press_reminder`` handled it."""
+
+    delivery: DeliveryView  # as it was when pressed
+    changed: bool  # done: it is (now) done; snooze: snoozed; off: the kind turned off
+    snoozed_until: datetime | None = None  # snooze: when it comes back, the person's time
+
+
 # --- dispatcher-facing -------------------------------------------------------------------
 
 

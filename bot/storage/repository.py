@@ -74,6 +74,8 @@ from bot.storage.records import (
     Person,
     PersonEdit,
     RecordedOutcome,
+    ReminderPress,
+    ReminderPressAction,
     ReminderSetting,
     SendOutcome,
     StaleOccurrence,
@@ -573,22 +575,8 @@ class Store:
 
     async def mark_done(self, delivery_id: int, chat_id: int, now: datetime) -> bool:
         """Done pressed: True if the delivery is (now) done; Done after Snooze cancels it."""
-        async with self._transaction() as session:
-            row = await self._owned_delivery(session, delivery_id, chat_id, lock=True)
-            if row is None:
-                return False
-            if row.status == DeliveryStatus.DONE:
-                return True
-            if row.status not in (DeliveryStatus.SENT, DeliveryStatus.SNOOZED):
-                return False
-            if row.status == DeliveryStatus.SNOOZED:
-                await session.execute(
-                    update(DeliveryRow)
-                    .where(_D.snoozed_from == delivery_id, _D.status.in_(_UNSENT))
-                    .values(status=DeliveryStatus.CANCELLED, last_error="done before snooze")
-                )
-            row.status = DeliveryStatus.DONE
-            return True
+        press = await self.press_reminder(delivery_id, chat_id, now, "done")
+        return press is not None and press.changed
 
     async def snooze(
         self, delivery_id: int, chat_id: int, now: datetime, minutes: int
@@ -599,76 +587,108 @@ class Store:
         callback) create one snooze. None if unknown, not ours, not sent, or the person has
         stopped reminders / blocked the bot since.
         """
-        due = await self.snooze_local(delivery_id, chat_id, now, minutes)
-        return None if due is None else due.astimezone(UTC)
-
-    async def snooze_local(
-        self, delivery_id: int, chat_id: int, now: datetime, minutes: int
-    ) -> datetime | None:
-        """``snooze``, the time it comes back in the person's timezone (UTC if none)."""
-        if not 1 <= minutes <= MAX_SNOOZE_MINUTES:
-            raise ValueError(f"snooze minutes must be 1..{MAX_SNOOZE_MINUTES}, got {minutes}")
-        _require_aware(now, "now")
-        async with self._transaction() as session:
-            person = await session.get(PersonRow, chat_id)
-            if person is None or not person.subscribed or person.blocked_at is not None:
-                return None
-            result = await session.execute(
-                update(DeliveryRow)
-                .where(
-                    _D.id == delivery_id,
-                    _D.chat_id == chat_id,
-                    _D.status == DeliveryStatus.SENT,
-                )
-                .values(status=DeliveryStatus.SNOOZED)
-                .returning(_D.kind, _D.meal_id)
-            )
-            original = result.one_or_none()
-            if original is None:
-                return None
-            due = now + timedelta(minutes=minutes)
-            session.add(
-                DeliveryRow(
-                    chat_id=chat_id,
-                    reminder_id=None,
-                    snoozed_from=delivery_id,
-                    kind=original.kind,
-                    due_at=due,
-                    meal_id=original.meal_id,
-                    status=DeliveryStatus.PENDING,
-                    attempts=0,
-                    next_attempt_at=due,
-                    created_at=now,
-                )
-            )
-            return due.astimezone(tzinfo_for(person.timezone) if person.timezone else UTC)
+        press = await self.press_reminder(
+            delivery_id, chat_id, now, "snooze", snooze_minutes=minutes
+        )
+        if press is None or press.snoozed_until is None:
+            return None
+        return press.snoozed_until.astimezone(UTC)
 
     async def turn_off_from_delivery(
         self, delivery_id: int, chat_id: int, now: datetime
     ) -> str | None:
-        """The "Turn this off" button: disable that kind for the owner; returns the kind.
+        """The "Turn this off" button: disable that kind for the owner; returns the kind."""
+        press = await self.press_reminder(delivery_id, chat_id, now, "off")
+        return press.delivery.kind if press is not None and press.changed else None
 
-        One transaction: the delivery is checked and the kind switched off under one lock."""
-        _require_aware(now, "now")
-        async with self._transaction() as session:
-            row = await self._owned_delivery(session, delivery_id, chat_id)
-            if row is None or row.kind not in self._offsets:
-                return None
-            kind = row.kind
-            person = await self._lock_person(session, chat_id)
-            if person is None:
-                return None
-            reminders = await self._reminders(session, chat_id, lock=True)
-            await self._apply(
-                session,
-                person,
-                reminders,
-                now,
-                functools.partial(_set_row, kind, False, None),
-                kinds=(kind,),
-                cancel_kinds=[kind],
+    async def press_reminder(
+        self,
+        delivery_id: int,
+        chat_id: int,
+        now: datetime,
+        action: ReminderPressAction,
+        *,
+        snooze_minutes: int | None = None,
+    ) -> ReminderPress | None:
+        """A button under a delivered reminder, in one transaction: the delivery if it belongs
+        to ``chat_id`` (forged callback data finds nothing: None) and, for "done", "snooze"
+        and "off", that change ("show" only reads: Why? and Back)."""
+        if action == "snooze" and not 1 <= (snooze_minutes or 0) <= MAX_SNOOZE_MINUTES:
+            raise ValueError(
+                f"snooze minutes must be 1..{MAX_SNOOZE_MINUTES}, got {snooze_minutes}"
             )
-            return kind
+        _require_aware(now, "now")
+        async with self._transaction(read_only=action == "show") as session:
+            row = await self._owned_delivery(session, delivery_id, chat_id, lock=action == "done")
+            if row is None:
+                return None
+            view = _delivery_view(row)
+            if action == "done":
+                return ReminderPress(view, await _mark_done(session, row))
+            if action == "snooze":
+                assert snooze_minutes is not None
+                due = await self._snooze(session, row, now, snooze_minutes)
+                return ReminderPress(view, due is not None, snoozed_until=due)
+            if action == "off":
+                return ReminderPress(view, await self._turn_off(session, row, now))
+            return ReminderPress(view, changed=False)
+
+    async def _snooze(
+        self, session: AsyncSession, original: DeliveryRow, now: datetime, minutes: int
+    ) -> datetime | None:
+        """``snooze``'s work: the time it comes back in the person's timezone (UTC if none)."""
+        person = await session.get(PersonRow, original.chat_id)
+        if person is None or not person.subscribed or person.blocked_at is not None:
+            return None
+        result = await session.execute(
+            update(DeliveryRow)
+            .where(
+                _D.id == original.id,
+                _D.chat_id == original.chat_id,
+                _D.status == DeliveryStatus.SENT,
+            )
+            .values(status=DeliveryStatus.SNOOZED)
+            .returning(_D.kind, _D.meal_id)
+        )
+        snoozed = result.one_or_none()
+        if snoozed is None:
+            return None
+        due = now + timedelta(minutes=minutes)
+        session.add(
+            DeliveryRow(
+                chat_id=original.chat_id,
+                reminder_id=None,
+                snoozed_from=original.id,
+                kind=snoozed.kind,
+                due_at=due,
+                meal_id=snoozed.meal_id,
+                status=DeliveryStatus.PENDING,
+                attempts=0,
+                next_attempt_at=due,
+                created_at=now,
+            )
+        )
+        return due.astimezone(tzinfo_for(person.timezone) if person.timezone else UTC)
+
+    async def _turn_off(self, session: AsyncSession, row: DeliveryRow, now: datetime) -> bool:
+        """ "Turn this off"'s work: that kind's row off and its unsent messages cancelled."""
+        kind = row.kind
+        if kind not in self._offsets:
+            return False
+        person = await self._lock_person(session, row.chat_id)
+        if person is None:
+            return False
+        reminders = await self._reminders(session, row.chat_id, lock=True)
+        await self._apply(
+            session,
+            person,
+            reminders,
+            now,
+            functools.partial(_set_row, kind, False, None),
+            kinds=(kind,),
+            cancel_kinds=[kind],
+        )
+        return True
 
     async def purge_deliveries(self, older_than: datetime) -> int:
         """Forget finished deliveries due before `older_than`: history is kept for a while only.
@@ -1667,6 +1687,23 @@ def _next_checkin(person: PersonRow, sleep_minutes: int, tz: tzinfo, after: date
         after=after,
     )
     return instant
+
+
+async def _mark_done(session: AsyncSession, row: DeliveryRow) -> bool:
+    """Done's work on the locked delivery: True if it is (now) done; Done after Snooze cancels
+    the snoozed copy still to come."""
+    if row.status == DeliveryStatus.DONE:
+        return True
+    if row.status not in (DeliveryStatus.SENT, DeliveryStatus.SNOOZED):
+        return False
+    if row.status == DeliveryStatus.SNOOZED:
+        await session.execute(
+            update(DeliveryRow)
+            .where(_D.snoozed_from == row.id, _D.status.in_(_UNSENT))
+            .values(status=DeliveryStatus.CANCELLED, last_error="done before snooze")
+        )
+    row.status = DeliveryStatus.DONE
+    return True
 
 
 def _set_row(
