@@ -216,6 +216,16 @@ def encode(button: Button) -> str:
     return data
 
 
+def settings(action: str, value: str | None = None) -> str:
+    """Shorthand for ``encode(SettingsButton(action, value))``: the settings page has many."""
+    return encode(SettingsButton(action, value))
+
+
+def diet(action: DietAction, value: str | None = None) -> str:
+    """Shorthand for ``encode(DietButton(action, value))``."""
+    return encode(DietButton(action, value))
+
+
 # --- decode -------------------------------------------------------------------------------
 
 

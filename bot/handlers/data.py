@@ -10,10 +10,10 @@ import json
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
+from bot import callback_data
 from bot.context import BotContext
 from bot.handlers.common import content_for, reply
 from bot.handlers.diary import send_export
-from bot.handlers.settings import settings_data
 from bot.onboarding import split_lines
 
 MAX_MYDATA_CHARS = 3500
@@ -55,11 +55,11 @@ async def deletedata_command(update: Update, context: BotContext) -> None:
                 [
                     InlineKeyboardButton(
                         ui.text("button.erase_yes"),
-                        callback_data=settings_data("delete", "yes"),
+                        callback_data=callback_data.settings("delete", "yes"),
                     ),
                     InlineKeyboardButton(
                         ui.text("button.erase_no"),
-                        callback_data=settings_data("delete", "no"),
+                        callback_data=callback_data.settings("delete", "no"),
                     ),
                 ]
             ]

@@ -23,8 +23,8 @@ from telegram import (
     Update,
 )
 
-from bot import usecases
-from bot.callback_data import DietButton, SettingsButton, encode
+from bot import callback_data, usecases
+from bot.callback_data import SettingsButton
 from bot.content import Content
 from bot.context import BotContext
 from bot.handlers.common import (
@@ -74,11 +74,6 @@ def _chat_id(update: Update) -> int:
 # --- keyboards ---------------------------------------------------------------------------
 
 
-def settings_data(action: str, value: str | None = None) -> str:
-    """A 'set:<action>[:<value>]' button's data (see SETTINGS_ACTIONS)."""
-    return encode(SettingsButton(action, value))
-
-
 def location_keyboard(content: Content) -> ReplyKeyboardMarkup:
     ui = content.ui
     return ReplyKeyboardMarkup(
@@ -96,7 +91,7 @@ def bedtime_keyboard(
     buttons = [
         InlineKeyboardButton(
             ui.clock(choice),
-            callback_data=settings_data(action, choice.strftime("%H%M")),
+            callback_data=callback_data.settings(action, choice.strftime("%H%M")),
         )
         for choice in BEDTIME_CHOICES
     ]
@@ -106,7 +101,7 @@ def bedtime_keyboard(
             [
                 InlineKeyboardButton(
                     ui.text("button.same_as_weekdays"),
-                    callback_data=settings_data("wbed", "off"),
+                    callback_data=callback_data.settings("wbed", "off"),
                 )
             ]
         )
@@ -114,7 +109,7 @@ def bedtime_keyboard(
         rows.append(
             [
                 InlineKeyboardButton(
-                    ui.text("button.back_to_settings"), callback_data=settings_data("view")
+                    ui.text("button.back_to_settings"), callback_data=callback_data.settings("view")
                 )
             ]
         )
@@ -134,7 +129,7 @@ def candidates_keyboard(content: Content, lookup: TimezoneLookup) -> InlineKeybo
             [
                 InlineKeyboardButton(
                     choice_label(content, choice)[:60],
-                    callback_data=settings_data("tz", choice.key),
+                    callback_data=callback_data.settings("tz", choice.key),
                 )
             ]
             for choice in lookup.candidates
@@ -174,14 +169,16 @@ def settings_view(
         )
         rows.append(
             [
-                InlineKeyboardButton(label, callback_data=settings_data("toggle", kind.kind)),
+                InlineKeyboardButton(
+                    label, callback_data=callback_data.settings("toggle", kind.kind)
+                ),
                 InlineKeyboardButton(
                     ui.text("button.earlier"),
-                    callback_data=settings_data("earlier", kind.kind),
+                    callback_data=callback_data.settings("earlier", kind.kind),
                 ),
                 InlineKeyboardButton(
                     ui.text("button.later"),
-                    callback_data=settings_data("later", kind.kind),
+                    callback_data=callback_data.settings("later", kind.kind),
                 ),
             ]
         )
@@ -205,19 +202,21 @@ def settings_view(
     rows.append(
         [
             InlineKeyboardButton(
-                ui.text("button.bedtime"), callback_data=settings_data("pick_bed")
+                ui.text("button.bedtime"), callback_data=callback_data.settings("pick_bed")
             ),
             InlineKeyboardButton(
-                ui.text("button.weekend_bedtime"), callback_data=settings_data("pick_wbed")
+                ui.text("button.weekend_bedtime"), callback_data=callback_data.settings("pick_wbed")
             ),
         ]
     )
     rows.append(
         [
-            InlineKeyboardButton(ui.text("button.timezone"), callback_data=settings_data("ask_tz")),
+            InlineKeyboardButton(
+                ui.text("button.timezone"), callback_data=callback_data.settings("ask_tz")
+            ),
             InlineKeyboardButton(
                 ui.text("button.diet", diet=content.diet_name(person.diet)),
-                callback_data=encode(DietButton("pick")),
+                callback_data=callback_data.diet("pick"),
             ),
         ]
     )
@@ -225,23 +224,31 @@ def settings_view(
         pause_row = [
             InlineKeyboardButton(
                 ui.plural("button.pause", nights),
-                callback_data=settings_data("pause", str(nights)),
+                callback_data=callback_data.settings("pause", str(nights)),
             )
             for nights in (1, 7)
         ]
         if person.paused_until is not None and person.paused_until > now_utc:
             pause_row = [
                 InlineKeyboardButton(
-                    ui.text("button.resume"), callback_data=settings_data("resume")
+                    ui.text("button.resume"), callback_data=callback_data.settings("resume")
                 )
             ]
         rows.append(pause_row)
         rows.append(
-            [InlineKeyboardButton(ui.text("button.stop"), callback_data=settings_data("stop"))]
+            [
+                InlineKeyboardButton(
+                    ui.text("button.stop"), callback_data=callback_data.settings("stop")
+                )
+            ]
         )
     else:
         rows.append(
-            [InlineKeyboardButton(ui.text("button.turn_on"), callback_data=settings_data("resume"))]
+            [
+                InlineKeyboardButton(
+                    ui.text("button.turn_on"), callback_data=callback_data.settings("resume")
+                )
+            ]
         )
     return "\n".join(lines), InlineKeyboardMarkup(rows)
 
@@ -309,7 +316,7 @@ async def reply_with_keyboard(
         await chat.send_message(text, reply_markup=keyboard)
 
 
-def headline(step: SetupStep) -> str:
+def headline_of(step: SetupStep) -> str:
     """'You're set up' for the first set-up, a plain 'Saved' for a later change."""
     return SET_UP if step.first_setup else SAVED
 
@@ -389,7 +396,7 @@ async def apply_timezone_lookup(
         step = await usecases.set_timezone(
             context.store, context.clock, _chat_id(update), lookup.choice.key
         )
-        await after_timezone(update, context, step.person, headline(step))
+        await after_timezone(update, context, step.person, headline_of(step))
         return
     content = await content_for(update, context)
     ui = content.ui
@@ -436,7 +443,7 @@ async def location_message(update: Update, context: BotContext) -> None:
         await reply(update, text)
         return
     step = await usecases.set_timezone(context.store, context.clock, _chat_id(update), key)
-    await after_timezone(update, context, step.person, headline(step))
+    await after_timezone(update, context, step.person, headline_of(step))
 
 
 async def bedtime_command(update: Update, context: BotContext) -> None:
@@ -477,7 +484,7 @@ async def _after_bedtime(update: Update, context: BotContext, step: SetupStep) -
         await reply(update, ui.text("setup.bedtime_saved_html", bedtime=ui.clock(person.bedtime)))
         await ask_timezone(update, context)
     else:
-        await finish_setup(update, context, person, headline(step))
+        await finish_setup(update, context, person, headline_of(step))
 
 
 async def settings_command(update: Update, context: BotContext) -> None:
@@ -638,7 +645,7 @@ async def _choose_timezone(press: SettingsPress) -> None:
     await query.answer()
     step = await usecases.set_timezone(context.store, context.clock, press.chat_id, press.value)
     await edit_in_place(query, ui.text("setup.timezone_chosen_html", timezone=press.value))
-    await after_timezone(press.update, context, step.person, headline(step))
+    await after_timezone(press.update, context, step.person, headline_of(step))
     return None
 
 
