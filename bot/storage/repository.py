@@ -26,7 +26,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Any, Final
+from typing import Any, Final, TypedDict, Unpack
 
 from sqlalchemy import and_, bindparam, delete, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
@@ -119,6 +119,16 @@ async def open_store(
         await engine.dispose()
         raise
     return Store(engine, default_offsets=default_offsets or FALLBACK_OFFSETS)
+
+
+class _Effects(TypedDict, total=False):
+    """What a person's change does besides ``change`` itself (``Store._apply``): rows for
+    ``kinds`` (or every kind), and unsent messages cancelled (all, or ``cancel_kinds``')."""
+
+    kinds: Iterable[str]
+    all_kinds: bool
+    cancel_kinds: Iterable[str] | None
+    cancel_all: str | None
 
 
 class Store:
@@ -1183,11 +1193,7 @@ class Store:
         chat_id: int,
         now: datetime,
         change: Callable[[PersonRow, list[ReminderRow]], None],
-        *,
-        kinds: Iterable[str] = (),
-        all_kinds: bool = False,
-        cancel_kinds: Iterable[str] | None = None,
-        cancel_all: str | None = None,
+        **effects: Unpack[_Effects],
     ) -> Person:
         """Load-or-create the person and their reminders (locked), apply ``change``,
         reschedule every reminder, optionally cancel unsent deliveries (all of them, with
@@ -1200,17 +1206,7 @@ class Store:
             person = await self._lock_person(session, chat_id, create_at=now)
             assert person is not None
             reminders = await self._reminders(session, chat_id, lock=True)
-            return await self._apply(
-                session,
-                person,
-                reminders,
-                now,
-                change,
-                kinds=kinds,
-                all_kinds=all_kinds,
-                cancel_kinds=cancel_kinds,
-                cancel_all=cancel_all,
-            )
+            return await self._apply(session, person, reminders, now, change, **effects)
 
     async def _apply(
         self,
@@ -1225,7 +1221,8 @@ class Store:
         cancel_kinds: Iterable[str] | None = None,
         cancel_all: str | None = None,
     ) -> Person:
-        """``_mutate``'s work inside a transaction, on the locked person and reminders."""
+        """``_mutate``'s work inside a transaction, on the locked person and reminders (the
+        keywords are ``_Effects``)."""
         chat_id = person.chat_id
         wanted = set(self._offsets) if all_kinds else set(kinds)
         missing = sorted(wanted - {r.kind for r in reminders}, key=self._kind_sort_key)
