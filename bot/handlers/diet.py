@@ -30,20 +30,16 @@ async def diet_command(update: Update, context: BotContext) -> None:
     """/diet shows the diet and the choices; /diet vegan sets it; anything else says why not."""
     content, store, chat_id = await content_for(update, context), context.store, _chat_id(update)
     typed = command_argument(context.args)
+    diet = content.find_diet(typed) if typed else None
+    if diet is not None:  # one transaction: the use case creates the person if new
+        await usecases.set_diet(store, context.clock, chat_id, diet)
+        await reply(update, content.render_diet_saved(diet))
+        return
     person = await store.get_person(chat_id)
     current = content.known_diet(person.diet if person else None)
-    back = person is not None and person.ready
-    if not typed:
-        keyboard = diet_keyboard(content, "set", current=current, back=back)
-        await reply(update, content.render_diet_current(current), keyboard)
-        return
-    diet = content.find_diet(typed)
-    if diet is None:
-        keyboard = diet_keyboard(content, "set", current=current, back=back)
-        await reply(update, content.render_diet_unknown(typed), keyboard)
-        return
-    await usecases.set_diet(store, context.clock, chat_id, diet)  # creates the person if new
-    await reply(update, content.render_diet_saved(diet))
+    keyboard = diet_keyboard(content, "set", current=current, back=bool(person and person.ready))
+    text = content.render_diet_unknown(typed) if typed else content.render_diet_current(current)
+    await reply(update, text, keyboard)
 
 
 async def diet_button(update: Update, context: BotContext) -> None:
@@ -52,7 +48,8 @@ async def diet_button(update: Update, context: BotContext) -> None:
     action, value = button.action, button.value
     content, store, chat_id = await content_for(update, context), context.store, _chat_id(update)
     now = context.clock.now()
-    person = await store.get_person(chat_id)
+    # Choosing from /diet needs nothing read first; showing it and the set-up's answer do.
+    person = await store.get_person(chat_id) if action != "set" else None
     if action == "pick":
         await query.answer()
         current = content.known_diet(person.diet if person else None)
