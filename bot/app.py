@@ -37,7 +37,19 @@ from bot.content import Content, default_content_dir, load_locales
 from bot.context import SERVICES_KEY, BotContext, Services, SleepApplication
 from bot.dispatch import Dispatcher
 from bot.flood import FloodGate
-from bot.handlers import articles, diary, diet, errors, guard, language, reminders, safety, settings
+from bot.handlers import (
+    articles,
+    data,
+    diary,
+    diet,
+    errors,
+    guard,
+    language,
+    presence,
+    reminders,
+    safety,
+    settings,
+)
 from bot.handlers.common import telegram_locale
 from bot.i18n import DEFAULT_LOCALE
 from bot.polling import Intake, Ownership
@@ -125,8 +137,8 @@ def register_handlers(application: SleepApplication) -> None:
         application.add_handler(guard_handler, group=-3)
     # -2: any command closes an open prompt; -1: a person who had blocked the bot is back.
     application.add_handler(MessageHandler(filters.COMMAND, settings.close_prompt), group=-2)
-    application.add_handler(TypeHandler(Update, settings.welcome_back), group=-1)
-    add(ChatMemberHandler(settings.membership_changed, ChatMemberHandler.MY_CHAT_MEMBER))
+    application.add_handler(TypeHandler(Update, presence.welcome_back), group=-1)
+    add(ChatMemberHandler(presence.membership_changed, ChatMemberHandler.MY_CHAT_MEMBER))
 
     def command(name: str, callback: Handler) -> None:
         # Edited messages are not new requests: a live location or a corrected typo would
@@ -147,8 +159,8 @@ def register_handlers(application: SleepApplication) -> None:
     command("pause", settings.pause_command)
     command("resume", settings.resume_command)
     command("stop", settings.stop_command)
-    command("mydata", settings.mydata_command)
-    command("deletedata", settings.deletedata_command)
+    command("mydata", data.mydata_command)
+    command("deletedata", data.deletedata_command)
     command("language", language.language_command)
     command("checkin", diary.checkin_command)
     command("diary", diary.diary_command)

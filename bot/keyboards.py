@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot import callback_data
-from bot.callback_data import DietAction
+from bot.callback_data import DietAction, DietButton, ReminderButton, SettingsButton, encode
 from bot.content import DIETS, Content
 
 
@@ -21,20 +20,20 @@ def reminder_keyboard(
             [
                 InlineKeyboardButton(
                     ui.text("button.done"),
-                    callback_data=callback_data.reminder("done", delivery_id),
+                    callback_data=encode(ReminderButton("done", delivery_id)),
                 ),
                 InlineKeyboardButton(
                     ui.plural("button.snooze", snooze_minutes),
-                    callback_data=callback_data.reminder("snooze", delivery_id),
+                    callback_data=encode(ReminderButton("snooze", delivery_id)),
                 ),
             ],
             [
                 InlineKeyboardButton(
-                    ui.text("button.why"), callback_data=callback_data.reminder("why", delivery_id)
+                    ui.text("button.why"), callback_data=encode(ReminderButton("why", delivery_id))
                 ),
                 InlineKeyboardButton(
                     ui.text("button.turn_off"),
-                    callback_data=callback_data.reminder("off", delivery_id),
+                    callback_data=encode(ReminderButton("off", delivery_id)),
                 ),
             ],
         ]
@@ -53,18 +52,18 @@ def diet_keyboard(
     buttons = [
         InlineKeyboardButton(
             _marked(content, diet == current, content.foods_page.diet[diet].button),
-            callback_data=callback_data.diet(action, diet),
+            callback_data=encode(DietButton(action, diet)),
         )
         for diet in DIETS
     ]
     rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
     text = content.foods_page.diet_text
     if skip:
-        skip_data = callback_data.diet(action, "skip")
+        skip_data = encode(DietButton(action, "skip"))
         rows.append([InlineKeyboardButton(text.skip_label, callback_data=skip_data)])
     if back:
         rows.append(
-            [InlineKeyboardButton(text.back_label, callback_data=callback_data.settings("view"))]
+            [InlineKeyboardButton(text.back_label, callback_data=encode(SettingsButton("view")))]
         )
     return InlineKeyboardMarkup(rows)
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.diary import callbacks
+from bot import callback_data
 from bot.diary.models import DiaryEntry, Habit, OnsetBucket
 from bot.storage import SendOutcome, Store
 from tests.pg import TestDatabase
@@ -74,15 +74,15 @@ async def test_the_checkin_is_scheduled_at_bedtime_plus_eight_hours(db: TestData
 
 
 def test_callback_data_round_trips_and_stays_small() -> None:
-    draft = callbacks.Draft(NIGHT, 5, frozenset(Habit), OnsetBucket.FROM_30_TO_60)
+    draft = callback_data.Draft(NIGHT, 5, frozenset(Habit), OnsetBucket.FROM_30_TO_60)
     for op in ("e", "s"):
-        data = callbacks.draft_data(op, draft)
+        data = callback_data.encode(callback_data.DiaryDraftButton(op, draft))
         assert len(data.encode()) <= 64
-        parsed = callbacks.parse(data)
+        parsed = callback_data.decode_as(data, callback_data.DiaryDraftButton)
         assert parsed is not None and parsed.draft == draft
-    assert callbacks.parse("dy:e:20261123:6:0:n") is None
-    assert callbacks.parse("dy:e:20261123:5:8:n") is None
-    assert callbacks.parse("rem:done:1") is None
+    assert callback_data.decode_as("dy:e:20261123:6:0:n", callback_data.DiaryDraftButton) is None
+    assert callback_data.decode_as("dy:e:20261123:5:8:n", callback_data.DiaryDraftButton) is None
+    assert callback_data.decode_as("rem:done:1", callback_data.DiaryDraftButton) is None
 
 
 async def _send_due(store: Store, now: datetime) -> dict[str, int]:

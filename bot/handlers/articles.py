@@ -6,10 +6,10 @@ import secrets
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
-from bot import callback_data
+from bot.callback_data import FoodsButton, MechanismButton, NavigateButton, encode
 from bot.content import Content
 from bot.context import BotContext
-from bot.handlers.common import command_argument, content_for, edit_in_place, reply
+from bot.handlers.common import command_argument, content_for, edit_in_place, pressed, reply
 from bot.handlers.settings import begin_setup, show_settings
 
 
@@ -19,21 +19,21 @@ def start_keyboard(content: Content) -> InlineKeyboardMarkup:
         [
             [
                 InlineKeyboardButton(
-                    ui.text("button.how_b12"), callback_data=callback_data.navigate("mechanisms")
+                    ui.text("button.how_b12"), callback_data=encode(NavigateButton("mechanisms"))
                 )
             ],
             [
                 InlineKeyboardButton(
-                    ui.text("button.b12_foods"), callback_data=callback_data.navigate("foods")
+                    ui.text("button.b12_foods"), callback_data=encode(NavigateButton("foods"))
                 ),
                 InlineKeyboardButton(
-                    ui.text("button.sleep_tips"), callback_data=callback_data.navigate("tips")
+                    ui.text("button.sleep_tips"), callback_data=encode(NavigateButton("tips"))
                 ),
             ],
             [
                 InlineKeyboardButton(
                     ui.text("button.set_up_reminders"),
-                    callback_data=callback_data.navigate("setup"),
+                    callback_data=encode(NavigateButton("setup")),
                 )
             ],
         ]
@@ -45,7 +45,7 @@ def mechanism_index_keyboard(content: Content) -> InlineKeyboardMarkup:
         [
             [
                 InlineKeyboardButton(
-                    f"{m.number}. {m.label}", callback_data=callback_data.mechanism(m.number)
+                    f"{m.number}. {m.label}", callback_data=encode(MechanismButton(m.number))
                 )
             ]
             for m in content.mechanisms
@@ -61,16 +61,16 @@ def mechanism_keyboard(content: Content, number: int) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton("◀", callback_data=callback_data.mechanism(previous)),
+                InlineKeyboardButton("◀", callback_data=encode(MechanismButton(previous))),
                 InlineKeyboardButton(
-                    f"{number}/{count}", callback_data=callback_data.mechanism(number)
+                    f"{number}/{count}", callback_data=encode(MechanismButton(number))
                 ),
-                InlineKeyboardButton("▶", callback_data=callback_data.mechanism(following)),
+                InlineKeyboardButton("▶", callback_data=encode(MechanismButton(following))),
             ],
             [
                 InlineKeyboardButton(
                     content.ui.text("button.all_mechanisms"),
-                    callback_data=callback_data.mechanism(None),
+                    callback_data=encode(MechanismButton(None)),
                 )
             ],
         ]
@@ -81,7 +81,7 @@ def foods_keyboard(
     content: Content, meal_index: int, diet: str | None = None
 ) -> InlineKeyboardMarkup:
     """'Another idea' for the same diet (`diet` None: whatever the person's diet is then)."""
-    data = callback_data.foods(meal_index + 1, diet)
+    data = encode(FoodsButton(meal_index + 1, diet))
     label = content.ui.text("button.another_idea")
     return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data)]])
 
@@ -153,19 +153,11 @@ async def mechanisms(update: Update, context: BotContext) -> None:
 
 async def mechanism_button(update: Update, context: BotContext) -> None:
     """Edits the same message in place: index ↔ pages."""
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    match = callback_data.MECHANISM.match(query.data)
-    assert match is not None  # guaranteed by the handler's pattern
+    query, button = pressed(update, MechanismButton)
     content = await content_for(update, context)
     await query.answer()
-    if match.group(1) == "index":
-        await edit_in_place(
-            query, content.render_mechanism_index(), mechanism_index_keyboard(content)
-        )
-        return
-    number = int(match.group(1))
-    if content.find_mechanism(str(number)) is None:
+    number = button.number
+    if number is None or content.find_mechanism(str(number)) is None:
         await edit_in_place(
             query, content.render_mechanism_index(), mechanism_index_keyboard(content)
         )
@@ -180,19 +172,15 @@ async def foods(update: Update, context: BotContext) -> None:
 
 
 async def foods_button(update: Update, context: BotContext) -> None:
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    match = callback_data.FOODS.match(query.data)
-    assert match is not None
+    query, button = pressed(update, FoodsButton)
     await query.answer()
     content, chat = await content_for(update, context), update.effective_chat
-    shown = match.group(2)  # the diet a food question named, if any
-    if shown is None:
+    if button.diet is None:  # the person's own diet; else the one a food question named
         diet = await person_diet(context, chat.id if chat else None)
-        await edit_in_place(query, *foods_message(content, diet, int(match.group(1))))
+        await edit_in_place(query, *foods_message(content, diet, button.meal))
         return
-    diet = content.known_diet(shown)
-    index = int(match.group(1)) % len(content.meals_for(diet))
+    diet = content.known_diet(button.diet)
+    index = button.meal % len(content.meals_for(diet))
     await edit_in_place(
         query, content.render_foods(diet, index), foods_keyboard(content, index, diet)
     )
@@ -212,12 +200,9 @@ async def help_command(update: Update, context: BotContext) -> None:
 
 async def navigate_button(update: Update, context: BotContext) -> None:
     """Buttons on /start open a section as a new message, keeping the welcome visible."""
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    match = callback_data.NAVIGATE.match(query.data)
-    assert match is not None
+    query, button = pressed(update, NavigateButton)
     await query.answer()
-    section = match.group(1)
+    section = button.section
     if section in {"setup", "settings"}:
         await (begin_setup if section == "setup" else show_settings)(update, context)
         return

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from typing import Final
+from typing import Final, TypeVar
 
 from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 from telegram.constants import ChatType
 from telegram.error import BadRequest
 
+from bot.callback_data import Button, decode_as
 from bot.content import Content
 from bot.context import BotContext
 from bot.i18n import locale_from_telegram
@@ -24,6 +25,17 @@ CANNOT_EDIT: Final = (
 
 
 _CONTENT_ATTRIBUTE: Final = "_sleepbot_content"
+B = TypeVar("B", bound=Button)
+
+
+def pressed(update: Update, kind: type[B]) -> tuple[CallbackQuery, B]:
+    """The query and its button, decoded: the handler's registered pattern (the family's
+    ``bot.callback_data`` pattern) guarantees the data decodes to a ``kind``."""
+    query = update.callback_query
+    assert query is not None
+    button = decode_as(query.data, kind)
+    assert button is not None, "registered with the wrong pattern"
+    return query, button
 
 
 def telegram_locale(update: object) -> str:

@@ -16,10 +16,18 @@ from typing import Any, Final
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
 
+from bot.callback_data import (
+    DiaryDraftButton,
+    DiaryNightButton,
+    DiaryWord,
+    DiaryWordName,
+    Draft,
+    DraftOp,
+    decode,
+    encode,
+)
 from bot.content import Content
 from bot.context import BotContext
-from bot.diary import callbacks
-from bot.diary.callbacks import Draft
 from bot.diary.chart import CHART_NIGHTS
 from bot.diary.checkin import (
     UNANSWERED_BEFORE_ASKING,
@@ -67,6 +75,10 @@ def diary_text(content: Content) -> DiaryText:
 # Keyboards and texts (pure)
 
 
+def _draft(op: DraftOp, draft: Draft) -> str:
+    return encode(DiaryDraftButton(op, draft))
+
+
 def question(
     night: date, prefill: frozenset[Habit], words: DiaryText
 ) -> tuple[str, InlineKeyboardMarkup]:
@@ -74,7 +86,7 @@ def question(
     row = [
         InlineKeyboardButton(
             label,
-            callback_data=callbacks.draft_data("e", Draft(night, rating, prefill, None)),
+            callback_data=_draft("e", Draft(night, rating, prefill, None)),
         )
         for rating, label in zip(RATINGS, words.checkin.rating_buttons, strict=True)
     ]
@@ -92,7 +104,7 @@ def details(draft: Draft, words: DiaryText) -> tuple[str, InlineKeyboardMarkup]:
             [
                 InlineKeyboardButton(
                     f"{mark} {words.habit_label(habit)}",
-                    callback_data=callbacks.draft_data("e", toggled),
+                    callback_data=_draft("e", toggled),
                 )
             ]
         )
@@ -103,18 +115,12 @@ def details(draft: Draft, words: DiaryText) -> tuple[str, InlineKeyboardMarkup]:
         onset_row.append(
             InlineKeyboardButton(
                 ("• " if chosen else "") + words.onset_label(bucket),
-                callback_data=callbacks.draft_data("e", after),
+                callback_data=_draft("e", after),
             )
         )
     rows.append(onset_row[:2])
     rows.append(onset_row[2:])
-    rows.append(
-        [
-            InlineKeyboardButton(
-                words.checkin.save_button, callback_data=callbacks.draft_data("s", draft)
-            )
-        ]
-    )
+    rows.append([InlineKeyboardButton(words.checkin.save_button, callback_data=_draft("s", draft))])
     html = _fill(words.checkin.details_html, **_night_rating(draft.night, draft.rating, words))
     return html, InlineKeyboardMarkup(rows)
 
@@ -124,10 +130,10 @@ def ask_to_stop(count: int, words: DiaryText) -> tuple[str, InlineKeyboardMarkup
         [
             [
                 InlineKeyboardButton(
-                    words.checkin.keep_asking_button, callback_data=callbacks.word_data("keep")
+                    words.checkin.keep_asking_button, callback_data=encode(DiaryWord("keep"))
                 ),
                 InlineKeyboardButton(
-                    words.checkin.stop_asking_button, callback_data=callbacks.word_data("stop")
+                    words.checkin.stop_asking_button, callback_data=encode(DiaryWord("stop"))
                 ),
             ]
         ]
@@ -139,11 +145,13 @@ def checkin_settings_row(person: Person, content: Content) -> list[InlineKeyboar
     """The /settings row: the morning check-in's switch, and Earlier/Later while it is on."""
     words = diary_text(content).checkin
     if not person.checkin_on:
-        return [InlineKeyboardButton(words.settings_off_button, callback_data="dy:on")]
+        return [
+            InlineKeyboardButton(words.settings_off_button, callback_data=encode(DiaryWord("on")))
+        ]
     return [
-        InlineKeyboardButton(words.settings_on_button, callback_data="dy:off"),
-        InlineKeyboardButton(words.earlier_button, callback_data="dy:earlier"),
-        InlineKeyboardButton(words.later_button, callback_data="dy:later"),
+        InlineKeyboardButton(words.settings_on_button, callback_data=encode(DiaryWord("off"))),
+        InlineKeyboardButton(words.earlier_button, callback_data=encode(DiaryWord("earlier"))),
+        InlineKeyboardButton(words.later_button, callback_data=encode(DiaryWord("later"))),
     ]
 
 
@@ -151,10 +159,10 @@ def weekly_settings_row(person: Person, content: Content) -> list[InlineKeyboard
     """The /settings row of the weekly chart: its switch, and the day while it is on."""
     words = diary_text(content).weekly
     if not person.weekly_on:
-        return [InlineKeyboardButton(words.off_button, callback_data="dy:won")]
+        return [InlineKeyboardButton(words.off_button, callback_data=encode(DiaryWord("won")))]
     return [
-        InlineKeyboardButton(words.on_button, callback_data="dy:woff"),
-        InlineKeyboardButton(words.day_button, callback_data="dy:wday"),
+        InlineKeyboardButton(words.on_button, callback_data=encode(DiaryWord("woff"))),
+        InlineKeyboardButton(words.day_button, callback_data=encode(DiaryWord("wday"))),
     ]
 
 
@@ -346,11 +354,11 @@ def _replace_question(entry: DiaryEntry, words: DiaryText) -> tuple[str, InlineK
             [
                 InlineKeyboardButton(
                     words.checkin.replace_button,
-                    callback_data=callbacks.night_data("n", entry.night),
+                    callback_data=encode(DiaryNightButton("n", entry.night)),
                 ),
                 InlineKeyboardButton(
                     words.checkin.keep_button,
-                    callback_data=callbacks.night_data("k", entry.night),
+                    callback_data=encode(DiaryNightButton("k", entry.night)),
                 ),
             ]
         ]
@@ -376,42 +384,43 @@ async def diary_button(update: Update, context: BotContext) -> None:
     assert query is not None and query.data is not None and chat is not None
     words = diary_text(await content_for(update, context))
     store, now = context.store, context.clock.now()
-    try:
-        parsed = callbacks.parse(query.data)
-    except callbacks.BadDiaryData:
-        parsed = None
+    button = decode(query.data)
     person = await store.get_person(chat.id)
     tz = _tz(person)
     night = None
-    if parsed is not None:
-        night = parsed.draft.night if parsed.draft is not None else parsed.night
-    if parsed is None or (night is not None and not _plausible(night, now, tz)):
+    if isinstance(button, DiaryDraftButton):
+        night = button.draft.night
+    elif isinstance(button, DiaryNightButton):
+        night = button.night
+    if not isinstance(button, DiaryDraftButton | DiaryNightButton | DiaryWord) or (
+        night is not None and not _plausible(night, now, tz)
+    ):
         log.info("refused diary callback data in update %d", update.update_id)
         await query.answer()
         await reply(update, words.checkin.invalid_html)
         return
 
-    if parsed.action == "edit":
-        assert parsed.draft is not None
-        await query.answer()
-        await edit_in_place(query, *details(parsed.draft, words))
-    elif parsed.action == "save":
-        draft = parsed.draft
-        assert draft is not None
-        entry = DiaryEntry(draft.night, draft.rating, now, draft.habits, draft.onset)
-        await store.save_diary_entry(chat.id, entry)
-        await query.answer()
-        html = _fill(words.checkin.saved_html, **_night_rating(draft.night, draft.rating, words))
-        await edit_in_place(query, html)
-    elif parsed.action == "new":
-        assert night is not None
-        await query.answer()
-        await edit_in_place(query, *await _question_for(update, context, chat.id, night, tz or UTC))
-    elif parsed.action == "keep_entry":
-        await query.answer()
-        await edit_in_place(query, words.checkin.kept_html)
-    else:
-        await _word(update, context, parsed.word or "", person)
+    match button:
+        case DiaryDraftButton("e", draft):
+            await query.answer()
+            await edit_in_place(query, *details(draft, words))
+        case DiaryDraftButton(_, draft):  # "s": save
+            entry = DiaryEntry(draft.night, draft.rating, now, draft.habits, draft.onset)
+            await store.save_diary_entry(chat.id, entry)
+            await query.answer()
+            html = _fill(
+                words.checkin.saved_html, **_night_rating(draft.night, draft.rating, words)
+            )
+            await edit_in_place(query, html)
+        case DiaryNightButton("n", night):
+            await query.answer()
+            question_ = await _question_for(update, context, chat.id, night, tz or UTC)
+            await edit_in_place(query, *question_)
+        case DiaryNightButton():  # "k": keep the entry
+            await query.answer()
+            await edit_in_place(query, words.checkin.kept_html)
+        case DiaryWord(word):
+            await _word(update, context, word, person)
 
 
 def _plausible(night: date, now: datetime, tz: tzinfo | None) -> bool:
@@ -420,7 +429,9 @@ def _plausible(night: date, now: datetime, tz: tzinfo | None) -> bool:
     return today - OLDEST_NIGHT <= night < today
 
 
-async def _word(update: Update, context: BotContext, word: str, person: Person | None) -> None:
+async def _word(
+    update: Update, context: BotContext, word: DiaryWordName, person: Person | None
+) -> None:
     query = update.callback_query
     chat = update.effective_chat
     assert query is not None and chat is not None
@@ -524,8 +535,12 @@ def onboarding_offer(person: Person, content: Content) -> tuple[str, InlineKeybo
     keyboard = InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton(words.onboarding_yes_button, callback_data="dy:yes"),
-                InlineKeyboardButton(words.onboarding_no_button, callback_data="dy:skip"),
+                InlineKeyboardButton(
+                    words.onboarding_yes_button, callback_data=encode(DiaryWord("yes"))
+                ),
+                InlineKeyboardButton(
+                    words.onboarding_no_button, callback_data=encode(DiaryWord("skip"))
+                ),
             ]
         ]
     )

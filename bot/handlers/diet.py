@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from telegram import Update
 
-from bot import callback_data
+from bot import usecases
+from bot.callback_data import DietButton
 from bot.content import DIETS
 from bot.context import BotContext
-from bot.handlers.common import command_argument, content_for, edit_in_place, reply
+from bot.handlers.common import command_argument, content_for, edit_in_place, pressed, reply
 from bot.handlers.diary import onboarding_offer
 from bot.handlers.settings import AWAITING, SET_UP, settings_view, with_headline
 from bot.keyboards import diet_keyboard
@@ -29,32 +30,26 @@ async def diet_command(update: Update, context: BotContext) -> None:
     """/diet shows the diet and the choices; /diet vegan sets it; anything else says why not."""
     content, store, chat_id = await content_for(update, context), context.store, _chat_id(update)
     typed = command_argument(context.args)
+    diet = content.find_diet(typed) if typed else None
+    if diet is not None:  # one transaction: the use case creates the person if new
+        await usecases.set_diet(store, context.clock, chat_id, diet)
+        await reply(update, content.render_diet_saved(diet))
+        return
     person = await store.get_person(chat_id)
     current = content.known_diet(person.diet if person else None)
-    back = person is not None and person.ready
-    if not typed:
-        keyboard = diet_keyboard(content, "set", current=current, back=back)
-        await reply(update, content.render_diet_current(current), keyboard)
-        return
-    diet = content.find_diet(typed)
-    if diet is None:
-        keyboard = diet_keyboard(content, "set", current=current, back=back)
-        await reply(update, content.render_diet_unknown(typed), keyboard)
-        return
-    await store.set_diet(chat_id, diet, context.clock.now())  # creates the person if new
-    await reply(update, content.render_diet_saved(diet))
+    keyboard = diet_keyboard(content, "set", current=current, back=bool(person and person.ready))
+    text = content.render_diet_unknown(typed) if typed else content.render_diet_current(current)
+    await reply(update, text, keyboard)
 
 
 async def diet_button(update: Update, context: BotContext) -> None:
     """Every 'diet:*' button; the value is checked again because callback data can be forged."""
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    match = callback_data.DIET.match(query.data)
-    assert match is not None  # guaranteed by the handler's pattern
-    action, value = match.group(1), match.group(2)
+    query, button = pressed(update, DietButton)
+    action, value = button.action, button.value
     content, store, chat_id = await content_for(update, context), context.store, _chat_id(update)
     now = context.clock.now()
-    person = await store.get_person(chat_id)
+    # Choosing from /diet needs nothing read first; showing it and the set-up's answer do.
+    person = await store.get_person(chat_id) if action != "set" else None
     if action == "pick":
         await query.answer()
         current = content.known_diet(person.diet if person else None)
@@ -69,7 +64,7 @@ async def diet_button(update: Update, context: BotContext) -> None:
         return
     await query.answer()
     if chosen is not None:
-        person = await store.set_diet(chat_id, chosen, now)
+        person = await usecases.set_diet(store, context.clock, chat_id, chosen)
     assert person is not None
     if action == "setup":
         # The end of the first set-up: the confirmation, in place of the question.

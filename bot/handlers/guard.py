@@ -16,6 +16,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatType
 from telegram.ext import ApplicationHandlerStop
 
+from bot import callback_data
 from bot.context import BotContext
 from bot.handlers.common import content_for, reply
 
@@ -35,7 +36,6 @@ PERSONAL_COMMANDS: Final = (
 )
 # /start's deep links that open the set-up (t.me/<bot>?start=setup).
 PERSONAL_START: Final = re.compile(r"^/start(?:@\w+)?\s+(?:setup|settings)\b", re.IGNORECASE)
-PERSONAL_BUTTONS: Final = re.compile(r"^(?:set:|rem:|lang:|dy:|nav:(?:setup|settings)$)")
 
 
 async def private_only(update: Update, context: BotContext) -> None:
@@ -62,7 +62,7 @@ async def button(update: Update, context: BotContext) -> None:
         ui = (await content_for(update, context)).ui
         await query.answer(ui.text("alert.stale_button"), show_alert=True)
         raise ApplicationHandlerStop
-    if chat.type != ChatType.PRIVATE and PERSONAL_BUTTONS.match(query.data):
+    if chat.type != ChatType.PRIVATE and callback_data.personal(query.data):
         ui = (await content_for(update, context)).ui
         await query.answer(ui.text("alert.private_only"), show_alert=True)
         raise ApplicationHandlerStop

@@ -11,7 +11,8 @@ from typing import Final
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
-from bot import callback_data
+from bot import usecases
+from bot.callback_data import LanguageButton, encode
 from bot.content import Content
 from bot.context import BotContext
 from bot.handlers.common import (
@@ -19,6 +20,7 @@ from bot.handlers.common import (
     content_for,
     edit_in_place,
     forget_content,
+    pressed,
     reply,
     telegram_locale,
 )
@@ -42,13 +44,13 @@ def language_keyboard(context: BotContext, content: Content) -> InlineKeyboardMa
     row = [
         InlineKeyboardButton(
             context.content_in(locale).ui.text("language.name"),
-            callback_data=callback_data.language(locale),
+            callback_data=encode(LanguageButton(locale)),
         )
         for locale in LOCALES
     ]
     follow = InlineKeyboardButton(
         content.ui.text("button.follow_telegram"),
-        callback_data=callback_data.language(FOLLOW_TELEGRAM),
+        callback_data=encode(LanguageButton(FOLLOW_TELEGRAM)),
     )
     return InlineKeyboardMarkup([row, [follow]])
 
@@ -84,11 +86,8 @@ async def language_command(update: Update, context: BotContext) -> None:
 
 async def language_button(update: Update, context: BotContext) -> None:
     """Every 'lang:*' button; the value is checked again because callback data can be forged."""
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    match = callback_data.LANGUAGE.match(query.data)
-    assert match is not None  # guaranteed by the handler's pattern
-    value = match.group(1)
+    query, button = pressed(update, LanguageButton)
+    value = button.choice
     choice = known_locale(value) or (FOLLOW_TELEGRAM if value == FOLLOW_TELEGRAM else None)
     if choice is None:
         ui = (await content_for(update, context)).ui
@@ -103,7 +102,7 @@ async def _choose(update: Update, context: BotContext, choice: str) -> str:
     chat = update.effective_chat
     assert chat is not None
     language = None if choice == FOLLOW_TELEGRAM else choice
-    await context.store.set_language(chat.id, language, context.clock.now())
+    await usecases.set_language(context.store, context.clock, chat.id, language)
     forget_content(context)
     content = await content_for(update, context)
     if language is not None:

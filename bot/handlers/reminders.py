@@ -4,66 +4,70 @@ from __future__ import annotations
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
-from bot import callback_data
+from bot import usecases
+from bot.callback_data import ReminderButton, encode
 from bot.context import BotContext
-from bot.handlers.common import content_for, edit_in_place
+from bot.handlers.common import content_for, edit_in_place, pressed
 from bot.keyboards import reminder_keyboard
-from bot.timezones import tzinfo_for
 
 
 async def reminder_button(update: Update, context: BotContext) -> None:
-    query = update.callback_query
+    """One use case per button, one transaction; the store checks ownership, so a forged id
+    for someone else's reminder finds nothing."""
+    query, button = pressed(update, ReminderButton)
     chat = update.effective_chat
-    assert query is not None and query.data is not None and chat is not None
-    match = callback_data.REMINDER.match(query.data)
-    assert match is not None
-    action, delivery_id = match.group(1), int(match.group(2))
-    store, content, now = context.store, await content_for(update, context), context.clock.now()
+    assert chat is not None
+    delivery_id, action = button.delivery_id, button.action
+    store, clock, content = context.store, context.clock, await content_for(update, context)
     ui = content.ui
     snooze_minutes = context.services.settings.snooze_minutes
-    # Ownership is checked by the store: a forged id for someone else's reminder finds nothing.
-    delivery = await store.get_delivery(delivery_id, chat.id)
-    if delivery is None:
+    match action:
+        case "done":
+            press = await usecases.mark_done(store, clock, chat.id, delivery_id)
+        case "snooze":
+            press = await usecases.snooze(store, clock, chat.id, delivery_id, snooze_minutes)
+        case "off":
+            press = await usecases.turn_off_kind(store, clock, chat.id, delivery_id)
+        case "why" | "back":
+            press = await usecases.show_reminder(store, clock, chat.id, delivery_id)
+    if press is None:
         await query.answer(ui.text("reminder.not_yours"), show_alert=True)
         return
+    delivery = press.delivery
     meal = content.meal(delivery.meal_id) if delivery.meal_id else None
     reminder_text = content.render_reminder(delivery.kind, meal)
-    kind = content.reminder_kind(delivery.kind)
 
-    if action == "done":
-        await store.mark_done(delivery_id, chat.id, now)
-        await query.answer(ui.text("reminder.done_alert"))
-        await edit_in_place(query, f"{reminder_text}\n\n{ui.text('reminder.done_html')}")
-    elif action == "snooze":
-        due = await store.snooze(delivery_id, chat.id, now, snooze_minutes)
-        if due is None:
-            await query.answer(ui.text("reminder.already_alert"))
-            return
-        person = await store.get_person(chat.id)
-        local = due.astimezone(tzinfo_for(person.timezone)) if person and person.timezone else due
-        await query.answer(ui.text("reminder.snoozed_alert", time=ui.clock(local)))
-        # Buttons stay: the person may still press Done or Turn this off before it comes back.
-        snoozed = ui.text("reminder.snoozed_html", time=ui.clock(local))
-        await edit_in_place(
-            query,
-            f"{reminder_text}\n\n{snoozed}",
-            reminder_keyboard(content, delivery_id, snooze_minutes),
-        )
-    elif action == "why":
-        await query.answer()
-        back = InlineKeyboardButton(
-            ui.text("button.back"), callback_data=callback_data.reminder("back", delivery_id)
-        )
-        await edit_in_place(
-            query, content.render_reminder_why(delivery.kind), InlineKeyboardMarkup([[back]])
-        )
-    elif action == "back":
-        await query.answer()
-        await edit_in_place(
-            query, reminder_text, reminder_keyboard(content, delivery_id, snooze_minutes)
-        )
-    else:  # "off": the pattern admits nothing else
-        await store.turn_off_from_delivery(delivery_id, chat.id, now)
-        await query.answer(ui.text("reminder.off_alert"))
-        off = ui.text("reminder.off_html", title=kind.title)
-        await edit_in_place(query, f"{reminder_text}\n\n{off}")
+    match action:
+        case "done":
+            await query.answer(ui.text("reminder.done_alert"))
+            await edit_in_place(query, f"{reminder_text}\n\n{ui.text('reminder.done_html')}")
+        case "snooze":
+            if press.snoozed_until is None:
+                await query.answer(ui.text("reminder.already_alert"))
+                return
+            back_at = ui.clock(press.snoozed_until)
+            await query.answer(ui.text("reminder.snoozed_alert", time=back_at))
+            # Buttons stay: the person may still press Done or Turn this off before it's back.
+            line = ui.text("reminder.snoozed_html", time=back_at)
+            await edit_in_place(
+                query,
+                f"{reminder_text}\n\n{line}",
+                reminder_keyboard(content, delivery_id, snooze_minutes),
+            )
+        case "why":
+            await query.answer()
+            back = InlineKeyboardButton(
+                ui.text("button.back"), callback_data=encode(ReminderButton("back", delivery_id))
+            )
+            await edit_in_place(
+                query, content.render_reminder_why(delivery.kind), InlineKeyboardMarkup([[back]])
+            )
+        case "back":
+            await query.answer()
+            await edit_in_place(
+                query, reminder_text, reminder_keyboard(content, delivery_id, snooze_minutes)
+            )
+        case "off":
+            await query.answer(ui.text("reminder.off_alert"))
+            off = ui.text("reminder.off_html", title=content.reminder_kind(delivery.kind).title)
+            await edit_in_place(query, f"{reminder_text}\n\n{off}")

@@ -1,4 +1,4 @@
-"""Onboarding and settings: timezone, bedtime, reminders on/off, pause, stop, data rights.
+"""Onboarding and settings: timezone, bedtime, reminders on/off, pause, stop.
 
 Handlers here only translate between Telegram and the store; parsing and time arithmetic live
 in bot.onboarding, bot.schedule and bot.timezones, which know nothing about Telegram.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
@@ -23,36 +22,30 @@ from telegram import (
     ReplyKeyboardRemove,
     Update,
 )
-from telegram.constants import ChatMemberStatus, ChatType
 
-from bot import callback_data
+from bot import callback_data, usecases
+from bot.callback_data import SettingsButton
 from bot.content import Content
 from bot.context import BotContext
 from bot.handlers.common import (
     command_argument,
     content_for,
-    content_of,
     edit_in_place,
+    pressed,
     reply,
-    telegram_locale,
 )
 from bot.handlers.diary import (
     checkin_settings_line,
     checkin_settings_row,
-    send_export,
     weekly_settings_row,
 )
 from bot.i18n import Raw
 from bot.keyboards import diet_keyboard
 from bot.onboarding import (
     BEDTIME_CHOICES,
-    OFFSET_STEP_MINUTES,
     InputProblem,
-    clamp_offset,
     parse_clock_time,
     parse_nights,
-    pause_until,
-    split_lines,
     upcoming_lines,
 )
 from bot.replies import prompt_yields_to_triage
@@ -67,9 +60,9 @@ from bot.timezones import (
     utc_offset_label,
 )
 from bot.triage import Triage
+from bot.usecases import SetupStep
 
 AWAITING = "awaiting"
-MAX_MYDATA_CHARS = 3500
 
 
 def _chat_id(update: Update) -> int:
@@ -290,14 +283,12 @@ def _problem(content: Content, problem: InputProblem, example: str) -> str:
 
 async def begin_setup(update: Update, context: BotContext) -> None:
     """'Set up nightly reminders': ask only for what is still missing, then confirm."""
-    store, now = context.store, context.clock.now()
-    person = await store.ensure_person(_chat_id(update), now)
+    person = (await usecases.subscribe(context.store, context.clock, _chat_id(update))).person
     if person.timezone is None:
         await ask_timezone(update, context)
     elif person.bedtime is None:
         await ask_bedtime(update, context)
     else:
-        person = await store.subscribe(person.chat_id, now)
         await confirm(update, context, person)
 
 
@@ -325,20 +316,9 @@ async def reply_with_keyboard(
         await chat.send_message(text, reply_markup=keyboard)
 
 
-async def headline_for(context: BotContext, chat_id: int) -> str:
-    """Read before a change: 'You're set up' the first time, a plain 'Saved' afterwards."""
-    person = await context.store.get_person(chat_id)
-    return SAVED if person is not None and person.ready else SET_UP
-
-
-async def complete_setup(context: BotContext, before: str, person: Person) -> Person:
-    """The change that first makes a person ready (timezone and bedtime) turns reminders on.
-
-    Later changes never do: someone who sent /stop stays stopped until /resume.
-    """
-    if before == SET_UP and person.ready and not person.subscribed:
-        return await context.store.subscribe(person.chat_id, context.clock.now())
-    return person
+def headline_of(step: SetupStep) -> str:
+    """'You're set up' for the first set-up, a plain 'Saved' for a later change."""
+    return SET_UP if step.first_setup else SAVED
 
 
 def with_headline(content: Content, headline: str, text: str) -> str:
@@ -413,12 +393,10 @@ async def apply_timezone_lookup(
 ) -> None:
     """Store a confident choice, offer candidates, or say what was wrong."""
     if lookup.choice is not None:
-        headline = await headline_for(context, _chat_id(update))
-        person = await context.store.set_timezone(
-            _chat_id(update), lookup.choice.key, context.clock.now()
+        step = await usecases.set_timezone(
+            context.store, context.clock, _chat_id(update), lookup.choice.key
         )
-        person = await complete_setup(context, headline, person)
-        await after_timezone(update, context, person, headline)
+        await after_timezone(update, context, step.person, headline_of(step))
         return
     content = await content_for(update, context)
     ui = content.ui
@@ -428,16 +406,6 @@ async def apply_timezone_lookup(
     else:
         problem = ui.text(f"problem.{lookup.problem or 'timezone_empty'}", typed=lookup.typed)
         await reply(update, html.escape(problem, quote=False))
-
-
-async def apply_bedtime(
-    update: Update, context: BotContext, bedtime: time, *, weekend: bool
-) -> Person:
-    """Store a bedtime; the first complete set-up turns reminders on (see complete_setup)."""
-    store, now, chat_id = context.store, context.clock.now(), _chat_id(update)
-    before = await headline_for(context, chat_id)
-    person = await store.set_bedtime(chat_id, bedtime, now, weekend=weekend)
-    return await complete_setup(context, before, person)
 
 
 # --- commands ----------------------------------------------------------------------------
@@ -450,46 +418,6 @@ async def close_prompt(update: Update, context: BotContext) -> None:
     """
     if context.user_data is not None:
         context.user_data.pop(AWAITING, None)
-
-
-async def membership_changed(update: Update, context: BotContext) -> None:
-    """Telegram tells us when a person blocks (kicked) or unblocks (member) the bot."""
-    change = update.my_chat_member
-    if change is None:
-        return
-    chat_id, now = change.chat.id, context.clock.now()
-    person = await context.store.get_person(chat_id)
-    if person is None:
-        return
-    status = change.new_chat_member.status
-    if status in {ChatMemberStatus.BANNED, ChatMemberStatus.LEFT}:
-        await context.store.deactivate(chat_id, "blocked the bot", now)
-    elif status == ChatMemberStatus.MEMBER and person.blocked:
-        await context.store.ensure_person(chat_id, now)
-
-
-async def welcome_back(update: Update, context: BotContext) -> None:
-    """Anyone marked blocked who writes to us has unblocked the bot: reschedule them.
-
-    Also remembers the language Telegram reports for them, which their reminders speak until
-    they choose one with /language (a write only when it changed), and settles this update's
-    language from the same read, so content_for() costs the handlers nothing.
-    """
-    chat = update.effective_chat
-    if chat is None or update.my_chat_member is not None:
-        return  # membership changes are handled by membership_changed
-    person = await context.store.get_person(chat.id)
-    if chat.type == ChatType.PRIVATE:
-        content_of(update, context, person.language if person else None)
-    if person is None:
-        return
-    if person.blocked:
-        await context.store.ensure_person(chat.id, context.clock.now())
-    user = update.effective_user
-    if user is not None and user.language_code:
-        locale = telegram_locale(update)
-        if person.telegram_language != locale:
-            await context.store.note_telegram_language(chat.id, locale)
 
 
 async def timezone_command(update: Update, context: BotContext) -> None:
@@ -514,11 +442,8 @@ async def location_message(update: Update, context: BotContext) -> None:
         text = f"{ui.text('setup.no_timezone_at_place_html')} {ui.text('prompt.timezone_html')}"
         await reply(update, text)
         return
-    chat_id, now = _chat_id(update), context.clock.now()
-    headline = await headline_for(context, chat_id)
-    person = await context.store.set_timezone(chat_id, key, now)
-    person = await complete_setup(context, headline, person)
-    await after_timezone(update, context, person, headline)
+    step = await usecases.set_timezone(context.store, context.clock, _chat_id(update), key)
+    await after_timezone(update, context, step.person, headline_of(step))
 
 
 async def bedtime_command(update: Update, context: BotContext) -> None:
@@ -529,10 +454,9 @@ async def bedtime_command(update: Update, context: BotContext) -> None:
         return
     weekend = words[0].lower() in {"weekend", "weekends"}
     value = " ".join(words[1:] if weekend else words)
-    headline = await headline_for(context, _chat_id(update))
     if weekend and value.lower() in {"off", "same", "none"}:
-        person = await context.store.clear_weekend_bedtime(_chat_id(update), context.clock.now())
-        await _after_bedtime(update, context, person, headline)
+        step = await usecases.clear_weekend_bedtime(context.store, context.clock, _chat_id(update))
+        await _after_bedtime(update, context, step)
         return
     try:
         bedtime = parse_clock_time(value)
@@ -540,14 +464,15 @@ async def bedtime_command(update: Update, context: BotContext) -> None:
         example = "/bedtime weekend 23:30" if weekend else "/bedtime 22:30"
         await reply(update, _problem(await content_for(update, context), problem, example))
         return
-    person = await apply_bedtime(update, context, bedtime, weekend=weekend)
-    await _after_bedtime(update, context, person, headline)
+    step = await usecases.set_bedtime(
+        context.store, context.clock, _chat_id(update), bedtime, weekend=weekend
+    )
+    await _after_bedtime(update, context, step)
 
 
-async def _after_bedtime(
-    update: Update, context: BotContext, person: Person, headline: str = SET_UP
-) -> None:
+async def _after_bedtime(update: Update, context: BotContext, step: SetupStep) -> None:
     """Confirm, or ask for what set-up still lacks (weekday bedtime first, then timezone)."""
+    person = step.person
     ui = (await content_for(update, context)).ui
     if person.bedtime is None:
         weekend = (
@@ -559,7 +484,7 @@ async def _after_bedtime(
         await reply(update, ui.text("setup.bedtime_saved_html", bedtime=ui.clock(person.bedtime)))
         await ask_timezone(update, context)
     else:
-        await finish_setup(update, context, person, headline)
+        await finish_setup(update, context, person, headline_of(step))
 
 
 async def settings_command(update: Update, context: BotContext) -> None:
@@ -583,80 +508,25 @@ async def pause_command(update: Update, context: BotContext) -> None:
     except InputProblem as problem:
         await reply(update, html.escape(problem.describe(content.ui), quote=False))
         return
-    person = await context.store.get_person(_chat_id(update))
-    if person is None or not person.ready or not person.subscribed:
+    person = await usecases.pause(context.store, context.clock, _chat_id(update), nights)
+    if person is None:
         await reply(update, content.ui.text("setup.nothing_to_pause_html"))
         return
-    person = await _pause(context, person, nights)
     await reply(update, *settings_view(person, content, context.clock.now()))
 
 
-async def _pause(context: BotContext, person: Person, nights: int) -> Person:
-    assert person.timezone is not None
-    now = context.clock.now()
-    until = pause_until(now, tzinfo_for(person.timezone), nights)
-    return await context.store.pause(person.chat_id, until, now)
-
-
 async def resume_command(update: Update, context: BotContext) -> None:
-    chat_id, now = _chat_id(update), context.clock.now()
-    person = await context.store.ensure_person(chat_id, now)
-    if not person.ready:
+    person = await usecases.resume(context.store, context.clock, _chat_id(update))
+    if person is None:
         await begin_setup(update, context)
         return
-    await context.store.subscribe(chat_id, now)
-    person = await context.store.resume(chat_id, now)
     await confirm(update, context, person, REMINDERS_ON)
 
 
 async def stop_command(update: Update, context: BotContext) -> None:
     """/stop: no more messages at all, effective immediately; settings are kept for /resume."""
-    person = await context.store.get_person(_chat_id(update))
-    if person is not None:
-        await context.store.unsubscribe(person.chat_id, context.clock.now())
+    await usecases.stop(context.store, context.clock, _chat_id(update))
     await reply(update, (await content_for(update, context)).ui.text("setup.stopped_html"))
-
-
-async def mydata_command(update: Update, context: BotContext) -> None:
-    ui = (await content_for(update, context)).ui
-    data = await context.store.export_person(_chat_id(update))
-    if data is None:
-        await reply(update, ui.text("data.nothing_stored_html"))
-        return
-    dump = json.dumps(data, indent=1, ensure_ascii=False, default=str)
-    # All of it, however long the history: one message per chunk, none cut mid-line.
-    parts = split_lines(dump, MAX_MYDATA_CHARS)
-    for number, part in enumerate(parts, start=1):
-        heading = (
-            ui.text("data.heading_part_html", number=number, total=len(parts))
-            if len(parts) > 1
-            else ui.text("data.heading_html")
-        )
-        footer = "\n" + ui.text("data.erase_footer_html") if number == len(parts) else ""
-        await reply(update, f"{heading}\n<pre>{html.escape(part)}</pre>{footer}")
-    await send_export(update, context)
-
-
-async def deletedata_command(update: Update, context: BotContext) -> None:
-    ui = (await content_for(update, context)).ui
-    await reply(
-        update,
-        ui.text("data.erase_question_html"),
-        InlineKeyboardMarkup(
-            [
-                [
-                    InlineKeyboardButton(
-                        ui.text("button.erase_yes"),
-                        callback_data=callback_data.settings("delete", "yes"),
-                    ),
-                    InlineKeyboardButton(
-                        ui.text("button.erase_no"),
-                        callback_data=callback_data.settings("delete", "no"),
-                    ),
-                ]
-            ]
-        ),
-    )
 
 
 async def free_text(update: Update, context: BotContext, verdict: Triage) -> bool:
@@ -685,9 +555,8 @@ async def free_text(update: Update, context: BotContext, verdict: Triage) -> boo
                 return False
             await reply(update, _problem(await content_for(update, context), problem, "22:30"))
             return True
-        headline = await headline_for(context, _chat_id(update))
-        person = await apply_bedtime(update, context, bedtime, weekend=False)
-        await _after_bedtime(update, context, person, headline)
+        step = await usecases.set_bedtime(context.store, context.clock, _chat_id(update), bedtime)
+        await _after_bedtime(update, context, step)
         return True
     if awaiting == "diet":
         content = await content_for(update, context)
@@ -698,7 +567,7 @@ async def free_text(update: Update, context: BotContext, verdict: Triage) -> boo
             keyboard = diet_keyboard(content, "setup", skip=True)
             await reply(update, content.render_diet_unknown(text), keyboard)
             return True
-        person = await context.store.set_diet(_chat_id(update), diet, context.clock.now())
+        person = await usecases.set_diet(context.store, context.clock, _chat_id(update), diet)
         await confirm(update, context, person, SET_UP)
         return True
     return False
@@ -728,15 +597,14 @@ SettingsAction = Callable[[SettingsPress], Awaitable[Person | None]]
 
 async def settings_button(update: Update, context: BotContext) -> None:
     """Every 'set:*' button; values are re-validated here because callback data can be forged."""
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    match = callback_data.SETTINGS.match(query.data)
-    assert match is not None
-    action, value = match.group(1), match.group(2) or ""
+    query, button = pressed(update, SettingsButton)
+    action, value = button.action, button.value or ""
     chat_id, now = _chat_id(update), context.clock.now()
     content = await content_for(update, context)
-    person = await context.store.get_person(chat_id)
-    if person is None and action not in ACTIONS_WITHOUT_A_PERSON:
+    # The set-up's first answers need no stored person, so their tap reads nothing first.
+    needs_person = action not in ACTIONS_WITHOUT_A_PERSON
+    person = await context.store.get_person(chat_id) if needs_person else None
+    if person is None and needs_person:
         await query.answer(content.ui.text("alert.send_settings"), show_alert=True)
         return
     handler = SETTINGS_ACTIONS.get(action)
@@ -775,11 +643,9 @@ async def _choose_timezone(press: SettingsPress) -> None:
         await query.answer(ui.text("alert.timezone_invalid"), show_alert=True)
         return None
     await query.answer()
-    headline = await headline_for(context, press.chat_id)
-    person = await context.store.set_timezone(press.chat_id, press.value, press.now)
-    person = await complete_setup(context, headline, person)
+    step = await usecases.set_timezone(context.store, context.clock, press.chat_id, press.value)
     await edit_in_place(query, ui.text("setup.timezone_chosen_html", timezone=press.value))
-    await after_timezone(press.update, context, person, headline)
+    await after_timezone(press.update, context, step.person, headline_of(step))
     return None
 
 
@@ -790,15 +656,17 @@ async def _choose_bedtime(press: SettingsPress) -> None:
         await query.answer(ui.text("alert.time_invalid"), show_alert=True)
         return None
     await query.answer()
-    headline = await headline_for(context, press.chat_id)
+    store, clock = context.store, context.clock
     if bedtime is None:
-        person = await context.store.clear_weekend_bedtime(press.chat_id, press.now)
+        step = await usecases.clear_weekend_bedtime(store, clock, press.chat_id)
     else:
-        person = await apply_bedtime(update, context, bedtime, weekend=press.action == "wbed")
+        weekend = press.action == "wbed"
+        step = await usecases.set_bedtime(store, clock, press.chat_id, bedtime, weekend=weekend)
+    person = step.person
     if not person.ready:
-        await _after_bedtime(update, context, person, headline)
+        await _after_bedtime(update, context, step)
         return None
-    if headline == SET_UP:
+    if step.first_setup:
         await ask_diet(update, context, query)
         return None
     if context.user_data is not None:
@@ -825,23 +693,16 @@ async def _ask_timezone(press: SettingsPress) -> None:
 
 
 async def _change_reminder(press: SettingsPress) -> Person | None:
-    person, store = press.person, press.context.store
+    store, clock, person, kind = press.context.store, press.context.clock, press.person, press.value
     assert person is not None
-    setting = next((r for r in person.reminders if r.kind == press.value), None)
-    if setting is None:
-        await press.query.answer(press.content.ui.text("alert.unknown_reminder"), show_alert=True)
-        return None
     if press.action == "toggle":
-        return await store.set_reminder(
-            press.chat_id, press.value, press.now, enabled=not setting.enabled
-        )
-    step = OFFSET_STEP_MINUTES if press.action == "earlier" else -OFFSET_STEP_MINUTES
-    return await store.set_reminder(
-        press.chat_id,
-        press.value,
-        press.now,
-        offset_minutes=clamp_offset(setting.offset_minutes + step),
-    )
+        changed = await usecases.toggle_reminder(store, clock, person, kind)
+    else:
+        earlier = press.action == "earlier"
+        changed = await usecases.move_reminder(store, clock, person, kind, earlier=earlier)
+    if changed is None:
+        await press.query.answer(press.content.ui.text("alert.unknown_reminder"), show_alert=True)
+    return changed
 
 
 async def _legacy_diet(press: SettingsPress) -> Person | None:
@@ -849,30 +710,29 @@ async def _legacy_diet(press: SettingsPress) -> Person | None:
     if press.value not in press.content.foods_page.diet:
         await _invalid(press)
         return None
-    return await press.context.store.set_diet(press.chat_id, press.value, press.now)
+    return await usecases.set_diet(
+        press.context.store, press.context.clock, press.chat_id, press.value
+    )
 
 
 async def _pause_button(press: SettingsPress) -> Person | None:
-    person, value = press.person, press.value
-    assert person is not None
-    if not (value.isdigit() and 1 <= int(value) <= 60 and person.ready):
+    nights = int(press.value) if press.value.isdigit() else 0  # 0: refused by the use case
+    person = await usecases.pause(press.context.store, press.context.clock, press.chat_id, nights)
+    if person is None:
         await _invalid(press)
-        return None
-    return await _pause(press.context, person, int(value))
+    return person
 
 
 async def _resume_button(press: SettingsPress) -> Person | None:
-    assert press.person is not None
-    if not press.person.ready:
+    person = await usecases.resume(press.context.store, press.context.clock, press.chat_id)
+    if person is None:
         await press.query.answer()
         await begin_setup(press.update, press.context)
-        return None
-    await press.context.store.subscribe(press.chat_id, press.now)
-    return await press.context.store.resume(press.chat_id, press.now)
+    return person
 
 
 async def _stop_button(press: SettingsPress) -> Person | None:
-    return await press.context.store.unsubscribe(press.chat_id, press.now)
+    return await usecases.stop(press.context.store, press.context.clock, press.chat_id)
 
 
 async def _view(press: SettingsPress) -> Person | None:
@@ -901,7 +761,7 @@ SETTINGS_ACTIONS: Final[Mapping[str, SettingsAction]] = {
     "stop": _stop_button,
     "view": _view,
 }
-"""What each 'set:<action>' button does; callback_data.SETTINGS decides which actions parse."""
+"""What each 'set:<action>' button does; bot.callback_data.SETTINGS decides which parse."""
 ACTIONS_WITHOUT_A_PERSON: Final = frozenset({"tz", "bed", "delete"})
 """The set-up's first answers and erasure work before anything is stored."""
 

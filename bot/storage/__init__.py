@@ -8,6 +8,7 @@ from bot.storage.inbox import Claimant, Inbox, IncomingUpdate, StoredUpdate
 from bot.storage.migrate import upgrade_to_head
 from bot.storage.models import DIETS, DeliveryStatus
 from bot.storage.records import (
+    Changed,
     CheckinMorning,
     ClaimedDelivery,
     ClaimResult,
@@ -16,7 +17,10 @@ from bot.storage.records import (
     MaterializeResult,
     MealChooser,
     Person,
+    PersonEdit,
     RecordedOutcome,
+    ReminderPress,
+    ReminderPressAction,
     ReminderSetting,
     SendOutcome,
     StaleOccurrence,
@@ -26,6 +30,7 @@ from bot.storage.repository import MEAL_KIND, Store, open_store
 __all__ = [
     "DIETS",
     "MEAL_KIND",
+    "Changed",
     "CheckinMorning",
     "ClaimResult",
     "Claimant",
@@ -38,7 +43,10 @@ __all__ = [
     "MaterializeResult",
     "MealChooser",
     "Person",
+    "PersonEdit",
     "RecordedOutcome",
+    "ReminderPress",
+    "ReminderPressAction",
     "ReminderSetting",
     "SendOutcome",
     "StaleOccurrence",

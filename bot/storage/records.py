@@ -67,6 +67,37 @@ class Person:
         return next((r for r in self.reminders if r.kind == kind), None)
 
 
+@dataclass(frozen=True, slots=True)
+class PersonEdit:
+    """What one action of a person changes, for ``Store.edit_person``; None keeps a field.
+
+    ``subscribed=True`` creates every kind's row; ``subscribed=False`` and ``paused_until``
+    cancel unsent messages (stop means stop); every change reschedules every reminder.
+    """
+
+    timezone: str | None = None
+    bedtime: time | None = None
+    weekend_bedtime: time | None = None
+    clear_weekend_bedtime: bool = False
+    subscribed: bool | None = None
+    paused_until: datetime | None = None
+    resume: bool = False  # clears paused_until
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """A person before and after one ``Store.edit_person`` transaction (``before`` is the
+    row as locked: for someone new, as just created)."""
+
+    before: Person
+    after: Person
+
+    @property
+    def edited(self) -> bool:
+        """False when the plan changed nothing (it returned None)."""
+        return self.after is not self.before
+
+
 @dataclass(frozen=True)
 class CheckinMorning:
     """What one morning check-in needs to know (``Store.checkin_morning``)."""
@@ -88,6 +119,18 @@ class DeliveryView:
     meal_id: str | None
     status: str
     sent_at: datetime | None
+
+
+ReminderPressAction = Literal["show", "done", "snooze", "off"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderPress:
+    """A button under a delivered reminder, as ``Store.press_reminder`` handled it."""
+
+    delivery: DeliveryView  # as it was when pressed
+    changed: bool  # done: it is (now) done; snooze: snoozed; off: the kind turned off
+    snoozed_until: datetime | None = None  # snooze: when it comes back, the person's time
 
 
 # --- dispatcher-facing -------------------------------------------------------------------

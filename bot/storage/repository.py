@@ -26,7 +26,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Any, Final
+from typing import Any, Final, TypedDict, Unpack
 
 from sqlalchemy import and_, bindparam, delete, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
@@ -63,6 +63,7 @@ from bot.storage.models import (
     ReminderRow,
 )
 from bot.storage.records import (
+    Changed,
     CheckinMorning,
     ClaimedDelivery,
     ClaimResult,
@@ -71,7 +72,10 @@ from bot.storage.records import (
     MaterializeResult,
     MealChooser,
     Person,
+    PersonEdit,
     RecordedOutcome,
+    ReminderPress,
+    ReminderPressAction,
     ReminderSetting,
     SendOutcome,
     StaleOccurrence,
@@ -115,6 +119,16 @@ async def open_store(
         await engine.dispose()
         raise
     return Store(engine, default_offsets=default_offsets or FALLBACK_OFFSETS)
+
+
+class _Effects(TypedDict, total=False):
+    """What a person's change does besides ``change`` itself (``Store._apply``): rows for
+    ``kinds`` (or every kind), and unsent messages cancelled (all, or ``cancel_kinds``')."""
+
+    kinds: Iterable[str]
+    all_kinds: bool
+    cancel_kinds: Iterable[str] | None
+    cancel_all: str | None
 
 
 class Store:
@@ -188,34 +202,70 @@ class Store:
         """Create the person if new. Someone marked blocked is talking to us again: unblock."""
         return await self._mutate(chat_id, now, lambda person, reminders: None)
 
+    async def edit_person(
+        self,
+        chat_id: int,
+        now: datetime,
+        plan: Callable[[Person], PersonEdit | None],
+        *,
+        create: bool = True,
+    ) -> Changed | None:
+        """One action of a person, in one transaction: lock them (created first unless
+        ``create`` is False: None if there is nobody), ask ``plan`` what to change given the
+        person as stored, apply it and reschedule. ``plan`` is the use case's rule
+        (``bot.usecases``); None from it changes nothing."""
+        _require_aware(now, "now")
+        async with self._transaction() as session:
+            person = await self._lock_person(session, chat_id, create_at=now if create else None)
+            if person is None:
+                return None
+            reminders = await self._reminders(session, chat_id, lock=True)
+            before = self._person(person, reminders)
+            edit = plan(before)
+            if edit is None:
+                return Changed(before, before)
+            if edit.timezone is not None:
+                tzinfo_for(edit.timezone)  # raises UnknownTimezone; the rollback undoes all
+            if edit.paused_until is not None:
+                _require_aware(edit.paused_until, "paused_until")
+            cancel = (
+                "unsubscribed"
+                if edit.subscribed is False
+                else "paused"
+                if edit.paused_until is not None
+                else None
+            )
+            after = await self._apply(
+                session,
+                person,
+                reminders,
+                now,
+                functools.partial(_apply_edit, edit),
+                all_kinds=edit.subscribed is True,
+                cancel_all=cancel,
+            )
+            return Changed(before, after)
+
+    async def _edit(self, chat_id: int, now: datetime, edit: PersonEdit) -> Person:
+        """``edit`` whatever the person's state: the person after it (created if new)."""
+        changed = await self.edit_person(chat_id, now, lambda person: edit)
+        assert changed is not None
+        return changed.after
+
     async def set_timezone(self, chat_id: int, key: str, now: datetime) -> Person:
         """Store an IANA name or "UTC+05:30" (validated) and reschedule every reminder."""
         tzinfo_for(key)  # raises UnknownTimezone before anything is written
-
-        def change(person: PersonRow, reminders: list[ReminderRow]) -> None:
-            person.timezone = key
-
-        return await self._mutate(chat_id, now, change)
+        return await self._edit(chat_id, now, PersonEdit(timezone=key))
 
     async def set_bedtime(
         self, chat_id: int, bedtime: time, now: datetime, *, weekend: bool = False
     ) -> Person:
         """Set the usual (or Friday/Saturday) bedtime, a naive local time, and reschedule."""
-        value = _whole_minutes(bedtime)
-
-        def change(person: PersonRow, reminders: list[ReminderRow]) -> None:
-            if weekend:
-                person.weekend_bedtime = value
-            else:
-                person.bedtime = value
-
-        return await self._mutate(chat_id, now, change)
+        edit = PersonEdit(weekend_bedtime=bedtime) if weekend else PersonEdit(bedtime=bedtime)
+        return await self._edit(chat_id, now, edit)
 
     async def clear_weekend_bedtime(self, chat_id: int, now: datetime) -> Person:
-        def change(person: PersonRow, reminders: list[ReminderRow]) -> None:
-            person.weekend_bedtime = None
-
-        return await self._mutate(chat_id, now, change)
+        return await self._edit(chat_id, now, PersonEdit(clear_weekend_bedtime=True))
 
     async def set_diet(self, chat_id: int, diet: str, now: datetime) -> Person:
         if diet not in DIETS:
@@ -246,11 +296,7 @@ class Store:
 
     async def subscribe(self, chat_id: int, now: datetime) -> Person:
         """Turn reminders on: rows for every kind (default offsets) exist, scheduled if ready."""
-
-        def change(person: PersonRow, reminders: list[ReminderRow]) -> None:
-            person.subscribed = True
-
-        return await self._mutate(chat_id, now, change, all_kinds=True)
+        return await self._edit(chat_id, now, PersonEdit(subscribed=True))
 
     async def set_reminder(
         self,
@@ -271,25 +317,14 @@ class Store:
     async def pause(self, chat_id: int, until: datetime, now: datetime) -> Person:
         """No reminders before ``until``; unsent ones are cancelled, next fire times recomputed."""
         _require_aware(until, "until")
-
-        def change(person: PersonRow, reminders: list[ReminderRow]) -> None:
-            person.paused_until = until
-
-        return await self._mutate(chat_id, now, change, cancel_all="paused")
+        return await self._edit(chat_id, now, PersonEdit(paused_until=until))
 
     async def resume(self, chat_id: int, now: datetime) -> Person:
-        def change(person: PersonRow, reminders: list[ReminderRow]) -> None:
-            person.paused_until = None
-
-        return await self._mutate(chat_id, now, change)
+        return await self._edit(chat_id, now, PersonEdit(resume=True))
 
     async def unsubscribe(self, chat_id: int, now: datetime) -> Person:
         """/stop: nothing scheduled, unsent messages cancelled — no more messages at all."""
-
-        def change(person: PersonRow, reminders: list[ReminderRow]) -> None:
-            person.subscribed = False
-
-        return await self._mutate(chat_id, now, change, cancel_all="unsubscribed")
+        return await self._edit(chat_id, now, PersonEdit(subscribed=False))
 
     async def deactivate(self, chat_id: int, reason: str, now: datetime) -> None:
         """The chat is gone for us (blocked the bot, chat not found): stop everything.
@@ -550,22 +585,8 @@ class Store:
 
     async def mark_done(self, delivery_id: int, chat_id: int, now: datetime) -> bool:
         """Done pressed: True if the delivery is (now) done; Done after Snooze cancels it."""
-        async with self._transaction() as session:
-            row = await self._owned_delivery(session, delivery_id, chat_id, lock=True)
-            if row is None:
-                return False
-            if row.status == DeliveryStatus.DONE:
-                return True
-            if row.status not in (DeliveryStatus.SENT, DeliveryStatus.SNOOZED):
-                return False
-            if row.status == DeliveryStatus.SNOOZED:
-                await session.execute(
-                    update(DeliveryRow)
-                    .where(_D.snoozed_from == delivery_id, _D.status.in_(_UNSENT))
-                    .values(status=DeliveryStatus.CANCELLED, last_error="done before snooze")
-                )
-            row.status = DeliveryStatus.DONE
-            return True
+        press = await self.press_reminder(delivery_id, chat_id, now, "done")
+        return press is not None and press.changed
 
     async def snooze(
         self, delivery_id: int, chat_id: int, now: datetime, minutes: int
@@ -576,54 +597,108 @@ class Store:
         callback) create one snooze. None if unknown, not ours, not sent, or the person has
         stopped reminders / blocked the bot since.
         """
-        if not 1 <= minutes <= MAX_SNOOZE_MINUTES:
-            raise ValueError(f"snooze minutes must be 1..{MAX_SNOOZE_MINUTES}, got {minutes}")
-        _require_aware(now, "now")
-        async with self._transaction() as session:
-            person = await session.get(PersonRow, chat_id)
-            if person is None or not person.subscribed or person.blocked_at is not None:
-                return None
-            result = await session.execute(
-                update(DeliveryRow)
-                .where(
-                    _D.id == delivery_id,
-                    _D.chat_id == chat_id,
-                    _D.status == DeliveryStatus.SENT,
-                )
-                .values(status=DeliveryStatus.SNOOZED)
-                .returning(_D.kind, _D.meal_id)
-            )
-            original = result.one_or_none()
-            if original is None:
-                return None
-            due = now + timedelta(minutes=minutes)
-            session.add(
-                DeliveryRow(
-                    chat_id=chat_id,
-                    reminder_id=None,
-                    snoozed_from=delivery_id,
-                    kind=original.kind,
-                    due_at=due,
-                    meal_id=original.meal_id,
-                    status=DeliveryStatus.PENDING,
-                    attempts=0,
-                    next_attempt_at=due,
-                    created_at=now,
-                )
-            )
-            return due
+        press = await self.press_reminder(
+            delivery_id, chat_id, now, "snooze", snooze_minutes=minutes
+        )
+        if press is None or press.snoozed_until is None:
+            return None
+        return press.snoozed_until.astimezone(UTC)
 
     async def turn_off_from_delivery(
         self, delivery_id: int, chat_id: int, now: datetime
     ) -> str | None:
         """The "Turn this off" button: disable that kind for the owner; returns the kind."""
-        async with self._transaction() as session:
-            row = await self._owned_delivery(session, delivery_id, chat_id)
-            if row is None or row.kind not in self._offsets:
+        press = await self.press_reminder(delivery_id, chat_id, now, "off")
+        return press.delivery.kind if press is not None and press.changed else None
+
+    async def press_reminder(
+        self,
+        delivery_id: int,
+        chat_id: int,
+        now: datetime,
+        action: ReminderPressAction,
+        *,
+        snooze_minutes: int | None = None,
+    ) -> ReminderPress | None:
+        """A button under a delivered reminder, in one transaction: the delivery if it belongs
+        to ``chat_id`` (forged callback data finds nothing: None) and, for "done", "snooze"
+        and "off", that change ("show" only reads: Why? and Back)."""
+        if action == "snooze" and not 1 <= (snooze_minutes or 0) <= MAX_SNOOZE_MINUTES:
+            raise ValueError(
+                f"snooze minutes must be 1..{MAX_SNOOZE_MINUTES}, got {snooze_minutes}"
+            )
+        _require_aware(now, "now")
+        async with self._transaction(read_only=action == "show") as session:
+            row = await self._owned_delivery(session, delivery_id, chat_id, lock=action == "done")
+            if row is None:
                 return None
-            kind = row.kind
-        await self.set_reminder(chat_id, kind, now, enabled=False)
-        return kind
+            view = _delivery_view(row)
+            if action == "done":
+                return ReminderPress(view, await _mark_done(session, row))
+            if action == "snooze":
+                assert snooze_minutes is not None
+                due = await self._snooze(session, row, now, snooze_minutes)
+                return ReminderPress(view, due is not None, snoozed_until=due)
+            if action == "off":
+                return ReminderPress(view, await self._turn_off(session, row, now))
+            return ReminderPress(view, changed=False)
+
+    async def _snooze(
+        self, session: AsyncSession, original: DeliveryRow, now: datetime, minutes: int
+    ) -> datetime | None:
+        """``snooze``'s work: the time it comes back in the person's timezone (UTC if none)."""
+        person = await session.get(PersonRow, original.chat_id)
+        if person is None or not person.subscribed or person.blocked_at is not None:
+            return None
+        result = await session.execute(
+            update(DeliveryRow)
+            .where(
+                _D.id == original.id,
+                _D.chat_id == original.chat_id,
+                _D.status == DeliveryStatus.SENT,
+            )
+            .values(status=DeliveryStatus.SNOOZED)
+            .returning(_D.kind, _D.meal_id)
+        )
+        snoozed = result.one_or_none()
+        if snoozed is None:
+            return None
+        due = now + timedelta(minutes=minutes)
+        session.add(
+            DeliveryRow(
+                chat_id=original.chat_id,
+                reminder_id=None,
+                snoozed_from=original.id,
+                kind=snoozed.kind,
+                due_at=due,
+                meal_id=snoozed.meal_id,
+                status=DeliveryStatus.PENDING,
+                attempts=0,
+                next_attempt_at=due,
+                created_at=now,
+            )
+        )
+        return due.astimezone(tzinfo_for(person.timezone) if person.timezone else UTC)
+
+    async def _turn_off(self, session: AsyncSession, row: DeliveryRow, now: datetime) -> bool:
+        """ "Turn this off"'s work: that kind's row off and its unsent messages cancelled."""
+        kind = row.kind
+        if kind not in self._offsets:
+            return False
+        person = await self._lock_person(session, row.chat_id)
+        if person is None:
+            return False
+        reminders = await self._reminders(session, row.chat_id, lock=True)
+        await self._apply(
+            session,
+            person,
+            reminders,
+            now,
+            functools.partial(_set_row, kind, False, None),
+            kinds=(kind,),
+            cancel_kinds=[kind],
+        )
+        return True
 
     async def purge_deliveries(self, older_than: datetime) -> int:
         """Forget finished deliveries due before `older_than`: history is kept for a while only.
@@ -1109,13 +1184,7 @@ class Store:
         before bedtime for reminders, the weekday for the weekly chart); switching off cancels
         its unsent deliveries in the same transaction."""
 
-        def change(person: PersonRow, reminders: list[ReminderRow]) -> None:
-            row = next(r for r in reminders if r.kind == kind)
-            if enabled is not None:
-                row.enabled = enabled
-            if offset is not None:
-                row.offset_minutes = offset
-
+        change = functools.partial(_set_row, kind, enabled, offset)
         cancel = [kind] if enabled is False else None
         return await self._mutate(chat_id, now, change, kinds=(kind,), cancel_kinds=cancel)
 
@@ -1124,11 +1193,7 @@ class Store:
         chat_id: int,
         now: datetime,
         change: Callable[[PersonRow, list[ReminderRow]], None],
-        *,
-        kinds: Iterable[str] = (),
-        all_kinds: bool = False,
-        cancel_kinds: Iterable[str] | None = None,
-        cancel_all: str | None = None,
+        **effects: Unpack[_Effects],
     ) -> Person:
         """Load-or-create the person and their reminders (locked), apply ``change``,
         reschedule every reminder, optionally cancel unsent deliveries (all of them, with
@@ -1141,28 +1206,46 @@ class Store:
             person = await self._lock_person(session, chat_id, create_at=now)
             assert person is not None
             reminders = await self._reminders(session, chat_id, lock=True)
-            wanted = set(self._offsets) if all_kinds else set(kinds)
-            missing = sorted(wanted - {r.kind for r in reminders}, key=self._kind_sort_key)
-            for kind in missing:
-                offset = self._offsets.get(kind, _DIARY_DEFAULTS.get(kind, 0))
-                row = ReminderRow(chat_id=chat_id, kind=kind, enabled=True, offset_minutes=offset)
-                session.add(row)
-                reminders.append(row)
-            if missing:
-                await session.flush()
-            if person.blocked_at is not None:
-                person.blocked_at = None
-                person.blocked_reason = None
-            change(person, reminders)
-            person.updated_at = now
-            await self._take_back_early(session, chat_id, reminders, now)
-            for reminder in reminders:
-                reminder.next_fire_at = self._next_fire(person, reminder, now, keep_due=True)
-            if cancel_all:
-                await _cancel_unsent(session, chat_id, None, cancel_all)
-            elif cancel_kinds is not None:
-                await _cancel_unsent(session, chat_id, tuple(cancel_kinds), "turned off")
-            return self._person(person, reminders)
+            return await self._apply(session, person, reminders, now, change, **effects)
+
+    async def _apply(
+        self,
+        session: AsyncSession,
+        person: PersonRow,
+        reminders: list[ReminderRow],
+        now: datetime,
+        change: Callable[[PersonRow, list[ReminderRow]], None],
+        *,
+        kinds: Iterable[str] = (),
+        all_kinds: bool = False,
+        cancel_kinds: Iterable[str] | None = None,
+        cancel_all: str | None = None,
+    ) -> Person:
+        """``_mutate``'s work inside a transaction, on the locked person and reminders (the
+        keywords are ``_Effects``)."""
+        chat_id = person.chat_id
+        wanted = set(self._offsets) if all_kinds else set(kinds)
+        missing = sorted(wanted - {r.kind for r in reminders}, key=self._kind_sort_key)
+        for kind in missing:
+            offset = self._offsets.get(kind, _DIARY_DEFAULTS.get(kind, 0))
+            row = ReminderRow(chat_id=chat_id, kind=kind, enabled=True, offset_minutes=offset)
+            session.add(row)
+            reminders.append(row)
+        if missing:
+            await session.flush()
+        if person.blocked_at is not None:
+            person.blocked_at = None
+            person.blocked_reason = None
+        change(person, reminders)
+        person.updated_at = now
+        await self._take_back_early(session, chat_id, reminders, now)
+        for reminder in reminders:
+            reminder.next_fire_at = self._next_fire(person, reminder, now, keep_due=True)
+        if cancel_all:
+            await _cancel_unsent(session, chat_id, None, cancel_all)
+        elif cancel_kinds is not None:
+            await _cancel_unsent(session, chat_id, tuple(cancel_kinds), "turned off")
+        return self._person(person, reminders)
 
     async def _take_back_early(
         self, session: AsyncSession, chat_id: int, reminders: list[ReminderRow], now: datetime
@@ -1601,6 +1684,56 @@ def _next_checkin(person: PersonRow, sleep_minutes: int, tz: tzinfo, after: date
         after=after,
     )
     return instant
+
+
+async def _mark_done(session: AsyncSession, row: DeliveryRow) -> bool:
+    """Done's work on the locked delivery: True if it is (now) done; Done after Snooze cancels
+    the snoozed copy still to come."""
+    if row.status == DeliveryStatus.DONE:
+        return True
+    if row.status not in (DeliveryStatus.SENT, DeliveryStatus.SNOOZED):
+        return False
+    if row.status == DeliveryStatus.SNOOZED:
+        await session.execute(
+            update(DeliveryRow)
+            .where(_D.snoozed_from == row.id, _D.status.in_(_UNSENT))
+            .values(status=DeliveryStatus.CANCELLED, last_error="done before snooze")
+        )
+    row.status = DeliveryStatus.DONE
+    return True
+
+
+def _set_row(
+    kind: str,
+    enabled: bool | None,
+    offset: int | None,
+    person: PersonRow,
+    reminders: list[ReminderRow],
+) -> None:
+    """Switch one kind's row on/off and/or set its ``offset_minutes`` (``Store._set_row``)."""
+    row = next(r for r in reminders if r.kind == kind)
+    if enabled is not None:
+        row.enabled = enabled
+    if offset is not None:
+        row.offset_minutes = offset
+
+
+def _apply_edit(edit: PersonEdit, person: PersonRow, reminders: list[ReminderRow]) -> None:
+    """Write ``edit``'s fields onto the locked row (``Store.edit_person``)."""
+    if edit.timezone is not None:
+        person.timezone = edit.timezone
+    if edit.bedtime is not None:
+        person.bedtime = _whole_minutes(edit.bedtime)
+    if edit.weekend_bedtime is not None:
+        person.weekend_bedtime = _whole_minutes(edit.weekend_bedtime)
+    if edit.clear_weekend_bedtime:
+        person.weekend_bedtime = None
+    if edit.subscribed is not None:
+        person.subscribed = edit.subscribed
+    if edit.resume:
+        person.paused_until = None
+    if edit.paused_until is not None:
+        person.paused_until = edit.paused_until
 
 
 def _check_offset(offset: int, kind: str) -> None:
