@@ -26,8 +26,7 @@ async def reminder_button(update: Update, context: BotContext) -> None:
     if delivery is None:
         await query.answer(ui.text("reminder.not_yours"), show_alert=True)
         return
-    meal = content.meal(delivery.meal_id) if delivery.meal_id else None
-    reminder_text = content.render_reminder(delivery.kind, meal)
+    reminder_text = content.render_delivery(delivery.kind, delivery.meal_id)
     kind = content.reminder_kind(delivery.kind)
 
     if action == "done":
@@ -55,7 +54,9 @@ async def reminder_button(update: Update, context: BotContext) -> None:
             ui.text("button.back"), callback_data=callback_data.reminder("back", delivery_id)
         )
         await edit_in_place(
-            query, content.render_reminder_why(delivery.kind), InlineKeyboardMarkup([[back]])
+            query,
+            content.render_reminder_why(delivery.kind, delivery.meal_id),
+            InlineKeyboardMarkup([[back]]),
         )
     elif action == "back":
         await query.answer()
