@@ -48,6 +48,7 @@ def choose_meal(ideas: Sequence[MealIdea], diet: str, recent_ids: Sequence[str])
 
 
 # --- the one evening message (issue 11, 3b) ------------------------------------------------
+# "Evening" as in the planner's MERGED_KIND (bot.capacity): the same merge, chosen by the person.
 # A person in evening mode gets tonight's meal idea inside the exercise note, one message at
 # the exercise reminder's time. The delivery keeps kind "exercise" (its buttons, "Turn this
 # off" and the diary's habit work as they do) and carries the meal id: that pair *is* an
