@@ -8,12 +8,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 
-from alembic import command
-from sqlalchemy import inspect, text
+from sqlalchemy import text
 
 from bot.storage import Person, SendOutcome, Store, create_engine, upgrade_to_head
-from bot.storage.migrate import alembic_config
-from tests.pg import TestDatabase
+from tests.pg import TestDatabase, down_and_up, person_at_revision
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 ADA = 4242
@@ -53,28 +51,14 @@ def _next(person: Person, kind: str) -> datetime | None:
 async def test_migration_0009_adds_the_switch_off_for_existing_people(db: TestDatabase) -> None:
     engine = create_engine(db.url, schema=db.schema)
     try:
-        async with engine.begin() as connection:
-            await connection.run_sync(lambda c: command.upgrade(alembic_config(c), "0008_diary"))
-            await connection.execute(
-                text(
-                    "INSERT INTO people (chat_id, timezone, subscribed, created_at, updated_at) "
-                    "VALUES (:chat_id, 'Europe/Berlin', true, :now, :now)"
-                ),
-                {"chat_id": ADA, "now": NOW.replace(tzinfo=None)},
-            )
+        await person_at_revision(engine, "0008_diary", ADA, NOW)
         await upgrade_to_head(engine)
         async with engine.connect() as connection:
             row = (
                 await connection.execute(text("SELECT chat_id, evening_message FROM people"))
             ).one()
             assert (row[0], bool(row[1])) == (ADA, False)  # everyone keeps two messages
-        async with engine.begin() as connection:
-            await connection.run_sync(lambda c: command.downgrade(alembic_config(c), "0008_diary"))
-            columns = await connection.run_sync(
-                lambda c: {column["name"] for column in inspect(c).get_columns("people")}
-            )
-            assert "evening_message" not in columns
-            await connection.run_sync(lambda c: command.upgrade(alembic_config(c), "head"))
+        assert "evening_message" not in await down_and_up(engine, "0008_diary")
     finally:
         await engine.dispose()
 
