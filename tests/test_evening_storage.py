@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import text
 
+from bot.levelling import Release
 from bot.storage import Person, SendOutcome, Store, create_engine, upgrade_to_head
 from tests.pg import TestDatabase, down_and_up, person_at_revision
 
@@ -117,5 +118,25 @@ async def test_with_one_of_the_two_off_nothing_is_merged(db: TestDatabase) -> No
         person = await store.set_reminder(ADA, "meal", later, enabled=False)
         assert not person.evening_merged
         assert await _due(store, EXERCISE_AT + timedelta(days=1)) == {"exercise": None}
+    finally:
+        await store.close()
+
+
+async def test_an_early_release_of_the_exercise_note_carries_the_meal_too(
+    db: TestDatabase,
+) -> None:
+    """Levelling (bot/levelling.py) may release the exercise note minutes early: in evening
+    mode that delivery carries tonight's meal idea like the one made at its minute."""
+    store = await db.open_store()
+    try:
+        await _ready(store)
+        await store.set_evening_message(ADA, True, NOW)
+        early = EXERCISE_AT - timedelta(minutes=10)
+        release = Release("exercise", int(EXERCISE_AT.timestamp()), 1)
+        assert await store.materialize_early(early, [release], choose_meal=_rotation) == [1]
+        export = await store.export_person(ADA)
+        assert export is not None
+        [delivery] = export["deliveries"]
+        assert (delivery["kind"], delivery["meal_id"]) == ("exercise", "idea-1")
     finally:
         await store.close()
