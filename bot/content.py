@@ -33,6 +33,7 @@ from bot.content_schema import (
 )
 from bot.diary.text import DiaryText, load_diary_text
 from bot.i18n import DEFAULT_LOCALE, LOCALES, Catalogue, compare_locale, load_catalogue
+from bot.meals import EXERCISE_KIND, MEAL_KIND, is_evening_message
 from bot.safety import MECHANISM_PAGE_PREFIX, Safety, Sources, load_safety, load_sources
 from bot.telegram_html import escape
 from bot.triage import OTHER, Kind, Triage, TriageRules
@@ -55,6 +56,8 @@ MIN_MEALS_PER_DIET: Final = 8
 MIN_MEAL_B12_PERCENT_DV: Final = 20
 """A meal idea is "rich in" B12 only at 20% of the Daily Value or more (the FDA's definition)."""
 MEAL_PLACEHOLDER: Final = "{meal}"
+# The one evening message's template holds both reminders' texts, each once.
+EVENING_PLACEHOLDERS: Final = ("{meal_text}", "{exercise_text}")
 # "in 60 minutes", "2 hours", "30 分钟", "一小时": a reminder text naming a duration stops being
 # true when the reminder goes out early or late within its send window.
 _EXACT_DURATION: Final = re.compile(
@@ -171,6 +174,13 @@ class ReminderKind(Frozen):
     why_html: Html
 
 
+class EveningMessage(Frozen):
+    """The one evening message (/settings): the meal idea and the exercise note as one."""
+
+    title: PlainText
+    text_html: Html  # {meal_text} and {exercise_text}: those reminders' texts, filled
+
+
 class Tip(Frozen):
     """One piece of the article's sleep advice (/tips)."""
 
@@ -281,6 +291,7 @@ class _TipsFile(Frozen):
 class _RemindersFile(Frozen):
     meal_fallback_html: Html
     why_heading: PlainText = "Why this reminder?"
+    evening: EveningMessage
     reminder: tuple[ReminderKind, ...]
 
 
@@ -300,6 +311,7 @@ class Content(Frozen):
     foods: tuple[Food, ...]
     meal_ideas: tuple[MealIdea, ...]
     reminder_kinds: tuple[ReminderKind, ...]
+    evening: EveningMessage
     foods_page: FoodsPage
     tips_page: TipsPage
     messages: Messages
@@ -467,17 +479,40 @@ class Content(Frozen):
 
     def render_reminder(self, kind: str, meal: MealIdea | None) -> str:
         """The reminder message; for "meal", `meal` fills {meal} (None: a generic fallback)."""
+        title = self.reminder_kind(kind).title
+        return f"<b>{escape(title)}</b>\n\n{self._reminder_text(kind, meal)}"
+
+    def render_evening(self, meal: MealIdea | None) -> str:
+        """The one evening message: the meal reminder's and the exercise note's texts in the
+        catalogue's template, under its own title."""
+        text = self.evening.text_html
+        for placeholder, kind in zip(EVENING_PLACEHOLDERS, (MEAL_KIND, EXERCISE_KIND), strict=True):
+            text = text.replace(placeholder, self._reminder_text(kind, meal))
+        return f"<b>{escape(self.evening.title)}</b>\n\n{text}"
+
+    def render_delivery(self, kind: str, meal_id: str | None) -> str:
+        """What a delivery says: its reminder, or the evening message when the exercise note
+        carries a meal idea (bot.meals.is_evening_message)."""
+        meal = self.meal(meal_id) if meal_id else None
+        if is_evening_message(kind, meal_id):
+            return self.render_evening(meal)
+        return self.render_reminder(kind, meal)
+
+    def render_reminder_why(self, kind: str, meal_id: str | None = None) -> str:
+        """The article passage behind a reminder (the "Why?" button); both passages for the
+        evening message."""
+        kinds = (MEAL_KIND, EXERCISE_KIND) if is_evening_message(kind, meal_id) else (kind,)
+        passages = "\n\n".join(self._fill(self.reminder_kind(k).why_html) for k in kinds)
+        return f"<b>{escape(self.why_heading)}</b>\n\n{passages}"
+
+    def _reminder_text(self, kind: str, meal: MealIdea | None) -> str:
+        """A reminder's text without its title; the meal's fills {meal} (None: the fallback)."""
         reminder = self.reminder_kind(kind)
         text = reminder.text_html
-        if reminder.kind == "meal":
+        if reminder.kind == MEAL_KIND:
             meal_html = self._meal_html(meal) if meal is not None else self.meal_fallback_html
             text = text.replace(MEAL_PLACEHOLDER, meal_html)
-        return f"<b>{escape(reminder.title)}</b>\n\n{self._fill(text)}"
-
-    def render_reminder_why(self, kind: str) -> str:
-        """The article passage behind a reminder (the "Why?" button)."""
-        reminder = self.reminder_kind(kind)
-        return f"<b>{escape(self.why_heading)}</b>\n\n{self._fill(reminder.why_html)}"
+        return self._fill(text)
 
     # -- safety and diets ----------------------------------------------------------------
 
@@ -585,6 +620,14 @@ class Content(Frozen):
                 yield "reminders.toml", where, self.render_reminder(reminder.kind, meal)
             why = self.render_reminder_why(reminder.kind)
             yield "reminders.toml", f"reminder {reminder.kind!r} why_html", why
+        for meal in (None, *self.meal_ideas):
+            with_meal = f" with meal {meal.id!r}" if meal is not None else ""
+            yield "reminders.toml", f"the evening message{with_meal}", self.render_evening(meal)
+        yield (
+            "reminders.toml",
+            "the evening message's why",
+            self.render_reminder_why(EXERCISE_KIND, self.meal_ideas[0].id),
+        )
 
 
 def _most_restrictive(diets: frozenset[Diet]) -> Diet:
@@ -684,6 +727,7 @@ def load_content(directory: Path, *, locale: str | None = None) -> Content:
         foods=foods.food,
         meal_ideas=foods.meal,
         reminder_kinds=reminders.reminder,
+        evening=reminders.evening,
         foods_page=FoodsPage(
             title=foods.title,
             article_heading=foods.article_heading,
@@ -844,6 +888,7 @@ def _check_reminders(path: Path, reminders: _RemindersFile) -> None:
         missing = ", ".join(sorted(REMINDER_KINDS - set(kinds)))
         raise ContentError(path, f"missing reminder kind(s): {missing}")
     check_html(path, "meal_fallback_html", reminders.meal_fallback_html)
+    _check_evening(path, reminders.evening)
     for reminder in reminders.reminder:
         where = f"reminder {reminder.kind!r}"
         check_html(path, f"{where}: text_html", reminder.text_html)
@@ -870,6 +915,22 @@ def _check_reminders(path: Path, reminders: _RemindersFile) -> None:
                 "go out a few minutes early or late (their send window), so say 'getting "
                 "close' rather than 'in 60 minutes'",
             )
+
+
+def _check_evening(path: Path, evening: EveningMessage) -> None:
+    check_html(path, "evening: text_html", evening.text_html)
+    for placeholder in EVENING_PLACEHOLDERS:
+        if evening.text_html.count(placeholder) != 1:
+            raise ContentError(path, f"evening: text_html must contain {placeholder} exactly once")
+    if MEAL_PLACEHOLDER in evening.text_html:
+        raise ContentError(path, f"evening: {MEAL_PLACEHOLDER} belongs in the meal reminder")
+    duration = _EXACT_DURATION.search(evening.text_html)
+    if duration:
+        raise ContentError(
+            path,
+            f"evening: text_html names an exact time ({duration.group(0)!r}); it may go out a "
+            "few minutes early or late, like the reminders it combines",
+        )
 
 
 def _check_messages(path: Path, messages: Messages) -> None:

@@ -703,8 +703,8 @@ class Dispatcher:
                 outgoing = await composer(delivery)
             else:
                 content = self.content_for(delivery)
-                meal = content.meal(delivery.meal_id) if delivery.meal_id else None
-                text = content.render_reminder(delivery.kind, meal)
+                # An exercise note carrying a meal id is the one evening message.
+                text = content.render_delivery(delivery.kind, delivery.meal_id)
                 keyboard = reminder_keyboard(content, delivery.id, self.snooze_minutes)
                 outgoing = Outgoing(text, keyboard)
         except NothingToSend as nothing:

@@ -6,10 +6,11 @@ person: ideas come round in the order the content file lists them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Final
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Final
 
-from bot.content import MealIdea
+if TYPE_CHECKING:  # bot.content renders the evening message with the helpers below
+    from bot.content import MealIdea
 
 NO_REPEAT_WITHIN: Final = 7
 
@@ -44,3 +45,33 @@ def choose_meal(ideas: Sequence[MealIdea], diet: str, recent_ids: Sequence[str])
     # Everything eligible was suggested within the window: the one suggested longest ago.
     last_seen = {meal_id: index for index, meal_id in enumerate(window)}
     return min(eligible, key=lambda idea: last_seen.get(idea.id, -1))
+
+
+# --- the one evening message (issue 11, 3b) ------------------------------------------------
+# "Evening" as in the planner's MERGED_KIND (bot.capacity): the same merge, chosen by the person.
+# A person in evening mode gets tonight's meal idea inside the exercise note, one message at
+# the exercise reminder's time. The delivery keeps kind "exercise" (its buttons, "Turn this
+# off" and the diary's habit work as they do) and carries the meal id: that pair *is* an
+# evening message, so nothing else needs to remember it.
+MEAL_KIND: Final = "meal"
+EXERCISE_KIND: Final = "exercise"  # the reminder that carries the meal idea in evening mode
+
+
+def meal_rides_with_exercise(evening_message: bool, enabled: Mapping[str, bool]) -> bool:
+    """Whether tonight's meal idea goes inside the exercise note instead of on its own.
+
+    Only when the person chose the one evening message and both reminders are on: with the
+    exercise note off the meal idea goes alone as before; with the meal idea off there is
+    nothing to carry.
+    """
+    return evening_message and enabled.get(MEAL_KIND, False) and enabled.get(EXERCISE_KIND, False)
+
+
+def is_evening_message(kind: str, meal_id: str | None) -> bool:
+    """A delivery is the one evening message when the exercise note carries a meal idea."""
+    return kind == EXERCISE_KIND and meal_id is not None
+
+
+def kinds_covered(kind: str, meal_id: str | None) -> tuple[str, ...]:
+    """The reminder kinds one delivery stands for (Done on an evening message means both)."""
+    return (MEAL_KIND, EXERCISE_KIND) if is_evening_message(kind, meal_id) else (kind,)

@@ -154,6 +154,11 @@ async def set_diet(store: Store, clock: Clock, chat_id: int, diet: str) -> Perso
     return await store.set_diet(chat_id, diet, clock.now())
 
 
+async def set_evening_message(store: Store, clock: Clock, chat_id: int, on: bool) -> Person:
+    """One evening message: the meal idea rides with the exercise note (bot.meals' rule)."""
+    return await store.set_evening_message(chat_id, on, clock.now())
+
+
 async def set_language(store: Store, clock: Clock, chat_id: int, language: str | None) -> Person:
     """The language chosen with /language; None follows Telegram's again."""
     return await store.set_language(chat_id, language, clock.now())

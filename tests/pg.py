@@ -11,13 +11,17 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
 import pytest
-from sqlalchemy import text
+from alembic import command
+from sqlalchemy import inspect, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.storage import Store, create_engine, open_store
+from bot.storage.migrate import alembic_config
 
 ENV_VAR: Final = "TEST_DATABASE_URL"
 SKIP_REASON: Final = f"{ENV_VAR} not set: PostgreSQL tests skipped"
@@ -76,3 +80,31 @@ async def fresh_database(backend: str, tmp_path: Path) -> AsyncIterator[TestData
                 await connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     finally:
         await admin.dispose()
+
+
+async def person_at_revision(
+    engine: AsyncEngine, revision: str, chat_id: int, now: datetime
+) -> None:
+    """The schema of an older ``revision`` with one subscribed person (Berlin) in it: what a
+    migration test upgrades from."""
+    async with engine.begin() as connection:
+        await connection.run_sync(lambda c: command.upgrade(alembic_config(c), revision))
+        await connection.execute(
+            text(
+                "INSERT INTO people (chat_id, timezone, subscribed, created_at, updated_at) "
+                "VALUES (:chat_id, 'Europe/Berlin', true, :now, :now)"
+            ),
+            {"chat_id": chat_id, "now": now.replace(tzinfo=None)},
+        )
+
+
+async def down_and_up(engine: AsyncEngine, revision: str) -> set[str]:
+    """Downgrade to ``revision`` and upgrade to head again (both directions of the migrations
+    after it); returns the columns ``people`` had at ``revision``."""
+    async with engine.begin() as connection:
+        await connection.run_sync(lambda c: command.downgrade(alembic_config(c), revision))
+        columns = await connection.run_sync(
+            lambda c: {column["name"] for column in inspect(c).get_columns("people")}
+        )
+        await connection.run_sync(lambda c: command.upgrade(alembic_config(c), "head"))
+    return columns

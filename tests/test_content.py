@@ -373,6 +373,18 @@ def test_unbalanced_html_in_a_meal(broken: Callable[[str, str, str], str]) -> No
     assert message.endswith("foods.toml: meal 'salmon-rice': unclosed <b> opened at offset 0")
 
 
+def test_the_evening_message_needs_both_reminder_texts(
+    broken: Callable[[str, str, str], str],
+) -> None:
+    message = broken("reminders.toml", "🏃 {exercise_text}", "🏃 and some exercise")
+    assert "evening: text_html must contain {exercise_text} exactly once" in message
+
+
+def test_the_evening_message_names_no_exact_time(broken: Callable[[str, str, str], str]) -> None:
+    message = broken("reminders.toml", "🍽 {meal_text}", "🍽 In 60 minutes: {meal_text}")
+    assert "evening: text_html names an exact time" in message
+
+
 def test_duplicate_meal_id(broken: Callable[[str, str, str], str]) -> None:
     message = broken("foods.toml", 'id = "tuna-bean-salad"', 'id = "salmon-rice"')
     assert "duplicate meal id: 'salmon-rice'" in message

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 
-from alembic import command
 from sqlalchemy import text
 
 from bot.storage import create_engine, upgrade_to_head
-from bot.storage.migrate import alembic_config
-from tests.pg import TestDatabase
+from tests.pg import TestDatabase, down_and_up, person_at_revision
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 ADA, BOB, LI = 4242, 5151, 8888
@@ -22,17 +20,7 @@ async def test_migration_0005_adds_the_language_columns_to_existing_people(
 ) -> None:
     engine = create_engine(db.url, schema=db.schema)
     try:
-        async with engine.begin() as connection:
-            await connection.run_sync(
-                lambda c: command.upgrade(alembic_config(c), "0003_delivery_claims")
-            )
-            await connection.execute(
-                text(
-                    "INSERT INTO people (chat_id, timezone, subscribed, created_at, updated_at) "
-                    "VALUES (:chat_id, 'Europe/Berlin', true, :now, :now)"
-                ),
-                {"chat_id": ADA, "now": NOW.replace(tzinfo=None)},
-            )
+        await person_at_revision(engine, "0003_delivery_claims", ADA, NOW)
         await upgrade_to_head(engine)
         async with engine.connect() as connection:
             row = (
@@ -41,11 +29,7 @@ async def test_migration_0005_adds_the_language_columns_to_existing_people(
                 )
             ).one()
             assert tuple(row) == (ADA, "Europe/Berlin", None, None)  # everyone follows Telegram
-        async with engine.begin() as connection:
-            await connection.run_sync(
-                lambda c: command.downgrade(alembic_config(c), "0003_delivery_claims")
-            )
-            await connection.run_sync(lambda c: command.upgrade(alembic_config(c), "head"))
+        assert "language" not in await down_and_up(engine, "0003_delivery_claims")
     finally:
         await engine.dispose()
 

@@ -7,7 +7,13 @@ from collections.abc import Sequence
 import pytest
 
 from bot.content import MealIdea, default_content_dir, load_content
-from bot.meals import NO_REPEAT_WITHIN, choose_meal
+from bot.meals import (
+    NO_REPEAT_WITHIN,
+    choose_meal,
+    is_evening_message,
+    kinds_covered,
+    meal_rides_with_exercise,
+)
 
 ALL = frozenset({"omnivore", "pescatarian", "vegetarian"})
 FISH = frozenset({"omnivore", "pescatarian"})
@@ -116,3 +122,57 @@ def test_shipped_content_gives_a_week_without_repeats(diet: str) -> None:
     for meal_id in week:
         meal = content.meal(meal_id)
         assert meal is not None and diet in meal.diets
+
+
+# --- the one evening message ---------------------------------------------------------------
+
+ON, OFF = True, False
+
+
+@pytest.mark.parametrize(
+    ("evening", "meal", "exercise", "rides"),
+    [
+        (ON, ON, ON, True),  # chosen, both on: one message
+        (ON, ON, OFF, False),  # the exercise note off: the meal idea goes alone
+        (ON, OFF, ON, False),  # the meal idea off: nothing to carry
+        (OFF, ON, ON, False),  # not chosen: two messages
+    ],
+)
+def test_the_meal_idea_rides_with_the_exercise_note_only_when_chosen_and_both_are_on(
+    evening: bool, meal: bool, exercise: bool, rides: bool
+) -> None:
+    enabled = {"meal": meal, "exercise": exercise, "wind_down": True}
+    assert meal_rides_with_exercise(evening, enabled) is rides
+
+
+def test_a_kind_missing_from_the_rows_counts_as_off() -> None:
+    assert not meal_rides_with_exercise(True, {"exercise": True})
+
+
+def test_an_exercise_delivery_with_a_meal_is_the_evening_message_and_covers_both() -> None:
+    assert is_evening_message("exercise", "salmon-rice")
+    assert kinds_covered("exercise", "salmon-rice") == ("meal", "exercise")
+    assert not is_evening_message("exercise", None)
+    assert kinds_covered("exercise", None) == ("exercise",)
+    assert not is_evening_message("meal", "salmon-rice")  # the meal idea on its own
+    assert kinds_covered("meal", "salmon-rice") == ("meal",)
+
+
+def test_the_evening_message_holds_both_texts_the_meal_and_both_why_passages() -> None:
+    for locale_dir in (default_content_dir(), default_content_dir() / "zh"):
+        content = load_content(locale_dir)
+        meal = content.meal_ideas[0]
+        evening = content.render_delivery("exercise", meal.id)
+        assert evening.startswith(f"<b>{content.evening.title}</b>")
+        alone = {kind: content.render_reminder(kind, meal) for kind in ("meal", "exercise")}
+        for kind, message in alone.items():
+            body = message.split("\n\n", 1)[1]  # the reminder without its title
+            assert body in evening, (locale_dir, kind)
+        assert meal.name in evening
+        assert content.render_delivery("exercise", None) == alone["exercise"]
+        assert content.render_delivery("meal", meal.id) == alone["meal"]
+        why = content.render_reminder_why("exercise", meal.id)
+        for kind in ("meal", "exercise"):
+            passage = content.render_reminder_why(kind).split("\n\n", 1)[1]
+            assert passage in why
+        assert content.render_reminder_why("exercise") != why  # alone: its own passage only

@@ -34,8 +34,7 @@ async def reminder_button(update: Update, context: BotContext) -> None:
         await query.answer(ui.text("reminder.not_yours"), show_alert=True)
         return
     delivery = press.delivery
-    meal = content.meal(delivery.meal_id) if delivery.meal_id else None
-    reminder_text = content.render_reminder(delivery.kind, meal)
+    reminder_text = content.render_delivery(delivery.kind, delivery.meal_id)
 
     match action:
         case "done":
@@ -60,7 +59,9 @@ async def reminder_button(update: Update, context: BotContext) -> None:
                 ui.text("button.back"), callback_data=encode(ReminderButton("back", delivery_id))
             )
             await edit_in_place(
-                query, content.render_reminder_why(delivery.kind), InlineKeyboardMarkup([[back]])
+                query,
+                content.render_reminder_why(delivery.kind, delivery.meal_id),
+                InlineKeyboardMarkup([[back]]),
             )
         case "back":
             await query.answer()

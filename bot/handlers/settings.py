@@ -41,6 +41,7 @@ from bot.handlers.diary import (
 )
 from bot.i18n import Raw
 from bot.keyboards import diet_keyboard
+from bot.meals import EXERCISE_KIND
 from bot.onboarding import (
     BEDTIME_CHOICES,
     InputProblem,
@@ -182,11 +183,13 @@ def settings_view(
                 ),
             ]
         )
+    lines.extend(_evening_lines(person, content))
+    rows.append(_evening_row(person, content))
     if person.timezone and person.bedtime and person.subscribed and not person.blocked:
         tz = tzinfo_for(person.timezone)
         upcoming = upcoming_lines(
             (
-                (content.reminder_kind(r.kind).title, r.next_fire_at if r.enabled else None)
+                (_upcoming_title(person, content, r.kind), r.next_fire_at if r.enabled else None)
                 for r in person.reminders
             ),
             tz,
@@ -251,6 +254,34 @@ def settings_view(
             ]
         )
     return "\n".join(lines), InlineKeyboardMarkup(rows)
+
+
+def _evening_lines(person: Person, content: Content) -> list[str]:
+    """The one evening message's line, while chosen: in effect, or waiting for both
+    reminders it joins to be on."""
+    if not person.evening_message:
+        return []
+    key = "settings.evening_on_html" if person.evening_merged else "settings.evening_idle_html"
+    return [content.ui.text(key)]
+
+
+def _evening_row(person: Person, content: Content) -> list[InlineKeyboardButton]:
+    """The switch of the one evening message (meal idea and exercise note together)."""
+    ui, on = content.ui, person.evening_message
+    label = ui.text("button.enabled" if on else "button.disabled", label=ui.text("button.evening"))
+    return [
+        InlineKeyboardButton(
+            label, callback_data=callback_data.settings("evening", "off" if on else "on")
+        )
+    ]
+
+
+def _upcoming_title(person: Person, content: Content, kind: str) -> str:
+    """A reminder's title in the "Next reminders" list; the exercise note's is the evening
+    message's while the meal idea rides with it (the meal's own time is then empty)."""
+    if kind == EXERCISE_KIND and person.evening_merged:
+        return content.evening.title
+    return content.reminder_kind(kind).title
 
 
 def _status(person: Person, content: Content, now_utc: datetime) -> str:
@@ -705,6 +736,17 @@ async def _change_reminder(press: SettingsPress) -> Person | None:
     return changed
 
 
+async def _evening_message(press: SettingsPress) -> Person | None:
+    """One evening message on or off (the value says which, so a double tap is harmless)."""
+    if press.value not in {"on", "off"}:
+        await _invalid(press)
+        return None
+    on = press.value == "on"
+    return await usecases.set_evening_message(
+        press.context.store, press.context.clock, press.chat_id, on
+    )
+
+
 async def _legacy_diet(press: SettingsPress) -> Person | None:
     """Buttons from before /diet existed cycled through the diets; still honoured."""
     if press.value not in press.content.foods_page.diet:
@@ -755,6 +797,7 @@ SETTINGS_ACTIONS: Final[Mapping[str, SettingsAction]] = {
     "toggle": _change_reminder,
     "earlier": _change_reminder,
     "later": _change_reminder,
+    "evening": _evening_message,
     "diet": _legacy_diet,
     "pause": _pause_button,
     "resume": _resume_button,

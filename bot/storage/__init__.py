@@ -3,6 +3,7 @@
 Import from here; the ORM models stay inside this package.
 """
 
+from bot.meals import MEAL_KIND
 from bot.storage.dialects import UnsupportedDatabaseError, create_engine
 from bot.storage.inbox import Claimant, Inbox, IncomingUpdate, StoredUpdate
 from bot.storage.migrate import upgrade_to_head
@@ -25,7 +26,7 @@ from bot.storage.records import (
     SendOutcome,
     StaleOccurrence,
 )
-from bot.storage.repository import MEAL_KIND, Store, open_store
+from bot.storage.repository import Store, open_store
 
 __all__ = [
     "DIETS",

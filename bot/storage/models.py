@@ -98,6 +98,9 @@ class PersonRow(Base):
     # The morning the check-in last asked "turn check-ins off?" (bot.diary.checkin): asked
     # once per streak of unanswered mornings (migration 0008_diary).
     checkin_stop_asked_on: Mapped[date | None] = mapped_column(Date)
+    # The one evening message (/settings): the meal idea rides with the exercise note while
+    # both are on (bot.meals.meal_rides_with_exercise; migration 0009_evening_message).
+    evening_message: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -12,6 +12,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Literal
 
 from bot.diary.checkin import CheckinFact
+from bot.meals import meal_rides_with_exercise
 
 # (diet, recent meal ids oldest first) -> the meal id to suggest tonight, or None.
 MealChooser = Callable[[str, Sequence[str]], str | None]
@@ -39,6 +40,8 @@ class Person:
     reminders: tuple[ReminderSetting, ...]
     language: str | None = None  # chosen with /language; None = follow Telegram
     telegram_language: str | None = None  # the locale Telegram's language_code gave last time
+    # The one evening message: meal idea and exercise note together, at the exercise time.
+    evening_message: bool = False
 
     @property
     def locale(self) -> str | None:
@@ -49,6 +52,12 @@ class Person:
     checkin: ReminderSetting | None = None
     # The weekly summary (kind "weekly"; offset_minutes holds the weekday, 0 = Monday).
     weekly: ReminderSetting | None = None
+
+    @property
+    def evening_merged(self) -> bool:
+        """The one evening message is in effect: chosen, and both reminders it joins are on."""
+        enabled = {r.kind: r.enabled for r in self.reminders}
+        return meal_rides_with_exercise(self.evening_message, enabled)
 
     @property
     def checkin_on(self) -> bool:

@@ -23,12 +23,12 @@ import contextlib
 import functools
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Final, TypedDict, Unpack
 
-from sqlalchemy import and_, bindparam, delete, func, or_, select, true, update
+from sqlalchemy import Row, and_, bindparam, delete, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -39,6 +39,7 @@ from bot.diary.models import HABIT_FOR_REMINDER, DiaryEntry, Habit, OnsetBucket
 from bot.diary.wake import CHECKIN_KIND
 from bot.diary.weekly import WEEKLY_KIND
 from bot.levelling import Load, Release
+from bot.meals import EXERCISE_KIND, MEAL_KIND, kinds_covered, meal_rides_with_exercise
 from bot.storage.conversation import Conversations, erase_owner
 from bot.storage.dialects import (
     READ_ONLY,
@@ -86,7 +87,6 @@ from bot.timezones import UnknownTimezone, tzinfo_for
 
 log = logging.getLogger(__name__)
 
-MEAL_KIND: Final = "meal"
 RECENT_MEALS_KEPT: Final = 7
 MAX_OFFSET_MINUTES: Final = schedule.MAX_OFFSET_MINUTES
 MAX_SNOOZE_MINUTES: Final = 12 * 60
@@ -284,6 +284,15 @@ class Store:
 
         return await self._mutate(chat_id, now, change)
 
+    async def set_evening_message(self, chat_id: int, on: bool, now: datetime) -> Person:
+        """The one evening message on/off: rescheduling (``_mutate``) unschedules the meal
+        reminder while it rides with the exercise note, and schedules it again after."""
+
+        def change(person: PersonRow, reminders: list[ReminderRow]) -> None:
+            person.evening_message = on
+
+        return await self._mutate(chat_id, now, change)
+
     async def note_telegram_language(self, chat_id: int, language: str) -> None:
         """Remember the locale Telegram reports for an existing person (for reminders); one
         UPDATE that neither creates the person nor touches their schedule."""
@@ -362,6 +371,7 @@ class Store:
                     "diet": person.diet,
                     "language": person.language,
                     "telegram_language": person.telegram_language,
+                    "evening_message": person.evening_message,
                     "subscribed": person.subscribed,
                     "paused_until": _iso(person.paused_until),
                     "blocked_at": _iso(person.blocked_at),
@@ -498,7 +508,7 @@ class Store:
         async with self._transaction(read_only=True) as session:
             rows = (
                 await session.execute(
-                    select(_D.kind, _D.due_at, _R.offset_minutes)
+                    select(_D.kind, _D.meal_id, _D.due_at, _R.offset_minutes)
                     .select_from(DeliveryRow)
                     .outerjoin(ReminderRow, and_(_R.chat_id == _D.chat_id, _R.kind == _D.kind))
                     .where(
@@ -511,10 +521,10 @@ class Store:
                 )
             ).all()
         kinds: set[str] = set()
-        for kind, due_at, offset in rows:
+        for kind, meal_id, due_at, offset in rows:
             offset = self._offsets.get(kind, 0) if offset is None else offset
             if schedule.reminder_night(due_at, offset_minutes=offset, tz=tz) == night:
-                kinds.add(kind)
+                kinds.update(kinds_covered(kind, meal_id))  # an evening message is both
         return kinds
 
     async def checkin_morning(self, chat_id: int, due_at: datetime) -> CheckinMorning | None:
@@ -753,7 +763,8 @@ class Store:
         """Turn up to ``limit`` due reminders into pending deliveries, in one transaction.
 
         Each claimed reminder (locked with SKIP LOCKED on PostgreSQL) gets its delivery row —
-        for meals with tonight's meal chosen and remembered — and its ``next_fire_at`` moved
+        for meals, and for the exercise note of someone in evening mode (the one evening
+        message), with tonight's meal chosen and remembered — and its ``next_fire_at`` moved
         to the next night. An occurrence more than ``grace`` late (downtime) gets no delivery:
         it is reported as stale and the reminder jumps to the next future night, so a restart
         never sends a burst of outdated messages.
@@ -772,6 +783,7 @@ class Store:
             ).all()
             new_deliveries: list[dict[str, Any]] = []
             stale: list[StaleOccurrence] = []
+            evening = await _evening_chats(session, rows)
             for reminder, person in rows:
                 due = reminder.next_fire_at
                 assert due is not None
@@ -785,7 +797,9 @@ class Store:
                     reminder.next_fire_at = self._next_fire(person, reminder, now, after=now)
                     continue
                 new_deliveries.append(
-                    self._occurrence(person, reminder, now, choose_meal, send_at=due)
+                    self._occurrence(
+                        person, reminder, now, choose_meal, send_at=due, evening=evening
+                    )
                 )
             created = await self._insert_deliveries(session, new_deliveries)
             return MaterializeResult(len(rows), created, tuple(stale))
@@ -841,12 +855,15 @@ class Store:
                         )
                     )
                 ).all()
+                evening = await _evening_chats(session, rows)
                 for reminder, person in rows:
                     if self._next_fire(person, reminder, now) is None:
                         reminder.next_fire_at = None
                         continue
                     if drop_reason is None:
-                        row = self._occurrence(person, reminder, now, choose_meal, send_at=now)
+                        row = self._occurrence(
+                            person, reminder, now, choose_meal, send_at=now, evening=evening
+                        )
                     else:
                         row = self._occurrence(person, reminder, now, _NO_MEAL, send_at=now)
                         row.update(status=DeliveryStatus.SKIPPED, last_error=drop_reason[:500])
@@ -863,13 +880,17 @@ class Store:
         choose_meal: MealChooser,
         *,
         send_at: datetime,
+        evening: Collection[int] = (),
     ) -> dict[str, Any]:
-        """The delivery row for the reminder's due occurrence (tonight's meal chosen), and the
+        """The delivery row for the reminder's due occurrence (tonight's meal chosen, also for
+        the exercise note of a person in ``evening``: the one evening message), and the
         reminder moved on to its next night."""
         due = reminder.next_fire_at
         assert due is not None
         meal_id = None
-        if reminder.kind == MEAL_KIND:
+        if reminder.kind == MEAL_KIND or (
+            reminder.kind == EXERCISE_KIND and person.chat_id in evening
+        ):
             meal_id = choose_meal(person.diet, tuple(person.recent_meals))
             if meal_id is not None:
                 person.recent_meals = [*person.recent_meals, meal_id][-RECENT_MEALS_KEPT:]
@@ -1239,7 +1260,12 @@ class Store:
         change(person, reminders)
         person.updated_at = now
         await self._take_back_early(session, chat_id, reminders, now)
+        enabled = {reminder.kind: reminder.enabled for reminder in reminders}
+        merged = meal_rides_with_exercise(person.evening_message, enabled)
         for reminder in reminders:
+            if merged and reminder.kind == MEAL_KIND:
+                reminder.next_fire_at = None  # tonight's idea comes with the exercise note
+                continue
             reminder.next_fire_at = self._next_fire(person, reminder, now, keep_due=True)
         if cancel_all:
             await _cancel_unsent(session, chat_id, None, cancel_all)
@@ -1370,6 +1396,7 @@ class Store:
             created_at=row.created_at,
             language=row.language,
             telegram_language=row.telegram_language,
+            evening_message=row.evening_message,
             reminders=tuple(
                 ReminderSetting(r.kind, r.enabled, r.offset_minutes, r.next_fire_at)
                 for r in sorted(reminders, key=lambda r: self._kind_sort_key(r.kind))
@@ -1594,6 +1621,21 @@ def _diary_json(row: DiaryEntryRow) -> dict[str, Any]:
         "created_at": _iso(row.created_at),
         "updated_at": _iso(row.updated_at),
     }
+
+
+async def _evening_chats(
+    session: AsyncSession, rows: Sequence[Row[ReminderRow, PersonRow]]
+) -> set[int]:
+    """Of the people whose exercise note is among these due rows and who chose the one
+    evening message, those whose meal idea is on: their exercise note carries tonight's meal
+    (``bot.meals.meal_rides_with_exercise``). No query when there are none."""
+    chat_ids = [p.chat_id for r, p in rows if r.kind == EXERCISE_KIND and p.evening_message]
+    if not chat_ids:
+        return set()
+    result = await session.execute(
+        select(_R.chat_id).where(_R.chat_id.in_(chat_ids), _R.kind == MEAL_KIND, _R.enabled)
+    )
+    return set(result.scalars())
 
 
 async def _deactivate_gone(connection: AsyncConnection, gone: Sequence[SendOutcome]) -> None:
