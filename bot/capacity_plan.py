@@ -201,9 +201,9 @@ def verdict(report: CapacityReport) -> str:
     if over_capacity(report):
         return (
             f"verdict: OVER CAPACITY: {levelled.expired:,} reminders would expire even levelled "
-            f"({today.expired:,} as today); the overload policy will merge meal ideas and "
-            "exercise notes into one evening message, then drop by priority (meal idea first, "
-            "wind-down last), or set ALLOW_PAID_BROADCAST=true"
+            f"({today.expired:,} as today); the dispatcher will drop that many by priority "
+            "instead (meal ideas first, wind-downs last); set ALLOW_PAID_BROADCAST=true to "
+            "send them as paid broadcasts"
         )
     if levelled.outside_window:
         return (
