@@ -581,13 +581,15 @@ class Dispatcher:
         for stale in result.stale:
             log.warning(
                 "skipped a stale %s reminder for chat %s: due %s, %s late "
-                "(more than the %s grace period; the bot was probably down)",
+                "(more than the %s grace period: the bot was down, or far behind its send rate)",
                 stale.kind,
                 stale.chat_id,
                 stale.due_at.isoformat(),
                 _duration(stale.lateness),
                 _duration(self.grace),
             )
+            if self.observer is not None:  # never sent: for /metrics it expired
+                self.observer.outcome(stale.kind, "expired", None)
         return result.claimed >= self.batch_size
 
     # --- 2. send -------------------------------------------------------------------------
