@@ -25,10 +25,11 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
-from sqlalchemy import and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import Select, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import eligibility, schedule
@@ -53,6 +54,7 @@ from bot.storage.models import (
     DIETS,
     DISPATCHERS,
     PEOPLE,
+    REMINDERS,
     ConversationRow,
     DeliveryRow,
     DeliveryStatus,
@@ -74,7 +76,7 @@ from bot.storage.records import (
     SendOutcome,
     StaleOccurrence,
 )
-from bot.storage.types import UTCDateTime
+from bot.storage.types import JSONStringList, UTCDateTime
 from bot.timezones import UnknownTimezone, tzinfo_for
 
 log = logging.getLogger(__name__)
@@ -678,53 +680,49 @@ class Store:
         to the next night. An occurrence more than ``grace`` late (downtime) gets no delivery:
         it is reported as stale and the reminder jumps to the next future night, so a restart
         never sends a burst of outdated messages.
+
+        SQLAlchemy Core, not the ORM: it runs for every reminder every night, and ORM rows
+        cost more than the schedule itself (bench/materialize.py).
         """
         _require_aware(now, "now")
-        async with self._transaction() as session:
-            rows = (
-                await session.execute(
-                    select(ReminderRow, PersonRow)
-                    .join(PersonRow, _P.chat_id == _R.chat_id)
-                    .where(_R.next_fire_at <= now)
-                    .order_by(_R.next_fire_at, _R.id)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True, key_share=True, of=[ReminderRow, PersonRow])
-                )
-            ).all()
+        async with self._core() as connection:
+            rows = [
+                _DueReminder(*row)
+                for row in await connection.execute(_due_reminders(now, limit, lock=True))
+            ]
             new_deliveries: list[dict[str, Any]] = []
+            moves: list[dict[str, Any]] = []
+            meals: dict[int, list[str]] = {}  # chat → recent meals, when a meal was chosen
             stale: list[StaleOccurrence] = []
-            for reminder, person in rows:
-                due = reminder.next_fire_at
-                assert due is not None
-                if self._next_fire(person, reminder, now) is None:
+            for due in rows:
+                fire_at = due.next_fire_at
+                assert fire_at is not None
+                tz = self._fire_zone(due, due)
+                if tz is None:
                     # Not schedulable any more (defensive: mutators keep this NULL already).
-                    reminder.next_fire_at = None
+                    moves.append(_move(due, None))
                     continue
-                lateness = now - due
+                lateness = now - fire_at
                 if lateness > grace:
-                    stale.append(StaleOccurrence(person.chat_id, reminder.kind, due, lateness))
-                    reminder.next_fire_at = self._next_fire(person, reminder, now, after=now)
+                    stale.append(StaleOccurrence(due.chat_id, due.kind, fire_at, lateness))
+                    moves.append(_move(due, _occurrence(due, due, tz, now, after=now)))
                     continue
                 meal_id = None
-                if reminder.kind == MEAL_KIND:
-                    meal_id = choose_meal(person.diet, tuple(person.recent_meals))
+                if due.kind == MEAL_KIND:
+                    recent = meals.get(due.chat_id, due.recent_meals)
+                    meal_id = choose_meal(due.diet, tuple(recent))
                     if meal_id is not None:
-                        person.recent_meals = [*person.recent_meals, meal_id][-RECENT_MEALS_KEPT:]
-                new_deliveries.append(
-                    {
-                        "chat_id": person.chat_id,
-                        "reminder_id": reminder.id,
-                        "kind": reminder.kind,
-                        "due_at": due,
-                        "meal_id": meal_id,
-                        "status": DeliveryStatus.PENDING,
-                        "attempts": 0,
-                        "next_attempt_at": due,
-                        "created_at": now,
-                    }
+                        meals[due.chat_id] = [*recent, meal_id][-RECENT_MEALS_KEPT:]
+                new_deliveries.append(_delivery_values(due, meal_id, now))
+                due.last_due_at = fire_at
+                moves.append(_move(due, _occurrence(due, due, tz, now, after=fire_at)))
+            if moves:
+                await connection.execute(_MOVE_REMINDER, moves)
+            if meals:
+                await connection.execute(
+                    _REMEMBER_MEALS,
+                    [{"b_chat": chat, "b_meals": recent} for chat, recent in meals.items()],
                 )
-                reminder.last_due_at = due
-                reminder.next_fire_at = self._next_fire(person, reminder, now, after=due)
             created = 0
             if new_deliveries:
                 # The UNIQUE(reminder_id, due_at) backstop: a night that somehow was already
@@ -732,7 +730,7 @@ class Store:
                 statement = insert_ignoring_conflicts(
                     self._dialect, DELIVERIES, "reminder_id", "due_at"
                 ).returning(DELIVERIES.c.id)
-                created = len((await session.execute(statement, new_deliveries)).all())
+                created = len((await connection.execute(statement, new_deliveries)).all())
             return MaterializeResult(len(rows), created, tuple(stale))
 
     async def claim_deliveries(
@@ -1105,15 +1103,23 @@ class Store:
 
     def _next_fire(
         self,
-        person: PersonRow,
-        reminder: ReminderRow,
+        person: _PersonTiming,
+        reminder: _ReminderTiming,
         now: datetime,
         *,
         after: datetime | None = None,
         keep_due: bool = False,
     ) -> datetime | None:
         """The next instant this reminder should fire, or None when it must not fire at all:
-        whether it fires is read here, when is ``schedule.next_occurrence``'s policy."""
+        whether it fires is ``_fire_zone``'s question, when is ``_occurrence``'s."""
+        tz = self._fire_zone(person, reminder)
+        if tz is None:
+            return None
+        return _occurrence(person, reminder, tz, now, after=after, keep_due=keep_due)
+
+    def _fire_zone(self, person: _PersonTiming, reminder: _ReminderTiming) -> tzinfo | None:
+        """The person's time zone when this reminder fires at all, else None (unsubscribed,
+        blocked, turned off, an unknown kind, settings incomplete or an unknown zone)."""
         if (
             not person.subscribed
             or person.blocked_at is not None
@@ -1124,25 +1130,10 @@ class Store:
         ):
             return None
         try:
-            tz = tzinfo_for(person.timezone)
+            return tzinfo_for(person.timezone)
         except UnknownTimezone:
             log.warning("chat %s has an unknown timezone: not scheduled", person.chat_id)
             return None
-        state = schedule.ReminderState(
-            bedtime=person.bedtime,
-            weekend_bedtime=person.weekend_bedtime,
-            offset_minutes=reminder.offset_minutes,
-            tz=tz,
-            next_fire_at=reminder.next_fire_at,
-            last_due_at=reminder.last_due_at,
-            paused_until=person.paused_until,
-        )
-        if reminder.kind not in _DIARY_DEFAULTS:
-            return schedule.next_occurrence(state, now, after=after, keep_due=keep_due)
-        following, night = _diary_timing(person, reminder, tz)
-        return schedule.next_occurrence_of(
-            following, night, state, now, after=after, keep_due=keep_due
-        )
 
     def _person(self, row: PersonRow, reminders: Sequence[ReminderRow]) -> Person:
         return Person(
@@ -1437,8 +1428,160 @@ async def _cancel_unsent(
     )
 
 
+class _PersonTiming(Protocol):
+    """What the schedule reads of a person: a PersonRow, or a ``_DueReminder``."""
+
+    @property
+    def chat_id(self) -> int: ...
+    @property
+    def subscribed(self) -> bool: ...
+    @property
+    def blocked_at(self) -> datetime | None: ...
+    @property
+    def timezone(self) -> str | None: ...
+    @property
+    def bedtime(self) -> time | None: ...
+    @property
+    def weekend_bedtime(self) -> time | None: ...
+    @property
+    def paused_until(self) -> datetime | None: ...
+
+
+class _ReminderTiming(Protocol):
+    """What the schedule reads of one reminder: a ReminderRow, or a ``_DueReminder``."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def enabled(self) -> bool: ...
+    @property
+    def offset_minutes(self) -> int: ...
+    @property
+    def next_fire_at(self) -> datetime | None: ...
+    @property
+    def last_due_at(self) -> datetime | None: ...
+
+
+@dataclass(slots=True)
+class _DueReminder:
+    """One due reminder with its person's columns: what ``materialize_due`` reads, without
+    ORM rows. It is both the person and the reminder for ``_fire_zone``/``_occurrence``."""
+
+    id: int
+    chat_id: int
+    kind: str
+    enabled: bool
+    offset_minutes: int
+    next_fire_at: datetime | None
+    last_due_at: datetime | None
+    subscribed: bool
+    blocked_at: datetime | None
+    timezone: str | None
+    bedtime: time | None
+    weekend_bedtime: time | None
+    paused_until: datetime | None
+    diet: str
+    recent_meals: list[str]
+
+
+def _due_reminders(now: datetime, limit: int, *, lock: bool) -> Select[Any]:
+    """Up to ``limit`` reminders due at ``now``, oldest first, in ``_DueReminder``'s column
+    order; ``lock``: the reminder and person rows, skipping those another process holds."""
+    r, p = REMINDERS.c, PEOPLE.c
+    statement = (
+        select(
+            r.id,
+            r.chat_id,
+            r.kind,
+            r.enabled,
+            r.offset_minutes,
+            r.next_fire_at,
+            r.last_due_at,
+            p.subscribed,
+            p.blocked_at,
+            p.timezone,
+            p.bedtime,
+            p.weekend_bedtime,
+            p.paused_until,
+            p.diet,
+            p.recent_meals,
+        )
+        .join_from(REMINDERS, PEOPLE, p.chat_id == r.chat_id)
+        .where(r.next_fire_at <= now)
+        .order_by(r.next_fire_at, r.id)
+        .limit(limit)
+    )
+    if lock:
+        statement = statement.with_for_update(
+            skip_locked=True, key_share=True, of=[REMINDERS, PEOPLE]
+        )
+    return statement
+
+
+def _delivery_values(due: _DueReminder, meal_id: str | None, now: datetime) -> dict[str, Any]:
+    """The pending delivery row for ``due``'s current occurrence (``next_fire_at``)."""
+    return {
+        "chat_id": due.chat_id,
+        "reminder_id": due.id,
+        "kind": due.kind,
+        "due_at": due.next_fire_at,
+        "meal_id": meal_id,
+        "status": DeliveryStatus.PENDING,
+        "attempts": 0,
+        "next_attempt_at": due.next_fire_at,
+        "created_at": now,
+    }
+
+
+def _move(due: _DueReminder, next_fire_at: datetime | None) -> dict[str, Any]:
+    """Parameters of ``_MOVE_REMINDER``: the reminder's next fire time and last due night."""
+    return {"b_id": due.id, "b_next": next_fire_at, "b_last": due.last_due_at}
+
+
+_MOVE_REMINDER: Final = (
+    update(REMINDERS)
+    .where(REMINDERS.c.id == bindparam("b_id"))
+    .values(
+        next_fire_at=bindparam("b_next", type_=UTCDateTime()),
+        last_due_at=bindparam("b_last", type_=UTCDateTime()),
+    )
+)
+_REMEMBER_MEALS: Final = (
+    update(PEOPLE)
+    .where(PEOPLE.c.chat_id == bindparam("b_chat"))
+    .values(recent_meals=bindparam("b_meals", type_=JSONStringList()))
+)
+
+
+def _occurrence(
+    person: _PersonTiming,
+    reminder: _ReminderTiming,
+    tz: tzinfo,
+    now: datetime,
+    *,
+    after: datetime | None = None,
+    keep_due: bool = False,
+) -> datetime:
+    """When a reminder that fires at all fires next: ``schedule.next_occurrence``'s policy,
+    with the diary kinds' own clocks."""
+    assert person.bedtime is not None
+    state = schedule.ReminderState(
+        bedtime=person.bedtime,
+        weekend_bedtime=person.weekend_bedtime,
+        offset_minutes=reminder.offset_minutes,
+        tz=tz,
+        next_fire_at=reminder.next_fire_at,
+        last_due_at=reminder.last_due_at,
+        paused_until=person.paused_until,
+    )
+    if reminder.kind not in _DIARY_DEFAULTS:
+        return schedule.next_occurrence(state, now, after=after, keep_due=keep_due)
+    following, night = _diary_timing(person, reminder, tz)
+    return schedule.next_occurrence_of(following, night, state, now, after=after, keep_due=keep_due)
+
+
 def _diary_timing(
-    person: PersonRow, reminder: ReminderRow, tz: tzinfo
+    person: _PersonTiming, reminder: _ReminderTiming, tz: tzinfo
 ) -> tuple[Callable[[datetime], datetime], Callable[[datetime], object]]:
     """The check-in's and the weekly summary's ``following`` and ``night`` for
     ``schedule.next_occurrence_of``: the same policy, the diary's own clocks."""
@@ -1454,7 +1597,9 @@ def _diary_timing(
     )
 
 
-def _next_checkin(person: PersonRow, sleep_minutes: int, tz: tzinfo, after: datetime) -> datetime:
+def _next_checkin(
+    person: _PersonTiming, sleep_minutes: int, tz: tzinfo, after: datetime
+) -> datetime:
     """The morning check-in's next instant: wake time = bedtime + ``sleep_minutes``, the
     weekend wake time following the weekend bedtime (``bot.diary.wake``)."""
     assert person.bedtime is not None
