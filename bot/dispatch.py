@@ -280,8 +280,11 @@ class Dispatcher:
         self._unrecorded: set[int] = set()  # sent or not, its outcome could not be written
         self._withdrawn: set[int] = set()  # not sent and still claimed: to be released
         self._released_on_stop = 0
-        self._checks: _GroupCall[int, str | None] = _GroupCall(self._check_batch)
-        self._records: _GroupCall[SendOutcome, RecordedOutcome] = _GroupCall(self._record_batch)
+        # Last-moment checks (a delivery id) and outcomes to record share one group call:
+        # what arrives while a round runs goes to the database together in the next one.
+        self._rounds: _GroupCall[int | SendOutcome, str | RecordedOutcome | None] = _GroupCall(
+            self._settle_round
+        )
         self._tick_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._beating = False
@@ -342,7 +345,7 @@ class Dispatcher:
             except TimeoutError:
                 if self._tick_task is not None:
                     self._tick_task.cancel()
-        await self._records.flush()  # outcomes first, so no sent message is released
+        await self._rounds.flush()  # outcomes first, so no sent message is released
         if self._heartbeat_task is not None:
             # Cancelled only while it sleeps: a beat cancelled mid-write is rolled back with a
             # traceback in the log; a beat under way finishes and the loop then ends.
@@ -397,12 +400,15 @@ class Dispatcher:
                     return report
                 await self._keep_alive(report)
                 await self._release_unrecorded(report)
-                # Send after every materialised batch, so with 10,000 due at once the first
-                # message leaves after one batch of database work, not after all of it.
-                while not self.stopping and await self._materialize(report):
-                    await self._send_due(report)
+                # Nothing due (almost every tick): one read, no write transaction.
+                if await self.store.anything_due(self.clock.now()):
+                    # Send after every materialised batch, so with 10,000 due at once the
+                    # first message leaves after one batch of database work, not all of it.
+                    while not self.stopping and await self._materialize(report):
+                        await self._send_due(report)
+                    if not self.stopping:
+                        await self._send_due(report)
                 if not self.stopping:
-                    await self._send_due(report)
                     await self._purge_history()
                 return report
             finally:
@@ -559,7 +565,8 @@ class Dispatcher:
             if outcome is None:
                 return delivery.id not in self._withdrawn
             try:
-                recorded = await self._records.submit(outcome)
+                recorded = await self._rounds.submit(outcome)
+                assert isinstance(recorded, RecordedOutcome)
             except Exception:
                 log.exception(
                     "could not record that delivery %s was %s; it will be released",
@@ -704,7 +711,8 @@ class Dispatcher:
             self._withdrawn.add(delivery.id)
             return False
         try:
-            reason = await self._checks.submit(delivery.id)
+            reason = await self._rounds.submit(delivery.id)
+            assert reason is None or isinstance(reason, str)
         except Exception:
             log.warning(
                 "could not check delivery %s; not sending it now", delivery.id, exc_info=True
@@ -725,12 +733,16 @@ class Dispatcher:
             return False
         return True
 
-    async def _check_batch(self, delivery_ids: list[int]) -> list[str | None]:
-        verdicts = await self.store.check_deliveries(self.owner, delivery_ids)
-        return [verdicts[delivery_id] for delivery_id in delivery_ids]
-
-    async def _record_batch(self, outcomes: list[SendOutcome]) -> list[RecordedOutcome]:
-        return await self.store.record_outcomes(self.owner, outcomes)
+    async def _settle_round(
+        self, items: list[int | SendOutcome]
+    ) -> list[str | RecordedOutcome | None]:
+        """One database round for the workers: the outcomes recorded and the checks made
+        in one transaction (``Store.settle``); each caller gets its own answer."""
+        check_ids = [item for item in items if isinstance(item, int)]
+        outcomes = [item for item in items if isinstance(item, SendOutcome)]
+        verdicts, recorded = await self.store.settle(self.owner, check_ids, outcomes)
+        written = iter(recorded)
+        return [verdicts[item] if isinstance(item, int) else next(written) for item in items]
 
     def _retry(self, delivery: ClaimedDelivery, wait: timedelta, error: Exception) -> SendOutcome:
         now = self.clock.now()

@@ -41,6 +41,7 @@ from bot.diary.weekly import WEEKLY_KIND
 from bot.storage.conversation import Conversations, erase_owner
 from bot.storage.dialects import (
     READ_ONLY,
+    SINGLE_STATEMENT,
     create_engine,
     insert_ignoring_conflicts,
     is_single_connection,
@@ -159,17 +160,21 @@ class Store:
             yield session
 
     @asynccontextmanager
-    async def _core(self, *, read_only: bool = False) -> AsyncIterator[AsyncConnection]:
+    async def _core(
+        self, *, read_only: bool = False, single_statement: bool = False
+    ) -> AsyncIterator[AsyncConnection]:
         """A transaction without the ORM: the dispatcher's per-send statements are hot.
 
         ``read_only``: it will not write, so on SQLite it need not wait for the write lock.
+        ``single_statement`` (read-only): it runs one SELECT, which needs no BEGIN on SQLite.
         """
         async with contextlib.AsyncExitStack() as stack:
             if self._serial is not None:
                 await stack.enter_async_context(self._serial)
             connection = await stack.enter_async_context(self.engine.connect())
-            if read_only:
-                connection = await connection.execution_options(**{READ_ONLY: True})
+            if read_only or single_statement:
+                options = {READ_ONLY: True, SINGLE_STATEMENT: single_statement}
+                connection = await connection.execution_options(**options)
             await stack.enter_async_context(connection.begin())
             yield connection
 
@@ -670,6 +675,24 @@ class Store:
 
     # --- dispatcher ----------------------------------------------------------------------
 
+    async def anything_due(self, now: datetime) -> bool:
+        """Is a reminder due to materialise, or a pending delivery due to claim, at ``now``?
+
+        One indexed read without locks, so the dispatcher's tick with nothing to do (almost
+        every tick) takes no write lock and opens no write transaction (bench.reminders'
+        empty tick). Whatever becomes due just after it is seen by the next tick.
+        """
+        _require_aware(now, "now")
+        reminder_due = select(_R.id).where(_R.next_fire_at <= now).limit(1).exists()
+        delivery_due = (
+            select(_D.id)
+            .where(_D.status == DeliveryStatus.PENDING, _D.next_attempt_at <= now)
+            .limit(1)
+            .exists()
+        )
+        async with self._core(single_statement=True) as connection:
+            return bool(await connection.scalar(select(or_(reminder_due, delivery_due))))
+
     async def materialize_due(
         self, now: datetime, *, grace: timedelta, limit: int, choose_meal: MealChooser
     ) -> MaterializeResult:
@@ -829,7 +852,7 @@ class Store:
             return {}
         async with self._core(read_only=True) as connection:
             states = await _delivery_states(connection, delivery_ids, lock=False)
-        verdicts = {i: eligibility.why_not(states.get(i), owner) for i in delivery_ids}
+        verdicts = _verdicts(states, owner, delivery_ids)
         if any(_skippable(states.get(i), owner, reason) for i, reason in verdicts.items()):
             async with self._core() as connection:  # guarded: only rows still claimed by us
                 await _skip(connection, owner, states, verdicts)
@@ -848,44 +871,27 @@ class Store:
         """
         if not outcomes:
             return []
-        ids = [outcome.delivery_id for outcome in outcomes]
         async with self._core() as connection:
-            await _deactivate_gone(connection, [o for o in outcomes if o.result == "gone"])
-            states = await _delivery_states(connection, ids, lock=True)
-            recorded: list[RecordedOutcome] = []
-            writes: dict[str, list[dict[str, Any]]] = {}
-            verdicts: dict[int, str | None] = {}
-            for outcome in outcomes:
-                state = states.get(outcome.delivery_id)
-                ours = (
-                    state is not None
-                    and state.claimed_by == owner
-                    and state.status in (DeliveryStatus.SENDING, DeliveryStatus.CANCELLED)
-                )
-                if state is None or not ours:
-                    recorded.append(RecordedOutcome(outcome.delivery_id, None))
-                    continue
-                cancelled = state.status == DeliveryStatus.CANCELLED
-                if outcome.result == "retry":
-                    reason = eligibility.why_not(state, owner)
-                    if reason is not None:
-                        verdicts[outcome.delivery_id] = reason
-                        status = DeliveryStatus.SKIPPED if not cancelled else state.status
-                        recorded.append(RecordedOutcome(outcome.delivery_id, status, reason))
-                        continue
-                status = _OUTCOME_STATUS[outcome.result]
-                writes.setdefault(status, []).append(_outcome_parameters(owner, outcome))
-                recorded.append(
-                    RecordedOutcome(
-                        outcome.delivery_id,
-                        status,
-                        was_cancelled=cancelled and outcome.result == "sent",
-                    )
-                )
-            await _skip(connection, owner, states, verdicts)
-            for status, parameters in writes.items():
-                await connection.execute(_record_statement(status), parameters)
+            _, recorded = await _settle(connection, owner, (), outcomes)
             return recorded
+
+    async def settle(
+        self, owner: str, check_ids: Sequence[int], outcomes: Sequence[SendOutcome]
+    ) -> tuple[dict[int, str | None], list[RecordedOutcome]]:
+        """``record_outcomes(outcomes)``, then ``check_deliveries(check_ids)``, in one
+        transaction: the dispatcher's per-send database work, a round at a time.
+
+        Each transaction costs more than its statements (on SQLite about ten driver round
+        trips), so a round that has both kinds of work runs them together: one lock, one
+        SELECT of the rows' states (the checked rows are locked too, until the commit), one
+        commit. A round with only one kind takes that method's own path.
+        """
+        if not outcomes:
+            return await self.check_deliveries(owner, check_ids), []
+        if not check_ids:
+            return {}, await self.record_outcomes(owner, outcomes)
+        async with self._core() as connection:
+            return await _settle(connection, owner, check_ids, outcomes)
 
     # --- dispatchers: who owns a claim, and whether it is still alive ------------------------
 
@@ -912,8 +918,22 @@ class Store:
         """
         _require_aware(now, "now")
         cutoff = now - dead_after
+        alive = select(_W.owner).where(_W.heartbeat_at >= cutoff)
+        orphaned = (
+            select(_D.id)
+            .where(
+                _D.status == DeliveryStatus.SENDING,
+                or_(_D.claimed_by.is_(None), _D.claimed_by.not_in(alive)),
+            )
+            .limit(1)
+            .exists()
+        )
+        silent = select(_W.owner).where(_W.heartbeat_at < cutoff).limit(1).exists()
+        # Almost always nothing died: find that out with one read, without the write lock.
+        async with self._core(single_statement=True) as connection:
+            if not await connection.scalar(select(or_(orphaned, silent))):
+                return DeadClaims(0, ())
         async with self._core() as session:
-            alive = select(_W.owner).where(_W.heartbeat_at >= cutoff)
             dead = (
                 (
                     await session.execute(
@@ -1307,6 +1327,64 @@ async def _delivery_states(
             kind_enabled=row.enabled,
         )
     return states
+
+
+def _verdicts(
+    states: Mapping[int, eligibility.DeliveryState], owner: str, delivery_ids: Iterable[int]
+) -> dict[int, str | None]:
+    return {i: eligibility.why_not(states.get(i), owner) for i in delivery_ids}
+
+
+async def _settle(
+    connection: AsyncConnection,
+    owner: str,
+    check_ids: Sequence[int],
+    outcomes: Sequence[SendOutcome],
+) -> tuple[dict[int, str | None], list[RecordedOutcome]]:
+    """Record ``outcomes`` and check ``check_ids`` (see ``Store.record_outcomes`` and
+    ``Store.check_deliveries``) in the caller's write transaction.
+
+    Gone chats are deactivated first, so a check sees them; one locked read of every row's
+    state; then refused rows become ``skipped`` and outcomes are written.
+    """
+    await _deactivate_gone(connection, [o for o in outcomes if o.result == "gone"])
+    ids = [outcome.delivery_id for outcome in outcomes]
+    states = await _delivery_states(connection, [*ids, *check_ids], lock=True)
+    verdicts = _verdicts(states, owner, check_ids)
+    recorded: list[RecordedOutcome] = []
+    writes: dict[str, list[dict[str, Any]]] = {}
+    refused = dict(verdicts)
+    for outcome in outcomes:
+        state = states.get(outcome.delivery_id)
+        ours = (
+            state is not None
+            and state.claimed_by == owner
+            and state.status in (DeliveryStatus.SENDING, DeliveryStatus.CANCELLED)
+        )
+        if state is None or not ours:
+            recorded.append(RecordedOutcome(outcome.delivery_id, None))
+            continue
+        cancelled = state.status == DeliveryStatus.CANCELLED
+        if outcome.result == "retry":
+            reason = eligibility.why_not(state, owner)
+            if reason is not None:
+                refused[outcome.delivery_id] = reason
+                status = DeliveryStatus.SKIPPED if not cancelled else state.status
+                recorded.append(RecordedOutcome(outcome.delivery_id, status, reason))
+                continue
+        status = _OUTCOME_STATUS[outcome.result]
+        writes.setdefault(status, []).append(_outcome_parameters(owner, outcome))
+        recorded.append(
+            RecordedOutcome(
+                outcome.delivery_id,
+                status,
+                was_cancelled=cancelled and outcome.result == "sent",
+            )
+        )
+    await _skip(connection, owner, states, refused)
+    for status, parameters in writes.items():
+        await connection.execute(_record_statement(status), parameters)
+    return verdicts, recorded
 
 
 async def _skip(
