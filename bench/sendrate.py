@@ -173,4 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if not __package__:
+        # Run as a script (``PYTHONPATH=/work/main python bench/sendrate.py``, to measure
+        # another checkout's dispatcher): bench/ itself must not shadow anything.
+        sys.path.pop(0)
     sys.exit(main())
