@@ -8,8 +8,10 @@ each tick
    late (the bot was down) are skipped with a warning instead of being sent as a burst.
 2. SENDS due deliveries through a small pipeline: claims a few at a time (``sending``, owned
    by this dispatcher), and ``max_concurrency`` workers each check → send → record one
-   delivery. Loops while claims keep coming, so with 10,000 reminders due at once the send
-   rate is set by the bot's rate limiter, not by the tick interval.
+   delivery; the checks and records waiting at the same moment share one transaction
+   (``Store.settle``). Loops while claims keep coming, so with 10,000 reminders due at once
+   the send rate is set by the bot's rate limiter, not by the tick interval. A tick with
+   nothing due costs one indexed read (``Store.anything_due``).
 
 Stop means stop: right before each request goes out — after the rate limiter's wait, via
 its ``SendOptions.still_wanted`` hook — the delivery is checked against the person's current
@@ -83,6 +85,14 @@ DRAIN_SECONDS: Final = 5.0
 # No in-process retry of a 429, and no waiting longer than this for a held-back chat: the
 # delivery is rescheduled instead, so the send slot goes to another chat.
 REMINDER_SEND: Final = SendOptions(max_retries=0, max_wait=2.0)
+# Sends in flight at once. bench/sendrate.py (5,000 messages, local fake Bot API, 2026-11-30):
+# the dispatcher's rate was flat from 8 to 32 (it is CPU-bound there: ~230-260 msg/s, while
+# plain PTB fell from 808 msg/s at 4 to 148 at 32, httpcore's pool bookkeeping), so locally
+# concurrency buys nothing above 8. Against real Telegram a send waits a network round trip
+# (~50-100 ms), so the rate is about concurrency / RTT: 16 keeps ~160-320 msg/s of headroom
+# over the 30 msg/s cap (8 would leave 80-160), while a crash repeats at most this many sends
+# and 32+ costs httpcore time. Hence 16.
+DEFAULT_MAX_CONCURRENCY: Final = 16
 # A chat's next due reminder is looked at again this much later while its previous one is
 # still in flight (one at a time keeps their order; the limiter paces the chat).
 BUSY_CHAT_DEFER: Final = timedelta(milliseconds=250)
@@ -227,7 +237,7 @@ class Dispatcher:
         grace: timedelta = timedelta(minutes=30),
         batch_size: int = 500,
         claim_size: int = 32,
-        max_concurrency: int = 16,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         retention: timedelta = timedelta(days=30),
         heartbeat_every: timedelta = HEARTBEAT_EVERY,
         dead_after: timedelta = DEAD_AFTER,
