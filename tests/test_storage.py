@@ -318,6 +318,15 @@ async def claimed_for(
     return claimed
 
 
+async def claimed_meals(store: Store, chats: list[int], due: datetime) -> dict[int, int]:
+    """People with only the meal idea on (one delivery each, at 18:30), claimed at ``due``."""
+    for chat in chats:
+        await ready_person(store, chat)
+        for kind in ("exercise", "wind_down"):
+            await store.set_reminder(chat, kind, NOON, enabled=False)
+    return await claimed_for(store, chats, due)
+
+
 async def statuses(store: Store) -> dict[int, tuple[str, str | None]]:
     async with store.engine.connect() as connection:
         rows = await connection.execute(
@@ -330,13 +339,8 @@ async def test_every_stopping_action_cancels_claimed_deliveries_and_the_check_sa
     store: Store,
 ) -> None:
     chats = list(range(3001, 3009))
-    for chat in chats:
-        await ready_person(store, chat)
-        # Only the meal idea, so each person has one delivery at 18:30.
-        for kind in ("exercise", "wind_down"):
-            await store.set_reminder(chat, kind, NOON, enabled=False)
     due = berlin(10, 18, 30)
-    ids = await claimed_for(store, chats, due)
+    ids = await claimed_meals(store, chats, due)
     erased, blocked, stopped, paused, off, taken, fine, gone_quietly = chats
     await store.delete_person(erased)
     await store.deactivate(blocked, "blocked the bot", due)
@@ -421,12 +425,8 @@ async def test_settle_records_and_checks_in_one_round_as_the_two_calls_would(
     store: Store,
 ) -> None:
     chats = [3001, 3002, 3003, 3004]
-    for chat in chats:
-        await ready_person(store, chat)
-        for kind in ("exercise", "wind_down"):
-            await store.set_reminder(chat, kind, NOON, enabled=False)
     due = berlin(10, 18, 30)
-    ids = await claimed_for(store, chats, due)
+    ids = await claimed_meals(store, chats, due)
     sent, retry, fine, gone_quietly = chats
     async with store.engine.begin() as connection:  # left claimed, as in the test above
         await connection.execute(
