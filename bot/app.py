@@ -30,6 +30,7 @@ from telegram.ext import (
 )
 
 from bot import callback_data, triage
+from bot.capacity_plan import CapacityWatch, windows_from
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.content import Content, default_content_dir, load_locales
@@ -269,6 +270,15 @@ def build_app(
             def content_of_delivery(delivery: ClaimedDelivery) -> Content:
                 return services.locales.get(delivery.locale or "", content)
 
+            windows = windows_from(content)
+            watch = CapacityWatch(
+                services.store.send_load,
+                windows,
+                rate=settings_.send_rate_per_second,
+                grace_minutes=settings_.reminder_grace_minutes,
+                allow_paid_broadcast=settings_.allow_paid_broadcast,
+                report_to=services.replica.capacity_checked if services.replica else None,
+            )
             services.dispatcher = Dispatcher(
                 services.store,
                 application.bot,
@@ -280,6 +290,10 @@ def build_app(
                 allow_paid_broadcast=settings_.allow_paid_broadcast,
                 locales=services.locales,
                 snooze_minutes=settings_.snooze_minutes,
+                windows=windows,
+                send_rate=settings_.send_rate_per_second,
+                tick_every=timedelta(seconds=settings_.dispatch_interval_seconds),
+                capacity_check=watch.check,
                 composers={
                     diary.CHECKIN_KIND: diary.checkin_composer(services.store, content_of_delivery),
                     diary.WEEKLY_KIND: diary.weekly_composer(

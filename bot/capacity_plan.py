@@ -10,8 +10,10 @@ ALLOW_PAID_BROADCAST it also projects paid broadcasting (up to 1,000 msg/s).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -35,6 +37,9 @@ from bot.storage.dialects import create_read_only_engine
 from bot.storage.send_load import MinuteLoad, read_send_load
 
 EXIT_OVER_CAPACITY = 1
+PROJECTION_NAMES = ("as_today", "levelled", "paid")  # metric labels, in projection order
+
+log = logging.getLogger(__name__)
 
 
 class CapacityUnavailable(Exception):
@@ -209,3 +214,67 @@ def verdict(report: CapacityReport) -> str:
         "verdict: OK: every reminder goes out within its send window "
         f"(as today: {today.outside_window:,} after their window, {today.expired:,} expired)"
     )
+
+
+@dataclass(frozen=True)
+class CapacityFigures:
+    """What the metrics endpoint shows of one projection (plain numbers, no planner types)."""
+
+    messages: int
+    busiest_minute: int
+    expired: Mapping[str, int]  # by PROJECTION_NAMES
+    over_capacity: bool
+
+
+def figures_of(report: CapacityReport) -> CapacityFigures:
+    per_minute: Counter[int] = Counter()
+    for load in report.loads:
+        per_minute[load.minute] += load.count
+    return CapacityFigures(
+        messages=per_minute.total(),
+        busiest_minute=max(per_minute.values(), default=0),
+        expired={
+            name: projection.expired
+            for name, projection in zip(PROJECTION_NAMES, report.projections, strict=False)
+        },
+        over_capacity=over_capacity(report),
+    )
+
+
+@dataclass(frozen=True)
+class CapacityWatch:
+    """``sleepbot capacity`` run by the sender itself, once a day: the verdict in the log (a
+    WARNING when the next hours are over capacity, so the operator hears before it happens)
+    and its figures for /metrics."""
+
+    loads: Callable[[datetime, datetime], Awaitable[list[MinuteLoad]]]
+    windows: Mapping[str, Window]
+    rate: float
+    grace_minutes: int
+    allow_paid_broadcast: bool
+    report_to: Callable[[CapacityFigures], None] | None = None
+    hours: int = 24
+
+    async def check(self, now: datetime) -> CapacityReport:
+        loads = await self.loads(now, now + timedelta(hours=self.hours))
+        # Planning a day is a second or two of CPU at a million people: off the event loop.
+        report = await asyncio.to_thread(
+            project,
+            loads,
+            dict(self.windows),
+            start=now,
+            hours=self.hours,
+            rate=self.rate,
+            grace_minutes=self.grace_minutes,
+            allow_paid_broadcast=self.allow_paid_broadcast,
+        )
+        line = verdict(report)
+        if over_capacity(report):
+            log.warning(
+                "capacity, next %d h: %s (`sleepbot capacity` for detail)", self.hours, line
+            )
+        else:
+            log.info("capacity, next %d h: %s", self.hours, line)
+        if self.report_to is not None:
+            self.report_to(figures_of(report))
+        return report

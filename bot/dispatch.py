@@ -6,6 +6,10 @@ each tick
 1. MATERIALISES due reminders into pending delivery rows (choosing tonight's meal), moving
    each reminder to its next night in the same transaction. Occurrences more than ``grace``
    late (the bot was down) are skipped with a warning instead of being sent as a burst.
+   With send windows (levelling, bot/levelling.py), reminders due in the coming minutes are
+   also released early — within their window, never before it opens — when the send rate
+   cannot carry them all at their minute: once a minute the coming load is read and planned
+   at ``send_rate`` messages a second, and each tick releases what the plan says is due.
 2. SENDS due deliveries through a small pipeline: claims a few at a time (``sending``, owned
    by this dispatcher), and ``max_concurrency`` workers each check → send → record one
    delivery; the checks and records waiting at the same moment share one transaction
@@ -46,10 +50,10 @@ import secrets
 import socket
 import warnings
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Generic, Protocol, TypeVar
 
 from telegram import Bot, InlineKeyboardMarkup, Message
@@ -64,10 +68,12 @@ from telegram.error import (
 from telegram.ext import CallbackContext, ExtBot
 from telegram.warnings import PTBDeprecationWarning
 
+from bot.capacity import DROPPED, Window
 from bot.clock import Clock, FakeClock
 from bot.config import DEFAULT_SNOOZE_MINUTES
 from bot.content import Content
 from bot.keyboards import reminder_keyboard
+from bot.levelling import Release, ReleasePlan, horizon_seconds, plan_releases
 from bot.meals import choose_meal
 from bot.ratelimit import FairRateLimiter, SendOptions, Withdrawn
 from bot.storage import ClaimedDelivery, RecordedOutcome, SendOutcome, Store
@@ -77,6 +83,8 @@ log = logging.getLogger(__name__)
 BACKOFF_START: Final = timedelta(seconds=5)
 BACKOFF_CAP: Final = timedelta(minutes=5)
 PURGE_EVERY: Final = timedelta(hours=1)
+REPLAN_EVERY: Final = timedelta(minutes=1)  # levelling: how often the coming load is read
+CAPACITY_EVERY: Final = timedelta(days=1)  # the capacity check's WARNING: once a day at most
 HEARTBEAT_EVERY: Final = timedelta(seconds=2)
 DEAD_AFTER: Final = timedelta(seconds=8)
 # Graceful stop: how long requests already on the wire may take before they are abandoned
@@ -127,6 +135,7 @@ class TickReport:
     """What one tick did; all zero means there was nothing to do."""
 
     materialized: int = 0
+    released_early: int = 0  # materialised before their time by levelling (in their window)
     sent: int = 0
     skipped_stale: int = 0
     retried: int = 0
@@ -248,13 +257,23 @@ class Dispatcher:
         locales: Mapping[str, Content] | None = None,
         snooze_minutes: int = DEFAULT_SNOOZE_MINUTES,
         composers: dict[str, Composer] | None = None,
+        windows: Mapping[str, Window] | None = None,
+        send_rate: float = 30.0,
+        replan_every: timedelta = REPLAN_EVERY,
+        tick_every: timedelta = timedelta(seconds=5),
+        capacity_check: Callable[[datetime], Coroutine[Any, Any, object]] | None = None,
     ) -> None:
         """``composers`` render kinds other than the nightly reminders (by kind).
         ``batch_size`` reminders are materialised per transaction, ``claim_size``
         deliveries claimed per transaction. ``sleep`` paces the heartbeat task (tests may
         pass their own; ``beat()`` also works on its own). ``locales``: the content of each
         locale a person may speak (default: only ``content``, which is also the fallback);
-        ``snooze_minutes`` is what the Snooze button says."""
+        ``snooze_minutes`` is what the Snooze button says. ``windows``: each kind's send
+        window (content's); with any window opening before its time the dispatcher levels,
+        planning at ``send_rate`` messages a second (SEND_RATE_PER_SECOND), and each tick
+        releases what the plan sends before the next tick (``tick_every`` later).
+        ``capacity_check`` (bot.capacity_plan.CapacityWatch.check) runs in the background
+        once a day from the first tick, so only the process that sends projects the day."""
         if batch_size < 1 or claim_size < 1 or max_concurrency < 1:
             raise ValueError("batch_size, claim_size and max_concurrency must be positive")
         if heartbeat_every <= timedelta(0) or dead_after < 2 * heartbeat_every:
@@ -279,6 +298,16 @@ class Dispatcher:
         # charged in Stars (bot/capacity.py's overload policy a). None leaves the field out.
         self._paid_broadcast: bool | None = True if allow_paid_broadcast else None
         self.composers = dict(composers or {})
+        self.windows: Mapping[str, Window] = dict(windows or {})
+        self.send_rate = send_rate
+        self.replan_every = replan_every
+        self.tick_every = tick_every
+        self._horizon = timedelta(seconds=horizon_seconds(self.windows))
+        self._releases: ReleasePlan | None = None
+        self.capacity_check = capacity_check
+        self._next_capacity_check: datetime | None = None
+        self._capacity_task: asyncio.Task[object] | None = None
+        self._replan_at: datetime | None = None
         # Per-chat pacing is the rate limiter's (bot/ratelimit.py); here a chat has one
         # reminder in flight at a time, so its reminders keep their order.
         self._busy_chats: set[int] = set()
@@ -362,6 +391,8 @@ class Dispatcher:
             if not self._beating:
                 self._heartbeat_task.cancel()
             await asyncio.gather(self._heartbeat_task, return_exceptions=True)
+        if self._capacity_task is not None and not self._capacity_task.done():
+            self._capacity_task.cancel()  # a read-only projection: nothing half-written
         released = self._released_on_stop + await self.store.retire_dispatcher(self.owner)
         log.info("dispatcher stopped; %d unsent claims released for the next process", released)
 
@@ -410,16 +441,22 @@ class Dispatcher:
                     return report
                 await self._keep_alive(report)
                 await self._release_unrecorded(report)
-                # Nothing due (almost every tick): one read, no write transaction.
-                if await self.store.anything_due(self.clock.now()):
-                    # Send after every materialised batch, so with 10,000 due at once the
-                    # first message leaves after one batch of database work, not all of it.
-                    while not self.stopping and await self._materialize(report):
-                        await self._send_due(report)
-                    if not self.stopping:
-                        await self._send_due(report)
+                # Send after every materialised batch, so with 10,000 due at once the first
+                # message leaves after one batch of database work, not after all of it; and
+                # level before each batch, so a tick that sends for minutes keeps releasing.
+                # Nothing due (almost every tick): one read decides, no write transaction.
+                due = False
+                while not self.stopping:
+                    await self._level(report)
+                    due = await self.store.anything_due(self.clock.now())
+                    if not due or not await self._materialize(report):
+                        break
+                    await self._send_due(report)
                 if not self.stopping:
+                    if due:
+                        await self._send_due(report)
                     await self._purge_history()
+                    self._check_capacity_daily()
                 return report
             finally:
                 self._idle.set()
@@ -460,22 +497,98 @@ class Dispatcher:
         if purged:
             log.info("purged %d deliveries older than %s", purged, _duration(self.retention))
 
+    def _check_capacity_daily(self) -> None:
+        """Start the day's capacity check beside the ticks (it may take seconds)."""
+        if self.capacity_check is None:
+            return
+        now = self.clock.now()
+        if self._next_capacity_check is not None and now < self._next_capacity_check:
+            return
+        if self._capacity_task is not None and not self._capacity_task.done():
+            return
+        self._next_capacity_check = now + CAPACITY_EVERY
+        self._capacity_task = asyncio.create_task(
+            self.capacity_check(now), name="dispatcher-capacity-check"
+        )
+        self._capacity_task.add_done_callback(_log_capacity_failure)
+
     # --- 1. materialise ------------------------------------------------------------------
+
+    def _choose_meal(self, diet: str, recent: Sequence[str]) -> str | None:
+        try:
+            return choose_meal(self.content.meal_ideas, diet, recent).id
+        except ValueError:
+            log.warning("no meal idea for diet %r; sending the generic meal reminder", diet)
+            return None
+
+    async def _level(self, report: TickReport) -> None:
+        """Release early what the levelling plan says should be on its way by now."""
+        if not self._horizon:
+            return
+        now = self.clock.now()
+        if self._releases is None or self._replan_at is None or now >= self._replan_at:
+            loads = await self.store.upcoming_load(now - self.grace, now + self._horizon)
+            self._releases = plan_releases(
+                loads,
+                self.windows,
+                now=int(now.timestamp()),
+                rate=self.send_rate,
+                grace=int(self.grace.total_seconds()),
+            )
+            self._replan_at = now + self.replan_every
+            if self._releases:
+                log.debug(
+                    "levelling: %d reminders of the next %s will go out early, within their "
+                    "send windows (the coming minutes hold more than %g messages a second)",
+                    self._releases.total,
+                    _duration(self._horizon),
+                    self.send_rate,
+                )
+        horizon = int((now + self.tick_every).timestamp())
+        drops = self._releases.drops_due(horizon)
+        if drops:
+            await self._drop(now, drops, report)
+        due = self._releases.due(horizon)
+        if not due:
+            return
+        released = sum(await self.store.materialize_early(now, due, choose_meal=self._choose_meal))
+        for release in due:
+            self._releases.released(release)
+        report.released_early += released
+        log.info(
+            "released %d reminders early (levelling): %s",
+            released,
+            ", ".join(
+                f"{r.count} {r.kind} due {datetime.fromtimestamp(r.at, UTC):%H:%M} UTC" for r in due
+            ),
+        )
+
+    async def _drop(self, now: datetime, drops: Sequence[Release], report: TickReport) -> None:
+        """Overload policy (c): what the plan says would expire goes, explicitly, by priority."""
+        counts = await self.store.materialize_early(
+            now, drops, choose_meal=self._choose_meal, drop_reason=DROPPED
+        )
+        dropped = sum(counts)
+        report.dropped[DROPPED] += dropped
+        if self.observer is not None:
+            for release, count in zip(drops, counts, strict=True):
+                for _ in range(count):
+                    self.observer.outcome(release.kind, "dropped", None)
+        log.warning(
+            "dropped %d reminders by priority (overload policy c: the coming hour cannot carry "
+            "them even levelled; meal ideas go first, wind-downs last): %s",
+            dropped,
+            ", ".join(
+                f"{r.count} {r.kind} due {datetime.fromtimestamp(r.at, UTC):%H:%M} UTC"
+                for r in drops
+            ),
+        )
 
     async def _materialize(self, report: TickReport) -> bool:
         """One batch of due reminders into deliveries; True when more may be waiting."""
-        ideas = self.content.meal_ideas
-
-        def chooser(diet: str, recent: Sequence[str]) -> str | None:
-            try:
-                return choose_meal(ideas, diet, recent).id
-            except ValueError:
-                log.warning("no meal idea for diet %r; sending the generic meal reminder", diet)
-                return None
-
         now = self.clock.now()
         result = await self.store.materialize_due(
-            now, grace=self.grace, limit=self.batch_size, choose_meal=chooser
+            now, grace=self.grace, limit=self.batch_size, choose_meal=self._choose_meal
         )
         report.materialized += result.materialized
         report.skipped_stale += len(result.stale)
@@ -835,6 +948,11 @@ class Dispatcher:
         else:
             name = {"gone": "deactivated"}.get(outcome.result, outcome.result)
             self.observer.outcome(delivery.kind, name, None)
+
+
+def _log_capacity_failure(task: asyncio.Task[object]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("the daily capacity check failed", exc_info=task.exception())
 
 
 def _backoff(attempt: int) -> timedelta:

@@ -51,8 +51,11 @@ CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 UPDATE_TYPES: Final = frozenset(str(kind) for kind in Update.ALL_TYPES)
 OTHER: Final = "other"
 # What the dispatcher can do with one reminder (bot/dispatch.py): sent; rescheduled after a
-# 429 or a network error; failed for good; the chat is gone; too late to send.
-OUTCOMES: Final = frozenset({"sent", "retry", "failed", "deactivated", "expired", "stale"})
+# 429 or a network error; failed for good; the chat is gone; too late to send; dropped by the
+# overload policy (bot/levelling.py).
+OUTCOMES: Final = frozenset(
+    {"sent", "retry", "failed", "deactivated", "expired", "stale", "dropped"}
+)
 # Handler latency: a reply is a database read or two plus one paced send.
 HANDLER_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # Reminder lateness: within the tick interval is normal, minutes mean a backlog, the grace
@@ -200,6 +203,37 @@ class Metrics:
             namespace=NAMESPACE,
             registry=registry,
         )
+        self._capacity_messages = Gauge(
+            "capacity_messages",
+            "Messages scheduled in the next 24 h, at the last daily capacity check",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self._capacity_busiest = Gauge(
+            "capacity_busiest_minute_messages",
+            "Messages due in the busiest minute of the next 24 h (the rate allows 60 x rate)",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self._capacity_expired = Gauge(
+            "capacity_projected_expired",
+            "Reminders projected to expire in the next 24 h: as_today, levelled, paid",
+            ["projection"],
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self._capacity_over = Gauge(
+            "capacity_over",
+            "1 when the next 24 h are projected over capacity even levelled, else 0",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self._capacity_checked = Gauge(
+            "capacity_checked_timestamp_seconds",
+            "Unix time of the last daily capacity check",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
         self._children: dict[tuple[object, ...], Any] = {}
         self.flood_source: Callable[[], FloodCounters] | None = None
         self.limiter_source: Callable[[], SendStats] | None = None
@@ -264,6 +298,17 @@ class Metrics:
         """One dispatcher tick took `seconds` (bot.health.TickWatch calls it)."""
         self._tick_seconds.observe(seconds)
         self._last_tick.set(time.time())
+
+    def capacity_checked(
+        self, *, messages: int, busiest_minute: int, expired: Mapping[str, int], over: bool
+    ) -> None:
+        """The daily capacity check's figures (bot.capacity_plan.CapacityWatch)."""
+        self._capacity_messages.set(messages)
+        self._capacity_busiest.set(busiest_minute)
+        for projection, count in expired.items():
+            self._child(self._capacity_expired, projection).set(count)
+        self._capacity_over.set(1 if over else 0)
+        self._capacity_checked.set(time.time())
 
     def webhook_answered(self, status: int) -> None:
         self._child(self._webhook, str(status)).inc()

@@ -45,6 +45,7 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import Bot, Update
 
+from bot.capacity_plan import CapacityFigures
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.flood import FloodCounters
@@ -261,6 +262,15 @@ class Replica:
 
     def progress(self) -> None:
         self.ticks.progress()
+
+    def capacity_checked(self, figures: CapacityFigures) -> None:
+        """The daily capacity check's figures, for /metrics."""
+        self.metrics.capacity_checked(
+            messages=figures.messages,
+            busiest_minute=figures.busiest_minute,
+            expired=figures.expired,
+            over=figures.over_capacity,
+        )
 
     def outcome(self, kind: str, outcome: str, lateness: float | None) -> None:
         self.metrics.reminder_sent(kind, outcome, lateness)

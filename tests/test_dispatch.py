@@ -23,10 +23,13 @@ from telegram import Bot
 from telegram.ext import ExtBot
 
 from bench.population import insert_due_people
+from bot.capacity import DROPPED
+from bot.capacity_plan import windows_from
 from bot.clock import FakeClock
 from bot.content import Content, default_content_dir, load_content
-from bot.dispatch import DEAD_AFTER, Dispatcher, TickReport
+from bot.dispatch import DEAD_AFTER, Dispatcher, TickReport, run_simulated
 from bot.fake_telegram import ApiCall, FakeBotApi
+from bot.levelling import Release
 from bot.ratelimit import FairRateLimiter
 from bot.storage import Person, Store
 from tests.conftest import TEST_TOKEN
@@ -677,3 +680,108 @@ async def test_stop_lets_a_heartbeat_under_way_finish_instead_of_cancelling_it(
     finally:
         h.store.heartbeat = real_heartbeat  # type: ignore[method-assign]
     assert finished == [dispatcher.owner]  # completed, not cancelled half-way
+
+
+# --- levelling (bot/levelling.py): early within the window, never twice, order kept ----------
+
+
+def _sent_at(delivery: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(delivery["sent_at"])
+
+
+async def test_levelling_sends_a_clump_early_within_its_window_exactly_once(h: Harness) -> None:
+    people = range(7000, 7060)
+    for chat_id in people:  # bedtime 22:30: the wind-down reminder is due at 21:30
+        await sign_up(h, chat_id, only=["wind_down"])
+    # 60 at one minute at 0.1 msg/s need 10 minutes; the window opens 5 minutes early.
+    dispatcher = h.new_dispatcher(
+        windows=windows_from(h.content), send_rate=0.1, tick_every=timedelta(minutes=1)
+    )
+    h.clock.set(berlin(10, 21))
+    await run_simulated(dispatcher, h.clock, timedelta(minutes=45))
+
+    due, opens = berlin(10, 21, 30), berlin(10, 21, 25)
+    deliveries = [d for chat_id in people for d in await h.deliveries(chat_id)]
+    assert [d["status"] for d in deliveries] == ["sent"] * 60
+    assert {datetime.fromisoformat(d["due_at"]) for d in deliveries} == {due}
+    assert Counter(call.chat_id for call in h.sends()) == Counter(people)
+    sent = sorted(_sent_at(d) for d in deliveries)
+    assert sent[0] >= opens  # never before the window opens
+    early = [moment for moment in sent if moment < due]
+    assert 20 <= len(early) < 60  # the plan's early share went early, the rest at 21:30
+    assert all(moment <= due - timedelta(minutes=1) for moment in early)
+
+
+async def test_without_windows_nothing_goes_early(h: Harness) -> None:
+    for chat_id in range(7100, 7120):
+        await sign_up(h, chat_id, only=["wind_down"])
+    h.clock.set(berlin(10, 21))
+    await run_simulated(h.dispatcher, h.clock, timedelta(minutes=45))
+    sent = [_sent_at(d) for c in range(7100, 7120) for d in await h.deliveries(c)]
+    assert len(sent) == 20 and min(sent) == berlin(10, 21, 30)
+
+
+async def test_an_early_release_never_overtakes_the_persons_earlier_reminder(h: Harness) -> None:
+    # Both at bedtime 22:30 with the exercise note moved to 21:05, a minute after a meal idea
+    # at 21:04; the second person has no meal idea. Releasing exercise notes at 20:50 must
+    # skip the first person: their meal idea has not gone yet.
+    await sign_up(h, CHAT, only=["meal", "exercise"])
+    await h.store.set_reminder(CHAT, "meal", h.clock.now(), offset_minutes=86)
+    await h.store.set_reminder(CHAT, "exercise", h.clock.now(), offset_minutes=85)
+    await sign_up(h, OTHER, only=["exercise"])
+    await h.store.set_reminder(OTHER, "exercise", h.clock.now(), offset_minutes=85)
+    exercise_at = berlin(10, 21, 5)
+    release = Release("exercise", int(exercise_at.timestamp()), 10)
+    released = await h.store.materialize_early(
+        berlin(10, 20, 50), [release], choose_meal=lambda diet, recent: None
+    )
+    assert released == [1]
+    assert await h.deliveries(CHAT) == []
+    [early] = await h.deliveries(OTHER)
+    assert early["kind"] == "exercise" and early["status"] == "pending"
+    assert datetime.fromisoformat(early["due_at"]) == exercise_at
+
+
+async def test_a_change_takes_back_an_early_release_and_the_new_time_wins(h: Harness) -> None:
+    await sign_up(h, OTHER, only=["exercise"])  # bedtime 22:30: exercise note at 19:30
+    exercise_at = berlin(10, 19, 30)
+    release = Release("exercise", int(exercise_at.timestamp()), 1)
+    now = berlin(10, 19, 15)
+    assert await h.store.materialize_early(now, [release], choose_meal=lambda d, r: None) == [1]
+    h.clock.set(now)
+    await h.store.set_bedtime(OTHER, time(23, 30), now)  # exercise note now at 20:30
+    assert await h.deliveries(OTHER) == []  # the early row went back to being scheduled
+    await run_simulated(h.dispatcher, h.clock, timedelta(hours=2))
+    [delivery] = await h.deliveries(OTHER)
+    assert datetime.fromisoformat(delivery["due_at"]) == berlin(10, 20, 30)
+    assert delivery["status"] == "sent" and _sent_at(delivery) == berlin(10, 20, 30)
+    assert len(h.sends(OTHER)) == 1
+
+
+async def test_overload_drops_meal_ideas_by_priority_counted_and_logged(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 40 wind-downs and 40 meal ideas due at 21:30 at 0.02 msg/s: the hour around them holds
+    # 72 sends. Levelling cannot carry it, so 8 meal ideas are dropped when they fall due,
+    # recorded as skipped with the policy's reason; every wind-down goes.
+    winders, eaters = range(7200, 7240), range(7300, 7340)
+    for chat_id in winders:
+        await sign_up(h, chat_id, only=["wind_down"])  # bedtime 22:30: due 21:30
+    for chat_id in eaters:
+        await sign_up(h, chat_id, bedtime=time(1, 30), only=["meal"])  # 4 h before: 21:30
+    dispatcher = h.new_dispatcher(
+        windows=windows_from(h.content), send_rate=0.02, tick_every=timedelta(minutes=1)
+    )
+    h.clock.set(berlin(10, 20, 40))
+    with caplog.at_level(logging.WARNING, logger="bot.dispatch"):
+        await run_simulated(dispatcher, h.clock, timedelta(hours=1))
+
+    wind_downs = [d for c in winders for d in await h.deliveries(c)]
+    meals = [d for c in eaters for d in await h.deliveries(c)]
+    assert [d["status"] for d in wind_downs] == ["sent"] * 40
+    dropped = [d for d in meals if d["status"] == "skipped"]
+    assert len(dropped) == 8 and Counter(d["status"] for d in meals)["sent"] == 32
+    assert {d["last_error"] for d in dropped} == {DROPPED}
+    assert len(h.sends()) == 72
+    [warning] = [r.getMessage() for r in caplog.records if "overload policy c" in r.getMessage()]
+    assert warning.startswith("dropped 8 reminders by priority") and "8 meal due" in warning

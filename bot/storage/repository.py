@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Final, Protocol
 
-from sqlalchemy import Select, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import Select, and_, bindparam, delete, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from bot import eligibility, schedule
 from bot.diary import wake, weekly
@@ -38,6 +39,7 @@ from bot.diary.checkin import CheckinFact
 from bot.diary.models import HABIT_FOR_REMINDER, DiaryEntry, Habit, OnsetBucket
 from bot.diary.wake import CHECKIN_KIND
 from bot.diary.weekly import WEEKLY_KIND
+from bot.levelling import Load, Release
 from bot.storage.conversation import Conversations, erase_owner
 from bot.storage.dialects import (
     READ_ONLY,
@@ -77,6 +79,7 @@ from bot.storage.records import (
     SendOutcome,
     StaleOccurrence,
 )
+from bot.storage.send_load import MinuteLoad, read_send_load_in, read_split
 from bot.storage.types import JSONStringList, UTCDateTime
 from bot.timezones import UnknownTimezone, tzinfo_for
 
@@ -90,6 +93,7 @@ MAX_SNOOZE_MINUTES: Final = 12 * 60
 FALLBACK_OFFSETS: Final[Mapping[str, int]] = {"meal": 240, "exercise": 180, "wind_down": 60}
 
 _D = DeliveryRow
+_NO_MEAL: Final[MealChooser] = lambda diet, recent: None  # noqa: E731  (a dropped meal idea)
 _R = ReminderRow
 _P = PersonRow
 _W = DISPATCHERS.c  # the dispatchers table's columns
@@ -728,7 +732,7 @@ class Store:
                 lateness = now - fire_at
                 if lateness > grace:
                     stale.append(StaleOccurrence(due.chat_id, due.kind, fire_at, lateness))
-                    moves.append(_move(due, _occurrence(due, due, tz, now, after=now)))
+                    moves.append(_move(due, _next_instant(due, due, tz, now, after=now)))
                     continue
                 meal_id = None
                 if due.kind == MEAL_KIND:
@@ -736,9 +740,11 @@ class Store:
                     meal_id = choose_meal(due.diet, tuple(recent))
                     if meal_id is not None:
                         meals[due.chat_id] = [*recent, meal_id][-RECENT_MEALS_KEPT:]
-                new_deliveries.append(_delivery_values(due, meal_id, now))
+                new_deliveries.append(
+                    _delivery_values(due.chat_id, due.id, due.kind, fire_at, meal_id, now)
+                )
                 due.last_due_at = fire_at
-                moves.append(_move(due, _occurrence(due, due, tz, now, after=fire_at)))
+                moves.append(_move(due, _next_instant(due, due, tz, now, after=fire_at)))
             if moves:
                 await connection.execute(_MOVE_REMINDER, moves)
             if meals:
@@ -746,15 +752,124 @@ class Store:
                     _REMEMBER_MEALS,
                     [{"b_chat": chat, "b_meals": recent} for chat, recent in meals.items()],
                 )
-            created = 0
-            if new_deliveries:
-                # The UNIQUE(reminder_id, due_at) backstop: a night that somehow was already
-                # materialised is silently not inserted again.
-                statement = insert_ignoring_conflicts(
-                    self._dialect, DELIVERIES, "reminder_id", "due_at"
-                ).returning(DELIVERIES.c.id)
-                created = len((await connection.execute(statement, new_deliveries)).all())
+            created = await self._insert_deliveries(connection, new_deliveries)
             return MaterializeResult(len(rows), created, tuple(stale))
+
+    async def materialize_early(
+        self,
+        now: datetime,
+        releases: Sequence[Release],
+        *,
+        choose_meal: MealChooser,
+        drop_reason: str | None = None,
+    ) -> list[int]:
+        """Levelling (bot/levelling.py): release reminders due later as deliveries sendable
+        now, in one transaction; how many were released, per release.
+
+        For each release, up to ``count`` reminders of its kind due in its minute become
+        pending deliveries with their own ``due_at`` (so lateness and expiry still count
+        from their time) and ``next_attempt_at = now``. A person's reminder is never released
+        ahead of their own earlier one that is still waiting: their order never changes.
+
+        With ``drop_reason`` (levelling's overload policy c) the occurrences are recorded as
+        ``skipped`` with that reason instead: counted, never sent, the reminder moved on.
+        """
+        _require_aware(now, "now")
+        released: list[dict[str, Any]] = []
+        counts: list[int] = []
+        async with self._transaction() as session:
+            earlier = aliased(ReminderRow)
+            for release in releases:
+                start = datetime.fromtimestamp(release.at, UTC)
+                rows = (
+                    await session.execute(
+                        select(ReminderRow, PersonRow)
+                        .join(PersonRow, _P.chat_id == _R.chat_id)
+                        .where(
+                            _R.kind == release.kind,
+                            _R.next_fire_at >= max(start, now),
+                            _R.next_fire_at < start + timedelta(minutes=1),
+                            # Dropping reorders nothing; an early send must not overtake.
+                            true()
+                            if drop_reason is not None
+                            else ~select(earlier.id)
+                            .where(
+                                earlier.chat_id == _R.chat_id,
+                                earlier.next_fire_at < _R.next_fire_at,
+                            )
+                            .exists(),
+                        )
+                        .order_by(_R.next_fire_at, _R.id)
+                        .limit(release.count)
+                        .with_for_update(
+                            skip_locked=True, key_share=True, of=[ReminderRow, PersonRow]
+                        )
+                    )
+                ).all()
+                for reminder, person in rows:
+                    if self._next_fire(person, reminder, now) is None:
+                        reminder.next_fire_at = None
+                        continue
+                    if drop_reason is None:
+                        row = self._occurrence(person, reminder, now, choose_meal, send_at=now)
+                    else:
+                        row = self._occurrence(person, reminder, now, _NO_MEAL, send_at=now)
+                        row.update(status=DeliveryStatus.SKIPPED, last_error=drop_reason[:500])
+                    released.append(row)
+                counts.append(len(released) - sum(counts))
+            await self._insert_deliveries(session, released)
+            return counts
+
+    def _occurrence(
+        self,
+        person: PersonRow,
+        reminder: ReminderRow,
+        now: datetime,
+        choose_meal: MealChooser,
+        *,
+        send_at: datetime,
+    ) -> dict[str, Any]:
+        """The delivery row for the reminder's due occurrence (tonight's meal chosen), and the
+        reminder moved on to its next night."""
+        due = reminder.next_fire_at
+        assert due is not None
+        meal_id = None
+        if reminder.kind == MEAL_KIND:
+            meal_id = choose_meal(person.diet, tuple(person.recent_meals))
+            if meal_id is not None:
+                person.recent_meals = [*person.recent_meals, meal_id][-RECENT_MEALS_KEPT:]
+        reminder.last_due_at = due
+        reminder.next_fire_at = self._next_fire(person, reminder, now, after=due)
+        return _delivery_values(
+            person.chat_id, reminder.id, reminder.kind, due, meal_id, now, send_at=send_at
+        )
+
+    async def _insert_deliveries(
+        self, session: AsyncSession | AsyncConnection, rows: list[dict[str, Any]]
+    ) -> int:
+        if not rows:
+            return 0
+        # The UNIQUE(reminder_id, due_at) backstop: a night that somehow was already
+        # materialised is silently not inserted again.
+        statement = insert_ignoring_conflicts(
+            self._dialect, DELIVERIES, "reminder_id", "due_at"
+        ).returning(DELIVERIES.c.id)
+        return len((await session.execute(statement, rows)).all())
+
+    async def send_load(self, start: datetime, end: datetime) -> list[MinuteLoad]:
+        """Everything due in [start, end) per kind and minute (the daily capacity check)."""
+        async with self._core(read_only=True) as connection:
+            return await read_send_load_in(connection, start, end)
+
+    async def upcoming_load(self, start: datetime, end: datetime) -> list[Load]:
+        """The load levelling plans (bot/levelling.py): reminders scheduled and deliveries
+        pending in [start, end), per kind and minute, in one read-only snapshot."""
+        async with self._core(read_only=True) as connection:
+            scheduled, pending = await read_split(connection, start, end)
+        return [
+            *(Load(m.kind, m.minute * 60, m.count) for m in scheduled),
+            *(Load(m.kind, m.minute * 60, m.count, scheduled=False) for m in pending),
+        ]
 
     async def claim_deliveries(
         self,
@@ -1071,6 +1186,7 @@ class Store:
                 person.blocked_reason = None
             change(person, reminders)
             person.updated_at = now
+            await self._take_back_early(session, chat_id, reminders, now)
             for reminder in reminders:
                 reminder.next_fire_at = self._next_fire(person, reminder, now, keep_due=True)
             if cancel_all:
@@ -1078,6 +1194,33 @@ class Store:
             elif cancel_kinds is not None:
                 await _cancel_unsent(session, chat_id, tuple(cancel_kinds), "turned off")
             return self._person(person, reminders)
+
+    async def _take_back_early(
+        self, session: AsyncSession, chat_id: int, reminders: list[ReminderRow], now: datetime
+    ) -> None:
+        """Undo levelling's early releases (bot/levelling.py) not yet claimed: the change may
+        move or stop that occurrence, so it goes back to being scheduled and is planned again
+        from the new settings (a levelled release comes back at the next plan)."""
+        taken = (
+            await session.execute(
+                delete(DeliveryRow)
+                .where(
+                    _D.chat_id == chat_id,
+                    _D.status == DeliveryStatus.PENDING,
+                    _D.attempts == 0,
+                    _D.reminder_id.is_not(None),
+                    _D.due_at > now,
+                )
+                .returning(_D.reminder_id, _D.due_at)
+            )
+        ).all()
+        for reminder_id, due_at in taken:
+            for reminder in reminders:
+                if reminder.id == reminder_id and reminder.last_due_at == due_at:
+                    # The night was not handed over after all; None only ever allows an
+                    # occurrence after the previous one, which was sent before ``now``.
+                    reminder.last_due_at = None
+                    reminder.next_fire_at = due_at
 
     async def _lock_person(
         self, session: AsyncSession, chat_id: int, *, create_at: datetime | None = None
@@ -1131,11 +1274,11 @@ class Store:
         keep_due: bool = False,
     ) -> datetime | None:
         """The next instant this reminder should fire, or None when it must not fire at all:
-        whether it fires is ``_fire_zone``'s question, when is ``_occurrence``'s."""
+        whether it fires is ``_fire_zone``'s question, when is ``_next_instant``'s."""
         tz = self._fire_zone(person, reminder)
         if tz is None:
             return None
-        return _occurrence(person, reminder, tz, now, after=after, keep_due=keep_due)
+        return _next_instant(person, reminder, tz, now, after=after, keep_due=keep_due)
 
     def _fire_zone(self, person: _PersonTiming, reminder: _ReminderTiming) -> tzinfo | None:
         """The person's time zone when this reminder fires at all, else None (unsubscribed,
@@ -1543,7 +1686,7 @@ class _ReminderTiming(Protocol):
 @dataclass(slots=True)
 class _DueReminder:
     """One due reminder with its person's columns: what ``materialize_due`` reads, without
-    ORM rows. It is both the person and the reminder for ``_fire_zone``/``_occurrence``."""
+    ORM rows. It is both the person and the reminder for ``_fire_zone``/``_next_instant``."""
 
     id: int
     chat_id: int
@@ -1596,17 +1739,27 @@ def _due_reminders(now: datetime, limit: int, *, lock: bool) -> Select[Any]:
     return statement
 
 
-def _delivery_values(due: _DueReminder, meal_id: str | None, now: datetime) -> dict[str, Any]:
-    """The pending delivery row for ``due``'s current occurrence (``next_fire_at``)."""
+def _delivery_values(
+    chat_id: int,
+    reminder_id: int,
+    kind: str,
+    due_at: datetime,
+    meal_id: str | None,
+    now: datetime,
+    *,
+    send_at: datetime | None = None,
+) -> dict[str, Any]:
+    """A pending delivery row for one occurrence: sendable at ``send_at`` (levelling's early
+    release) or at its own ``due_at``. Shared by ``materialize_due`` and ``_occurrence``."""
     return {
-        "chat_id": due.chat_id,
-        "reminder_id": due.id,
-        "kind": due.kind,
-        "due_at": due.next_fire_at,
+        "chat_id": chat_id,
+        "reminder_id": reminder_id,
+        "kind": kind,
+        "due_at": due_at,
         "meal_id": meal_id,
         "status": DeliveryStatus.PENDING,
         "attempts": 0,
-        "next_attempt_at": due.next_fire_at,
+        "next_attempt_at": due_at if send_at is None else send_at,
         "created_at": now,
     }
 
@@ -1631,7 +1784,7 @@ _REMEMBER_MEALS: Final = (
 )
 
 
-def _occurrence(
+def _next_instant(
     person: _PersonTiming,
     reminder: _ReminderTiming,
     tz: tzinfo,

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Integer, cast, extract, func, select
+from sqlalchemy import BigInteger, ColumnElement, Integer, Select, cast, extract, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.storage.models import DELIVERIES, REMINDERS, DeliveryStatus
@@ -38,10 +39,24 @@ def _epoch_minute(column: ColumnElement[datetime], dialect: str) -> ColumnElemen
 async def read_send_load(engine: AsyncEngine, start: datetime, end: datetime) -> list[MinuteLoad]:
     """Everything due in [start, end): scheduled reminders and pending deliveries."""
     async with engine.begin() as connection:
-        return await _read(connection, start, end)
+        return await read_send_load_in(connection, start, end)
 
 
-async def _read(connection: AsyncConnection, start: datetime, end: datetime) -> list[MinuteLoad]:
+async def read_send_load_in(
+    connection: AsyncConnection, start: datetime, end: datetime
+) -> list[MinuteLoad]:
+    scheduled, pending = await read_split(connection, start, end)
+    loads: dict[tuple[str, int], int] = {}
+    for load in (*scheduled, *pending):
+        loads[load.kind, load.minute] = loads.get((load.kind, load.minute), 0) + load.count
+    return [MinuteLoad(kind, minute, count) for (kind, minute), count in sorted(loads.items())]
+
+
+async def read_split(
+    connection: AsyncConnection, start: datetime, end: datetime
+) -> tuple[list[MinuteLoad], list[MinuteLoad]]:
+    """(scheduled reminders, pending deliveries) due in [start, end), apart: the dispatcher's
+    levelling may release the first early, never the second (bot/levelling.py)."""
     dialect = connection.dialect.name
     reminder_minute = _epoch_minute(_R.next_fire_at, dialect).label("minute")
     reminders = (
@@ -59,9 +74,9 @@ async def _read(connection: AsyncConnection, start: datetime, end: datetime) -> 
         )
         .group_by(_D.kind, delivery_minute)
     )
-    loads: dict[tuple[str, int], int] = {}
-    for statement in (reminders, deliveries):
-        for kind, minute, count in (await connection.execute(statement)).all():
-            key = (str(kind), int(minute))
-            loads[key] = loads.get(key, 0) + int(count)
-    return [MinuteLoad(kind, minute, count) for (kind, minute), count in sorted(loads.items())]
+    return await _counted(connection, reminders), await _counted(connection, deliveries)
+
+
+async def _counted(connection: AsyncConnection, statement: Select[Any]) -> list[MinuteLoad]:
+    rows = (await connection.execute(statement)).all()
+    return [MinuteLoad(str(kind), int(minute), int(count)) for kind, minute, count in rows]

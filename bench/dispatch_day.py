@@ -1,0 +1,196 @@
+"""The real dispatcher through a simulated day: ``python -m bench.dispatch_day [--people 2000]
+[--rate 0.6] [--hours 24]``.
+
+bench/day.py models when reminders *can* go out under the cap; this runs the dispatcher
+itself — materialise, levelling, claim, last-moment check, record, on a real SQLite database —
+on an injected clock, with a stand-in Bot whose sends consume simulated time at ``--rate``
+messages a second (one send per 1/rate seconds, in order; nothing else is simulated). The
+same population (bench/population.py) runs twice in one process, side by side:
+
+* ``current``   the dispatcher without send windows (as before levelling);
+* ``levelled``  the dispatcher with content's send windows, planning at ``--rate``.
+
+The population scales with the rate: 2,000 people at 0.6 msg/s is the load shape of 100,000
+at 30 msg/s (each clump a fiftieth, sent fifty times slower), in a fiftieth of the database
+work; 10,000 and 20,000 people at 0.6 msg/s stand for 500k and 1M.
+Per kind: how many were sent, p50/p99/max lateness and earliness in minutes (from the
+moment the stand-in accepted the send to the reminder's intended minute), sent after the
+window, expired.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import math
+import sqlite3
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Final, cast
+
+from telegram import Bot
+
+from bench.day import T0
+from bench.population import populate
+from bot.capacity_plan import windows_from
+from bot.clock import FakeClock
+from bot.content import default_content_dir, load_content
+from bot.dispatch import Dispatcher
+from bot.storage import open_store
+
+TICK: Final = timedelta(seconds=5)
+
+
+class SimulatedBot:
+    """Accepts sends one per 1/rate seconds of the injected clock, moving it forward."""
+
+    def __init__(self, clock: FakeClock, rate: float) -> None:
+        self.clock = clock
+        self.interval = timedelta(seconds=1 / rate)
+        self.next_free = clock.now()
+        self.accepted: list[datetime] = []  # message_id - 1 -> when it was accepted
+
+    async def send_message(self, chat_id: int, text: str, **_: Any) -> Any:
+        slot = max(self.clock.now(), self.next_free)
+        if slot > self.clock.now():
+            self.clock.set(slot)
+        self.next_free = slot + self.interval
+        self.accepted.append(slot)
+        return SimpleNamespace(message_id=len(self.accepted), chat_id=chat_id)
+
+
+@dataclass
+class Figures:
+    sent: int = 0
+    expired: int = 0
+    after_window: int = 0
+    lateness: list[float] | None = None
+    earliness: list[float] | None = None
+
+
+def _quantile(values: list[float], fraction: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1)]
+
+
+async def run_day(
+    label: str, db: Path, rate: float, hours: int, *, levelled: bool
+) -> tuple[dict[str, Figures], float, Counter[str]]:
+    content = load_content(default_content_dir())
+    offsets: dict[str, int] = {k.kind: k.default_offset_minutes for k in content.reminder_kinds}
+    windows = windows_from(content)
+    store = await open_store(f"sqlite+aiosqlite:///{db}", default_offsets=offsets)
+    clock = FakeClock(T0)
+    bot = SimulatedBot(clock, rate)
+    dispatcher = Dispatcher(
+        store,
+        cast(Bot, bot),
+        content,
+        clock,
+        windows=windows if levelled else None,
+        send_rate=rate,
+        tick_every=TICK,
+    )
+    end = T0 + timedelta(hours=hours)
+    report: Counter[str] = Counter()
+    started = time.perf_counter()
+    try:
+        while clock.now() < end:
+            clock.advance(TICK)
+            tick = await dispatcher.tick()
+            report["materialized"] += tick.materialized
+            report["released_early"] += tick.released_early
+            report["expired"] += tick.expired
+            report["skipped_stale"] += tick.skipped_stale
+    finally:
+        await store.close()
+    elapsed = time.perf_counter() - started
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute(
+            "SELECT kind, due_at, status, telegram_message_id FROM deliveries"
+        ).fetchall()
+    figures: dict[str, Figures] = defaultdict(lambda: Figures(lateness=[], earliness=[]))
+    for kind, due_text, status, message_id in rows:
+        f = figures[kind]
+        if status == "expired":
+            f.expired += 1
+            continue
+        if message_id is None:
+            continue
+        due = datetime.fromisoformat(due_text).replace(tzinfo=T0.tzinfo)
+        offset = (bot.accepted[message_id - 1] - due).total_seconds()
+        f.sent += 1
+        assert f.lateness is not None and f.earliness is not None
+        f.lateness.append(max(0.0, offset))
+        f.earliness.append(max(0.0, -offset))
+        if offset > windows[kind].after:
+            f.after_window += 1
+    logging.getLogger("bench").info("%s: %.1f s", label, elapsed)
+    return dict(figures), elapsed, report
+
+
+def table(results: Sequence[tuple[str, dict[str, Figures]]]) -> str:
+    lines = [
+        "| run | kind | sent | late p50 / p99 / max (min) | early p50 / p99 / max (min) "
+        "| after window | expired |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, figures in results:
+        for kind in sorted(figures):
+            f = figures[kind]
+            late, early = f.lateness or [], f.earliness or []
+            lines.append(
+                f"| {label} | {kind} | {f.sent:,} | "
+                f"{_quantile(late, 0.5) / 60:.1f} / {_quantile(late, 0.99) / 60:.1f} / "
+                f"{max(late, default=0) / 60:.1f} | "
+                f"{_quantile(early, 0.5) / 60:.1f} / {_quantile(early, 0.99) / 60:.1f} / "
+                f"{max(early, default=0) / 60:.1f} | {f.after_window:,} | {f.expired:,} |"
+            )
+    return "\n".join(lines)
+
+
+async def main_async(people: int, rate: float, hours: int) -> None:
+    content = load_content(default_content_dir())
+    kinds = [(k.kind, k.default_offset_minutes) for k in content.reminder_kinds]
+    results = []
+    with tempfile.TemporaryDirectory(prefix="sleepbot-dispatch-day-") as tmp:
+        for label, levelled in (("current", False), ("levelled", True)):
+            db = Path(tmp) / f"{label}.db"
+            store = await open_store(f"sqlite+aiosqlite:///{db}", default_offsets=dict(kinds))
+            await store.close()
+            populate(db, people, kinds, T0)
+            figures, elapsed, report = await run_day(label, db, rate, hours, levelled=levelled)
+            print(
+                f"{label}: {hours} simulated hours in {elapsed:.1f} s; "
+                + ", ".join(f"{name}={count:,}" for name, count in sorted(report.items()))
+            )
+            results.append((label, figures))
+    print()
+    print(
+        f"{people:,} people, {rate:g} msg/s (the load shape of {people * 30 / rate:,.0f} "
+        f"people at 30 msg/s), {hours} h from {T0:%Y-%m-%d %H:%M} UTC, grace 30 min:"
+    )
+    print(table(results))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--people", type=int, default=2_000)
+    parser.add_argument("--rate", type=float, default=0.6)
+    parser.add_argument("--hours", type=int, default=24)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    asyncio.run(main_async(args.people, args.rate, args.hours))
+
+
+if __name__ == "__main__":
+    main()

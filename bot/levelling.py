@@ -1,0 +1,198 @@
+"""Which scheduled reminders the dispatcher should release early, and when: the Leveller's plan
+turned into release quotas. Pure: no I/O, no clock, no Telegram.
+
+The dispatcher (bot/dispatch.py) asks the database every minute for the coming load (reminders
+not yet materialised, per kind and minute, plus deliveries already pending), plans it with
+``bot.capacity.Leveller`` at the configured send rate, and keeps the plan's early sends as
+quotas: "by second s, n of the meal reminders due at 22:00 should have left". Each tick it
+materialises what the quotas say is due, sooner than its time but never before its window
+opens, so a clump of reminders is spread over the minutes before it instead of piling up late.
+
+Only sends at least a minute early become quotas. A reminder the plan sends later is
+materialised at its time as always, so on a quiet evening levelling changes nothing at all;
+and the plan is redone from the database every minute, so a wrong guess costs at most one
+minute's releases.
+
+When even levelling cannot carry the coming hour (the plan expires something), the plan also
+gives *drop* quotas — overload policy (c) of bot/capacity.py, explicit instead of expiry by
+arrival order: as many reminders as would expire, from the congested stretch, meal ideas
+first, then exercise notes, wind-downs last, the latest first. A group's drops are acted on
+when it falls due; each is recorded as skipped with its reason, counted and logged.
+
+Everything the plan sees starts at "now": a window that opened in the past opens now (nothing
+can be sent in the past), and deliveries already pending are sent at their own time or now,
+never earlier (they already exist; only scheduled reminders are released early).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from itertools import accumulate
+from typing import Final
+
+from bot.capacity import DROP_ORDER, NO_WINDOW, Leveller, Plan, Reminder, TokenBudget, Window
+
+MIN_EARLY: Final = 60
+"""Levelling moves reminders by whole minutes: a send planned less than this before its time
+is left to the normal materialisation at its time (a clump that fits in its own minute, or
+nearly, just queues for a few seconds instead of being released early)."""
+HORIZON_FACTOR: Final = 2
+"""How far ahead the plan looks, in widest windows: a clump borrows seconds up to one window
+before it, and the clump after it may have borrowed those already."""
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """``count`` messages of ``kind`` due at ``at`` (epoch seconds). ``scheduled``: reminders
+    not yet materialised, which may be released early; otherwise pending deliveries."""
+
+    kind: str
+    at: int
+    count: int
+    scheduled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """Release ``count`` more of the ``kind`` reminders due in the minute starting at ``at``."""
+
+    kind: str
+    at: int
+    count: int
+
+
+class ReleasePlan:
+    """Early-release quotas from one plan, consumed as the dispatcher releases reminders."""
+
+    def __init__(
+        self,
+        planned_at: int,
+        quotas: Mapping[tuple[str, int], Sequence[tuple[int, int]]],
+        drops: Mapping[tuple[str, int], int] | None = None,
+    ) -> None:
+        self.planned_at = planned_at
+        self._drops = dict(drops or {})
+        # (kind, minute start) -> (seconds, cumulative early sends by each second)
+        self._quotas = {
+            key: ([second for second, _ in pieces], list(accumulate(n for _, n in pieces)))
+            for key, pieces in quotas.items()
+        }
+        self._released: dict[tuple[str, int], int] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._quotas or self._drops)
+
+    @property
+    def dropping(self) -> int:
+        """Reminders this plan drops (overload policy c), all told."""
+        return sum(self._drops.values())
+
+    def drops_due(self, now: int) -> list[Release]:
+        """Groups falling due by second ``now`` with reminders to drop; each asked once."""
+        due = [
+            Release(kind, at, count)
+            for (kind, at), count in sorted(self._drops.items(), key=lambda i: (i[0][1], i[0][0]))
+            if at <= now and count > 0
+        ]
+        for release in due:
+            self._drops[release.kind, release.at] = 0
+        return due
+
+    @property
+    def total(self) -> int:
+        """Early sends in this plan, all told."""
+        return sum(cumulative[-1] for _, cumulative in self._quotas.values())
+
+    def due(self, now: int) -> list[Release]:
+        """What should have been released by second ``now`` and was not yet, earliest first."""
+        releases = []
+        for (kind, at), (seconds, cumulative) in sorted(
+            self._quotas.items(), key=lambda item: (item[0][1], item[0][0])
+        ):
+            if at <= now:  # due anyway: materialised at its time
+                continue
+            position = bisect_right(seconds, now)
+            wanted = cumulative[position - 1] if position else 0
+            missing = wanted - self._released.get((kind, at), 0)
+            if missing > 0:
+                releases.append(Release(kind, at, missing))
+        return releases
+
+    def released(self, release: Release) -> None:
+        """``release`` was acted on. Counted as asked even when the database found fewer: the
+        rest were not releasable (a person's earlier reminder still waiting, or already
+        materialised), and asking again every tick would find none either."""
+        key = (release.kind, release.at)
+        self._released[key] = self._released.get(key, 0) + release.count
+
+
+def plan_releases(
+    loads: Sequence[Load],
+    windows: Mapping[str, Window],
+    *,
+    now: int,
+    rate: float,
+    grace: int,
+) -> ReleasePlan:
+    """Level ``loads`` from second ``now`` on and keep the early sends of scheduled reminders."""
+    reminders: list[Reminder] = []
+    groups: list[tuple[str, int] | None] = []
+    for load in loads:
+        window = windows.get(load.kind, NO_WINDOW)
+        at = max(load.at, now)
+        if load.scheduled and load.at > now:
+            # A window opening before now opens now: nothing is sent in the past.
+            window = Window(min(window.before, load.at - now), window.after)
+            groups.append((load.kind, load.at))
+        else:
+            window = Window(0, window.after)
+            groups.append(None)
+        reminders.append(Reminder(None, load.kind, at, window, load.count))
+    if not reminders:
+        return ReleasePlan(now, {})
+    plan = Leveller(TokenBudget(rate), grace).plan(reminders)
+    drops = _drop_quotas(plan, groups) if plan.expired else {}
+    quotas: dict[tuple[str, int], list[tuple[int, int]]] = {}
+    for index, second, count in zip(
+        plan.piece_reminder, plan.piece_second, plan.piece_count, strict=True
+    ):
+        group = groups[index]
+        if group is not None and second <= group[1] - MIN_EARLY:
+            quotas.setdefault(group, []).append((second, count))
+    return ReleasePlan(now, quotas, drops)
+
+
+def _drop_quotas(
+    plan: Plan, groups: Sequence[tuple[str, int] | None]
+) -> dict[tuple[str, int], int]:
+    """Per congested stretch, as many scheduled reminders as would expire in it, by
+    ``DROP_ORDER`` (meal ideas first, wind-downs last), the latest first: dropping one frees a
+    send for one that would otherwise expire. Pending deliveries are never dropped here."""
+    reminders = plan.reminders
+    drops: dict[tuple[str, int], int] = {}
+    for first, last, expired, lost in plan.congested:
+        members = {plan.piece_reminder[p] for p in range(first, last)} | set(lost)
+        candidates = sorted(
+            (i for i in members if groups[i] is not None), key=lambda i: -reminders[i].intended
+        )
+        need = expired
+        for kind in DROP_ORDER:
+            for index in candidates:
+                group = groups[index]
+                if need == 0:
+                    break
+                if group is None or reminders[index].kind != kind:
+                    continue
+                take = min(need, reminders[index].count - drops.get(group, 0))
+                if take > 0:
+                    drops[group] = drops.get(group, 0) + take
+                    need -= take
+    return drops
+
+
+def horizon_seconds(windows: Mapping[str, Window]) -> int:
+    """How far ahead the dispatcher reads the load (0: no kind may go early)."""
+    widest = max((window.before for window in windows.values()), default=0)
+    return HORIZON_FACTOR * widest

@@ -1,0 +1,123 @@
+"""Levelling's release quotas (bot/levelling.py): pure, no database, no Telegram."""
+
+from __future__ import annotations
+
+from bot.capacity import Window
+from bot.levelling import Load, Release, horizon_seconds, plan_releases
+
+MINUTE = 60
+WINDOWS = {
+    "meal": Window.minutes(30, 10),
+    "exercise": Window.minutes(20, 10),
+    "wind_down": Window.minutes(5, 5),
+}
+NOW = 1_000_000 * MINUTE  # a whole minute, like every bedtime
+
+
+def test_a_quiet_evening_releases_nothing_early() -> None:
+    # 1,500 at one minute take 50 s at 30 msg/s: they queue within their minute.
+    loads = [Load("meal", NOW + 10 * MINUTE, 100), Load("wind_down", NOW + 20 * MINUTE, 1500)]
+    plan = plan_releases(loads, WINDOWS, now=NOW, rate=30, grace=30 * MINUTE)
+    assert not plan
+    assert plan.due(NOW + 20 * MINUTE) == []
+
+
+def test_a_clump_is_released_early_but_never_before_its_window_opens() -> None:
+    due = NOW + 60 * MINUTE
+    plan = plan_releases([Load("meal", due, 6000)], WINDOWS, now=NOW, rate=30, grace=30 * MINUTE)
+    # 30 msg/s leaves 1,800 a minute: 6,000 at one minute need 200 s, borrowed before it;
+    # the sends planned in its last minute are left to its own minute (MIN_EARLY).
+    assert 4200 - 30 <= plan.total <= 4200 + 30
+    opens = due - 30 * MINUTE
+    assert plan.due(opens - 1) == []
+    assert plan.due(due - 200) == []  # as late as possible: the clump's last 200 seconds
+    released = plan.due(due - 100)
+    assert released and released[0].kind == "meal" and released[0].at == due
+    assert 2900 <= released[0].count <= 3100  # 100 s at 30 msg/s
+    # Cumulative: after acting on the first release only the rest is asked for.
+    plan.released(released[0])
+    again = plan.due(due - 1)
+    assert sum(r.count for r in released + again) == plan.total
+    plan.released(again[0])
+    assert plan.due(due - 1) == []
+    assert plan.due(due) == []  # at its minute the rest is materialised as always
+
+
+def test_a_window_that_opened_in_the_past_opens_now() -> None:
+    due = NOW + 2 * MINUTE  # the meal window opened 28 minutes ago
+    plan = plan_releases([Load("meal", due, 9000)], WINDOWS, now=NOW, rate=30, grace=30 * MINUTE)
+    assert plan.total == 1800 + 30  # every second from now to a minute before its time
+    assert sum(r.count for r in plan.due(NOW)) == 30  # the first second's sends, not before
+
+
+def test_pending_deliveries_are_never_released_early_but_take_their_share() -> None:
+    due = NOW + 4 * MINUTE
+    meals = Load("meal", due, 3000)
+    alone = plan_releases([meals], WINDOWS, now=NOW, rate=30, grace=1800)
+    # 4,500 overdue wind-downs (retries, a restart) go first: their deadline is earlier.
+    backlog = Load("wind_down", NOW - MINUTE, 4500, scheduled=False)
+    shared = plan_releases([meals, backlog], WINDOWS, now=NOW, rate=30, grace=1800)
+    assert {r.kind for r in shared.due(due - 1)} == {"meal"}
+    assert alone.total == 1200  # 100 s needed; the last minute is left to its minute
+    assert shared.total == 930  # the backlog holds the seconds until now + 150 s
+
+
+def test_earliest_deadline_first_between_two_clumps() -> None:
+    # 4,000 wind-downs at T (window -5/+5) and 4,000 meal ideas a minute later (-30/+10):
+    # 267 s of sends for one 60 s minute each. Both borrow the minutes before; neither
+    # starts before its window opens, and everything early leaves at least a minute early.
+    wind_down, meal = NOW + 30 * MINUTE, NOW + 31 * MINUTE
+    plan = plan_releases(
+        [Load("wind_down", wind_down, 4000), Load("meal", meal, 4000)],
+        WINDOWS,
+        now=NOW,
+        rate=30,
+        grace=1800,
+    )
+    assert plan.due(wind_down - 5 * MINUTE) == []
+    by_kind = {r.kind: r.count for r in plan.due(wind_down - MINUTE)}
+    assert by_kind["wind_down"] > 2000 and by_kind["meal"] > 2000
+    # At no second is more released than the rate allows since now.
+    for second in range(wind_down - 5 * MINUTE, wind_down, 10):
+        released = sum(r.count for r in plan.due(second))
+        assert released <= (second - (wind_down - 5 * MINUTE) + 1) * 30
+
+
+def test_release_is_acted_on_once_even_when_the_database_found_fewer() -> None:
+    plan = plan_releases(
+        [Load("wind_down", NOW + 5 * MINUTE, 20000)], WINDOWS, now=NOW, rate=30, grace=1800
+    )
+    [release] = plan.due(NOW + MINUTE)
+    plan.released(Release(release.kind, release.at, release.count))
+    assert plan.due(NOW + MINUTE) == []
+
+
+def test_the_horizon_is_two_widest_windows() -> None:
+    assert horizon_seconds(WINDOWS) == 60 * MINUTE
+    assert horizon_seconds({}) == 0
+    assert horizon_seconds({"meal": Window(0, 600)}) == 0
+
+
+def test_an_hour_levelling_cannot_carry_drops_meal_ideas_first() -> None:
+    # 3,000 each of wind-downs and meal ideas at T and exercise notes a minute later, at
+    # 1 msg/s: from now (the meal window opens) to the exercise notes' grace end is 3,661
+    # seconds for 9,000 sends. What would expire is dropped instead, meal ideas first, then
+    # exercise notes; no wind-down.
+    due = NOW + 30 * MINUTE
+    loads = [
+        Load("wind_down", due, 3000),
+        Load("meal", due, 3000),
+        Load("exercise", due + MINUTE, 3000),
+    ]
+    plan = plan_releases(loads, WINDOWS, now=NOW, rate=1, grace=1800)
+    assert plan.dropping == 9000 - 3661
+    assert plan.drops_due(due - 1) == []  # a group's drops wait until it falls due
+    assert plan.drops_due(due) == [Release("meal", due, 3000)]
+    assert plan.drops_due(due) == []  # asked once
+    assert plan.drops_due(due + MINUTE) == [Release("exercise", due + MINUTE, 2339)]
+
+
+def test_no_drops_when_levelling_carries_the_hour() -> None:
+    due = NOW + 30 * MINUTE
+    plan = plan_releases([Load("meal", due, 6000)], WINDOWS, now=NOW, rate=30, grace=1800)
+    assert plan.dropping == 0 and plan.drops_due(due + 3600) == []
