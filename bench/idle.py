@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import statistics
 import sys
 import tempfile
@@ -48,8 +49,15 @@ def _summary(samples: Sequence[float]) -> str:
 
 
 async def run(people: int) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="sleepbot-idle-"))
+    try:
+        return await _run_in(workdir / "idle.sqlite3", people)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def _run_in(path: Path, people: int) -> int:
     content = load_content(CONTENT_DIR)
-    path = Path(tempfile.mkdtemp(prefix="sleepbot-idle-")) / "idle.sqlite3"
     store = await open_store(database_url(path), default_offsets=offsets(content))
     await store.close()
     population = populate(path, people, list(offsets(content).items()), T0)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import shutil
 import statistics
 import sys
 import tempfile
@@ -125,6 +126,15 @@ async def dispatcher(
 
 async def run(count: int, concurrencies: Sequence[int], rounds: int, profile: int | None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="sleepbot-sendrate-"))
+    try:
+        return await _run_in(workdir, count, concurrencies, rounds, profile)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def _run_in(
+    workdir: Path, count: int, concurrencies: Sequence[int], rounds: int, profile: int | None
+) -> int:
     pristine = await _send_database(Context(workdir=workdir, quick=False), "sendrate", count)
     copy = workdir / "run.sqlite3"
     rates: dict[tuple[str, int], list[float]] = {}
