@@ -156,6 +156,30 @@ class TimedStore(Store):
     async def _check(self, owner: str, delivery_ids: Sequence[int]) -> dict[int, str | None]:
         return await super().check_deliveries(owner, delivery_ids)
 
+    async def settle(
+        self, owner: str, check_ids: Sequence[int], outcomes: Sequence[SendOutcome]
+    ) -> tuple[dict[int, str | None], list[RecordedOutcome]]:
+        """The dispatcher's rounds: checks and records, together when both are waiting
+        (a round with one kind goes through the timed method of that kind)."""
+        if not outcomes:
+            return await self.check_deliveries(owner, check_ids), []
+        if not check_ids:
+            return {}, await self.record_outcomes(owner, outcomes)
+        started = time.perf_counter()
+        stamp = time.monotonic()
+        for delivery_id in check_ids:
+            self.checked_at[delivery_id] = stamp
+        try:
+            return await self._settle(owner, check_ids, outcomes)
+        finally:
+            self._add("settle", started)
+            self.recorded += len(outcomes)
+
+    async def _settle(
+        self, owner: str, check_ids: Sequence[int], outcomes: Sequence[SendOutcome]
+    ) -> tuple[dict[int, str | None], list[RecordedOutcome]]:
+        return await super().settle(owner, check_ids, outcomes)
+
     async def record_outcomes(
         self, owner: str, outcomes: Sequence[SendOutcome]
     ) -> list[RecordedOutcome]:
@@ -180,6 +204,11 @@ class UncheckedStore(TimedStore):
 
     async def _check(self, owner: str, delivery_ids: Sequence[int]) -> dict[int, str | None]:
         return dict.fromkeys(delivery_ids)
+
+    async def _settle(
+        self, owner: str, check_ids: Sequence[int], outcomes: Sequence[SendOutcome]
+    ) -> tuple[dict[int, str | None], list[RecordedOutcome]]:
+        return dict.fromkeys(check_ids), await Store.record_outcomes(self, owner, outcomes)
 
 
 # --- per-statement SQL profile ---------------------------------------------------------------

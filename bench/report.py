@@ -216,14 +216,14 @@ def _scale(results: Results) -> list[str]:
         lambda v: f"{seconds(v[0])} ({num(v[1], ',.0f')}/s)",
     )
     line(
-        "· store part: materialise + claim + record",
+        "· store part: materialise + claim + record (+ check, in shared rounds)",
         lambda s: store(s, "one_percent_tick", "store_breakdown_s"),
         lambda v: (
             "n/a"
             if not v
             else " + ".join(
                 seconds(v.get(k, 0.0))
-                for k in ("materialize_due", "claim_deliveries", "record_outcomes")
+                for k in ("materialize_due", "claim_deliveries", "record_outcomes", "settle")
             )
         ),
     )

@@ -10,6 +10,7 @@ Safety content (sources.toml, safety.toml) is loaded by bot.safety and held here
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -391,13 +392,20 @@ class Content(Frozen):
 
     # -- rendering -----------------------------------------------------------------------
 
-    def _fill(self, template: str, **extra: str) -> str:
-        values = {
+    @functools.cached_property
+    def placeholder_values(self) -> dict[str, str]:
+        """What ``_fill`` puts in every template; built once (the source list alone is
+        ~30 escaped links, and every reminder sent is filled)."""
+        return {
             "{source_title}": escape(self.article.title),
             "{sources}": self.sources.link_list(),
             "{reviewed}": escape(self.ui.long_date(self.sources.reviewed)),
         }
-        values.update({"{" + name + "}": value for name, value in extra.items()})
+
+    def _fill(self, template: str, **extra: str) -> str:
+        values = self.placeholder_values
+        if extra:
+            values = {**values, **{"{" + name + "}": value for name, value in extra.items()}}
         for placeholder, value in values.items():
             template = template.replace(placeholder, value)
         return template

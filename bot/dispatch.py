@@ -12,8 +12,10 @@ each tick
    at ``send_rate`` messages a second, and each tick releases what the plan says is due.
 2. SENDS due deliveries through a small pipeline: claims a few at a time (``sending``, owned
    by this dispatcher), and ``max_concurrency`` workers each check → send → record one
-   delivery. Loops while claims keep coming, so with 10,000 reminders due at once the send
-   rate is set by the bot's rate limiter, not by the tick interval.
+   delivery; the checks and records waiting at the same moment share one transaction
+   (``Store.settle``). Loops while claims keep coming, so with 10,000 reminders due at once
+   the send rate is set by the bot's rate limiter, not by the tick interval. A tick with
+   nothing due costs one indexed read (``Store.anything_due``).
 
 Stop means stop: right before each request goes out — after the rate limiter's wait, via
 its ``SendOptions.still_wanted`` hook — the delivery is checked against the person's current
@@ -91,6 +93,14 @@ DRAIN_SECONDS: Final = 5.0
 # No in-process retry of a 429, and no waiting longer than this for a held-back chat: the
 # delivery is rescheduled instead, so the send slot goes to another chat.
 REMINDER_SEND: Final = SendOptions(max_retries=0, max_wait=2.0)
+# Sends in flight at once. bench/sendrate.py (5,000 messages, local fake Bot API, 2026-11-30):
+# the dispatcher's rate was flat from 8 to 32 (it is CPU-bound there: ~230-260 msg/s, while
+# plain PTB fell from 808 msg/s at 4 to 148 at 32, httpcore's pool bookkeeping), so locally
+# concurrency buys nothing above 8. Against real Telegram a send waits a network round trip
+# (~50-100 ms), so the rate is about concurrency / RTT: 16 keeps ~160-320 msg/s of headroom
+# over the 30 msg/s cap (8 would leave 80-160), while a crash repeats at most this many sends
+# and 32+ costs httpcore time. Hence 16.
+DEFAULT_MAX_CONCURRENCY: Final = 16
 # A chat's next due reminder is looked at again this much later while its previous one is
 # still in flight (one at a time keeps their order; the limiter paces the chat).
 BUSY_CHAT_DEFER: Final = timedelta(milliseconds=250)
@@ -236,7 +246,7 @@ class Dispatcher:
         grace: timedelta = timedelta(minutes=30),
         batch_size: int = 500,
         claim_size: int = 32,
-        max_concurrency: int = 16,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         retention: timedelta = timedelta(days=30),
         heartbeat_every: timedelta = HEARTBEAT_EVERY,
         dead_after: timedelta = DEAD_AFTER,
@@ -309,8 +319,11 @@ class Dispatcher:
         self._unrecorded: set[int] = set()  # sent or not, its outcome could not be written
         self._withdrawn: set[int] = set()  # not sent and still claimed: to be released
         self._released_on_stop = 0
-        self._checks: _GroupCall[int, str | None] = _GroupCall(self._check_batch)
-        self._records: _GroupCall[SendOutcome, RecordedOutcome] = _GroupCall(self._record_batch)
+        # Last-moment checks (a delivery id) and outcomes to record share one group call:
+        # what arrives while a round runs goes to the database together in the next one.
+        self._rounds: _GroupCall[int | SendOutcome, str | RecordedOutcome | None] = _GroupCall(
+            self._settle_round
+        )
         self._tick_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._beating = False
@@ -371,7 +384,7 @@ class Dispatcher:
             except TimeoutError:
                 if self._tick_task is not None:
                     self._tick_task.cancel()
-        await self._records.flush()  # outcomes first, so no sent message is released
+        await self._rounds.flush()  # outcomes first, so no sent message is released
         if self._heartbeat_task is not None:
             # Cancelled only while it sleeps: a beat cancelled mid-write is rolled back with a
             # traceback in the log; a beat under way finishes and the loop then ends.
@@ -431,13 +444,17 @@ class Dispatcher:
                 # Send after every materialised batch, so with 10,000 due at once the first
                 # message leaves after one batch of database work, not after all of it; and
                 # level before each batch, so a tick that sends for minutes keeps releasing.
+                # Nothing due (almost every tick): one read decides, no write transaction.
+                due = False
                 while not self.stopping:
                     await self._level(report)
-                    if not await self._materialize(report):
+                    due = await self.store.anything_due(self.clock.now())
+                    if not due or not await self._materialize(report):
                         break
                     await self._send_due(report)
                 if not self.stopping:
-                    await self._send_due(report)
+                    if due:
+                        await self._send_due(report)
                     await self._purge_history()
                     self._check_capacity_daily()
                 return report
@@ -676,7 +693,8 @@ class Dispatcher:
             if outcome is None:
                 return delivery.id not in self._withdrawn
             try:
-                recorded = await self._records.submit(outcome)
+                recorded = await self._rounds.submit(outcome)
+                assert isinstance(recorded, RecordedOutcome)
             except Exception:
                 log.exception(
                     "could not record that delivery %s was %s; it will be released",
@@ -821,7 +839,8 @@ class Dispatcher:
             self._withdrawn.add(delivery.id)
             return False
         try:
-            reason = await self._checks.submit(delivery.id)
+            reason = await self._rounds.submit(delivery.id)
+            assert reason is None or isinstance(reason, str)
         except Exception:
             log.warning(
                 "could not check delivery %s; not sending it now", delivery.id, exc_info=True
@@ -842,12 +861,16 @@ class Dispatcher:
             return False
         return True
 
-    async def _check_batch(self, delivery_ids: list[int]) -> list[str | None]:
-        verdicts = await self.store.check_deliveries(self.owner, delivery_ids)
-        return [verdicts[delivery_id] for delivery_id in delivery_ids]
-
-    async def _record_batch(self, outcomes: list[SendOutcome]) -> list[RecordedOutcome]:
-        return await self.store.record_outcomes(self.owner, outcomes)
+    async def _settle_round(
+        self, items: list[int | SendOutcome]
+    ) -> list[str | RecordedOutcome | None]:
+        """One database round for the workers: the outcomes recorded and the checks made
+        in one transaction (``Store.settle``); each caller gets its own answer."""
+        check_ids = [item for item in items if isinstance(item, int)]
+        outcomes = [item for item in items if isinstance(item, SendOutcome)]
+        verdicts, recorded = await self.store.settle(self.owner, check_ids, outcomes)
+        written = iter(recorded)
+        return [verdicts[item] if isinstance(item, int) else next(written) for item in items]
 
     def _retry(self, delivery: ClaimedDelivery, wait: timedelta, error: Exception) -> SendOutcome:
         now = self.clock.now()

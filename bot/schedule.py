@@ -111,6 +111,11 @@ def local_to_utc(naive_local: datetime, tz: tzinfo) -> datetime:
     if naive_local.tzinfo is not None:
         raise ValueError(f"naive_local must be naive, got {naive_local!r}")
     plain = naive_local.replace(fold=0)
+    first = plain.replace(tzinfo=tz)
+    if first.utcoffset() == first.replace(fold=1).utcoffset():
+        # Neither repeated nor skipped (PEP 495: fold changes the offset only there): the
+        # common case, without the four conversions below.
+        return first.astimezone(UTC)
     both = [plain.replace(tzinfo=tz, fold=fold).astimezone(UTC) for fold in (0, 1)]
     exists = [instant for instant in both if _wall(instant, tz) == plain]
     if exists:
@@ -173,7 +178,10 @@ def next_fire_at(
             tz=tz,
         )
 
-    night = night_of(after, tz) - 2 * _ONE_DAY
+    # Start one night before ``after``'s own: that night's bedtime is before noon of the
+    # next day, which ``after`` is past, so it rarely needs pushing back; two evaluations
+    # are the common case (the loops, not this guess, make the answer right).
+    night = night_of(after, tz) - _ONE_DAY
     while on(night) > after:
         night -= _ONE_DAY
     while True:

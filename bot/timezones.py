@@ -30,10 +30,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
-from typing import Final, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple
 from zoneinfo import ZoneInfo, available_timezones
 
-from timezonefinder import TimezoneFinder
+if TYPE_CHECKING:
+    from timezonefinder import TimezoneFinder
+
 
 MIN_OFFSET_MINUTES: Final = -12 * 60
 MAX_OFFSET_MINUTES: Final = 14 * 60
@@ -165,11 +167,16 @@ _finder: TimezoneFinder | None = None
 
 
 def _shared_finder() -> TimezoneFinder:
-    """One TimezoneFinder for the process: building it loads index data, so do it once, lazily."""
+    """One TimezoneFinder for the process: building it loads index data, so do it once, lazily.
+
+    Imported here, not at the top: timezonefinder brings numpy and h3 (~15 MB of RSS) into
+    every process, and only a shared location needs them (bench/rss.py)."""
     global _finder
     if _finder is None:
         with _finder_lock:
             if _finder is None:
+                from timezonefinder import TimezoneFinder
+
                 _finder = TimezoneFinder()
     return _finder
 

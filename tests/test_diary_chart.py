@@ -19,13 +19,12 @@ import pytest
 from PIL import Image
 
 from bot.diary.chart import (
-    CHART_NIGHTS,
     DEFAULT_FONT_FAMILY,
     installed_families,
     missing_glyphs,
     render_progress_chart,
 )
-from bot.diary.models import DiaryEntry, Habit
+from bot.diary.models import CHART_NIGHTS, DiaryEntry, Habit
 from bot.diary.text import ChartLabels, load_diary_text
 from bot.diary.worker import ChartWorker
 from scripts.progress_example import EXAMPLE_LAST_NIGHT, example_diary

@@ -18,6 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import event
 from telegram import Bot
 from telegram.ext import ExtBot
 
@@ -179,6 +180,33 @@ async def test_reminders_fire_exactly_once_at_their_minute(h: Harness) -> None:
         berlin(11, 19, 30),
         berlin(11, 21, 30),
     ]
+
+
+async def test_a_tick_with_nothing_due_only_reads(h: Harness) -> None:
+    """Almost every tick finds nothing due: it must not take the write lock or row locks
+    (one indexed read decides), or a million idle people would cost a write per tick."""
+    await sign_up(h)
+    await h.tick_at(berlin(10, 17, 0))  # registers the dispatcher, reaps: writes are fine
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(" ".join(statement.split()).upper())
+
+    engine = h.store.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        report = await h.tick_at(berlin(10, 17, 0, 1))  # within the heartbeat interval
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert not report
+    assert statements  # it did look
+    writes = [
+        sql
+        for sql in statements
+        if sql.startswith(("INSERT", "UPDATE", "DELETE", "BEGIN IMMEDIATE")) or "FOR " in sql
+    ]
+    assert writes == []
+    assert not h.sends()
 
 
 async def test_a_week_of_meal_ideas_never_repeats(h: Harness) -> None:

@@ -318,6 +318,15 @@ async def claimed_for(
     return claimed
 
 
+async def claimed_meals(store: Store, chats: list[int], due: datetime) -> dict[int, int]:
+    """People with only the meal idea on (one delivery each, at 18:30), claimed at ``due``."""
+    for chat in chats:
+        await ready_person(store, chat)
+        for kind in ("exercise", "wind_down"):
+            await store.set_reminder(chat, kind, NOON, enabled=False)
+    return await claimed_for(store, chats, due)
+
+
 async def statuses(store: Store) -> dict[int, tuple[str, str | None]]:
     async with store.engine.connect() as connection:
         rows = await connection.execute(
@@ -330,13 +339,8 @@ async def test_every_stopping_action_cancels_claimed_deliveries_and_the_check_sa
     store: Store,
 ) -> None:
     chats = list(range(3001, 3009))
-    for chat in chats:
-        await ready_person(store, chat)
-        # Only the meal idea, so each person has one delivery at 18:30.
-        for kind in ("exercise", "wind_down"):
-            await store.set_reminder(chat, kind, NOON, enabled=False)
     due = berlin(10, 18, 30)
-    ids = await claimed_for(store, chats, due)
+    ids = await claimed_meals(store, chats, due)
     erased, blocked, stopped, paused, off, taken, fine, gone_quietly = chats
     await store.delete_person(erased)
     await store.deactivate(blocked, "blocked the bot", due)
@@ -415,6 +419,65 @@ async def test_outcomes_are_recorded_only_on_the_owners_rows(store: Store) -> No
         later, owner="other", grace=timedelta(minutes=30), limit=10
     )
     assert [d.id for d in claim.claimed] == [ids[retry]]
+
+
+async def test_settle_records_and_checks_in_one_round_as_the_two_calls_would(
+    store: Store,
+) -> None:
+    chats = [3001, 3002, 3003, 3004]
+    due = berlin(10, 18, 30)
+    ids = await claimed_meals(store, chats, due)
+    sent, retry, fine, gone_quietly = chats
+    async with store.engine.begin() as connection:  # left claimed, as in the test above
+        await connection.execute(
+            text("UPDATE people SET subscribed = false WHERE chat_id = :c"), {"c": gone_quietly}
+        )
+    later = due + timedelta(seconds=5)
+    verdicts, recorded = await store.settle(
+        OWNER,
+        [ids[fine], ids[gone_quietly]],
+        [
+            SendOutcome(ids[sent], "sent", due, telegram_message_id=11),
+            SendOutcome(ids[retry], "retry", due, retry_at=later, error="NetworkError: x"),
+        ],
+    )
+    assert verdicts == {ids[fine]: None, ids[gone_quietly]: "unsubscribed"}
+    assert [(r.delivery_id, r.status) for r in recorded] == [
+        (ids[sent], "sent"),
+        (ids[retry], "pending"),
+    ]
+    rows = await statuses(store)
+    assert rows[ids[sent]] == ("sent", None)
+    assert rows[ids[retry]] == ("pending", "NetworkError: x")
+    assert rows[ids[fine]] == ("sending", None)
+    assert rows[ids[gone_quietly]] == ("skipped", "not sent: unsubscribed")
+    # Another owner's round touches nothing and is told so.
+    others, mine = await store.settle("other", [ids[fine]], [SendOutcome(ids[fine], "sent", due)])
+    assert (others, [r.status for r in mine]) == ({ids[fine]: "taken over"}, [None])
+
+
+async def test_anything_due_sees_due_reminders_and_due_pending_deliveries_only(
+    store: Store,
+) -> None:
+    await ready_person(store)
+    for kind in ("exercise", "wind_down"):
+        await store.set_reminder(CHAT, kind, NOON, enabled=False)
+    meal = berlin(10, 18, 30)
+    assert not await store.anything_due(NOON)
+    assert not await store.anything_due(meal - timedelta(seconds=1))
+    assert await store.anything_due(meal)  # the reminder
+    await store.materialize_due(
+        meal, grace=timedelta(minutes=30), limit=10, choose_meal=never_chosen
+    )
+    assert await store.anything_due(meal)  # its pending delivery
+    (claimed,) = (
+        await store.claim_deliveries(meal, owner=OWNER, grace=timedelta(minutes=30), limit=10)
+    ).claimed
+    assert not await store.anything_due(meal)  # claimed: nothing left to do
+    retry_at = meal + timedelta(minutes=1)
+    await store.record_outcomes(OWNER, [SendOutcome(claimed.id, "retry", meal, retry_at=retry_at)])
+    assert not await store.anything_due(retry_at - timedelta(seconds=1))
+    assert await store.anything_due(retry_at)
 
 
 async def test_dead_dispatchers_claims_go_back_to_pending_live_ones_never(store: Store) -> None:

@@ -31,11 +31,17 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from PIL import Image
 
-from bot.diary.models import MAX_RATING, MIN_RATING, RATINGS, DiaryEntry, recent_nights
+from bot.diary.models import (
+    CHART_NIGHTS,
+    MAX_RATING,
+    MIN_RATING,
+    RATINGS,
+    DiaryEntry,
+    recent_nights,
+)
 from bot.diary.text import ChartLabels
 from bot.schedule import is_weekend_night
 
-CHART_NIGHTS: Final = 28
 """Four weeks, the window of /progress and its caption."""
 DEFAULT_SIZE_PX: Final = (1200, 800)
 DEFAULT_FONT_FAMILY: Final = (

@@ -15,6 +15,9 @@ from typing import Final
 MIN_RATING: Final = 1
 MAX_RATING: Final = 5
 RATINGS: Final = tuple(range(MIN_RATING, MAX_RATING + 1))
+# The /progress and weekly chart's span. Here, not in bot.diary.chart, so the bot process
+# can know it without importing matplotlib (the chart renders in its own process).
+CHART_NIGHTS: Final = 28
 """1 = very badly … 5 = very well, the order of the check-in's buttons."""
 
 

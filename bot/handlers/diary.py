@@ -28,7 +28,6 @@ from bot.callback_data import (
 )
 from bot.content import Content
 from bot.context import BotContext
-from bot.diary.chart import CHART_NIGHTS
 from bot.diary.checkin import (
     UNANSWERED_BEFORE_ASKING,
     MorningAction,
@@ -39,7 +38,15 @@ from bot.diary.checkin import (
     unanswered_streak,
 )
 from bot.diary.insights import diary_insights
-from bot.diary.models import MAX_RATING, RATINGS, DiaryEntry, Habit, OnsetBucket, recent_nights
+from bot.diary.models import (
+    CHART_NIGHTS,
+    MAX_RATING,
+    RATINGS,
+    DiaryEntry,
+    Habit,
+    OnsetBucket,
+    recent_nights,
+)
 from bot.diary.text import DiaryText, render_caption
 from bot.diary.wake import (
     CHECKIN_KIND,

@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_MS: Final = 10_000
 # Execution option for a transaction that will not write (SQLite: a plain, deferred BEGIN).
 READ_ONLY: Final = "sleepbot_read_only"
+# With READ_ONLY, for a transaction of one SELECT: SQLite runs it without BEGIN (autocommit:
+# one statement reads one snapshot anyway), saving the BEGIN's round trips to the driver thread.
+SINGLE_STATEMENT: Final = "sleepbot_single_statement"
 # Arbitrary but fixed: "sleepbot" migrations, one at a time per database.
 _MIGRATION_LOCK_KEY: Final = 0x51EE9B07
 
@@ -174,7 +177,10 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
         # Take the write lock at BEGIN: read-modify-write transactions never see stale rows
         # and never fail half-way with "database is locked" on lock upgrade. A transaction
         # that only reads (READ_ONLY) takes a snapshot instead and waits for no writer.
-        if connection.get_execution_options().get(READ_ONLY):
+        options = connection.get_execution_options()
+        if options.get(SINGLE_STATEMENT):
+            return
+        if options.get(READ_ONLY):
             connection.exec_driver_sql("BEGIN")
         else:
             connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -25,10 +25,11 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Any, Final, TypedDict, Unpack
+from typing import Any, Final, Protocol, TypedDict, Unpack
 
-from sqlalchemy import Row, and_, bindparam, delete, func, or_, select, true, update
+from sqlalchemy import Select, and_, bindparam, delete, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -43,6 +44,7 @@ from bot.meals import EXERCISE_KIND, MEAL_KIND, kinds_covered, meal_rides_with_e
 from bot.storage.conversation import Conversations, erase_owner
 from bot.storage.dialects import (
     READ_ONLY,
+    SINGLE_STATEMENT,
     create_engine,
     insert_ignoring_conflicts,
     is_single_connection,
@@ -56,6 +58,7 @@ from bot.storage.models import (
     DIETS,
     DISPATCHERS,
     PEOPLE,
+    REMINDERS,
     ConversationRow,
     DeliveryRow,
     DeliveryStatus,
@@ -82,7 +85,7 @@ from bot.storage.records import (
     StaleOccurrence,
 )
 from bot.storage.send_load import MinuteLoad, read_send_load_in, read_split
-from bot.storage.types import UTCDateTime
+from bot.storage.types import JSONStringList, UTCDateTime
 from bot.timezones import UnknownTimezone, tzinfo_for
 
 log = logging.getLogger(__name__)
@@ -175,17 +178,21 @@ class Store:
             yield session
 
     @asynccontextmanager
-    async def _core(self, *, read_only: bool = False) -> AsyncIterator[AsyncConnection]:
+    async def _core(
+        self, *, read_only: bool = False, single_statement: bool = False
+    ) -> AsyncIterator[AsyncConnection]:
         """A transaction without the ORM: the dispatcher's per-send statements are hot.
 
         ``read_only``: it will not write, so on SQLite it need not wait for the write lock.
+        ``single_statement`` (read-only): it runs one SELECT, which needs no BEGIN on SQLite.
         """
         async with contextlib.AsyncExitStack() as stack:
             if self._serial is not None:
                 await stack.enter_async_context(self._serial)
             connection = await stack.enter_async_context(self.engine.connect())
-            if read_only:
-                connection = await connection.execution_options(**{READ_ONLY: True})
+            if read_only or single_statement:
+                options = {READ_ONLY: True, SINGLE_STATEMENT: single_statement}
+                connection = await connection.execution_options(**options)
             await stack.enter_async_context(connection.begin())
             yield connection
 
@@ -757,6 +764,24 @@ class Store:
 
     # --- dispatcher ----------------------------------------------------------------------
 
+    async def anything_due(self, now: datetime) -> bool:
+        """Is a reminder due to materialise, or a pending delivery due to claim, at ``now``?
+
+        One indexed read without locks, so the dispatcher's tick with nothing to do (almost
+        every tick) takes no write lock and opens no write transaction (bench.reminders'
+        empty tick). Whatever becomes due just after it is seen by the next tick.
+        """
+        _require_aware(now, "now")
+        reminder_due = select(_R.id).where(_R.next_fire_at <= now).limit(1).exists()
+        delivery_due = (
+            select(_D.id)
+            .where(_D.status == DeliveryStatus.PENDING, _D.next_attempt_at <= now)
+            .limit(1)
+            .exists()
+        )
+        async with self._core(single_statement=True) as connection:
+            return bool(await connection.scalar(select(or_(reminder_due, delivery_due))))
+
     async def materialize_due(
         self, now: datetime, *, grace: timedelta, limit: int, choose_meal: MealChooser
     ) -> MaterializeResult:
@@ -768,40 +793,55 @@ class Store:
         to the next night. An occurrence more than ``grace`` late (downtime) gets no delivery:
         it is reported as stale and the reminder jumps to the next future night, so a restart
         never sends a burst of outdated messages.
+
+        SQLAlchemy Core, not the ORM: it runs for every reminder every night, and ORM rows
+        cost more than the schedule itself (bench/materialize.py).
         """
         _require_aware(now, "now")
-        async with self._transaction() as session:
-            rows = (
-                await session.execute(
-                    select(ReminderRow, PersonRow)
-                    .join(PersonRow, _P.chat_id == _R.chat_id)
-                    .where(_R.next_fire_at <= now)
-                    .order_by(_R.next_fire_at, _R.id)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True, key_share=True, of=[ReminderRow, PersonRow])
-                )
-            ).all()
+        async with self._core() as connection:
+            rows = [
+                _DueReminder(*row)
+                for row in await connection.execute(_due_reminders(now, limit, lock=True))
+            ]
             new_deliveries: list[dict[str, Any]] = []
+            moves: list[dict[str, Any]] = []
+            meals: dict[int, list[str]] = {}  # chat → recent meals, when a meal was chosen
             stale: list[StaleOccurrence] = []
-            evening = await _evening_chats(session, rows)
-            for reminder, person in rows:
-                due = reminder.next_fire_at
-                assert due is not None
-                if self._next_fire(person, reminder, now) is None:
+            evening = await _evening_chats(
+                connection, [d.chat_id for d in rows if _may_carry_meal(d.kind, d.evening_message)]
+            )
+            for due in rows:
+                fire_at = due.next_fire_at
+                assert fire_at is not None
+                tz = self._fire_zone(due, due)
+                if tz is None:
                     # Not schedulable any more (defensive: mutators keep this NULL already).
-                    reminder.next_fire_at = None
+                    moves.append(_move(due, None))
                     continue
-                lateness = now - due
+                lateness = now - fire_at
                 if lateness > grace:
-                    stale.append(StaleOccurrence(person.chat_id, reminder.kind, due, lateness))
-                    reminder.next_fire_at = self._next_fire(person, reminder, now, after=now)
+                    stale.append(StaleOccurrence(due.chat_id, due.kind, fire_at, lateness))
+                    moves.append(_move(due, _next_instant(due, due, tz, now, after=now)))
                     continue
+                meal_id = None
+                if due.kind == MEAL_KIND or (due.kind == EXERCISE_KIND and due.chat_id in evening):
+                    recent = meals.get(due.chat_id, due.recent_meals)
+                    meal_id = choose_meal(due.diet, tuple(recent))
+                    if meal_id is not None:
+                        meals[due.chat_id] = [*recent, meal_id][-RECENT_MEALS_KEPT:]
                 new_deliveries.append(
-                    self._occurrence(
-                        person, reminder, now, choose_meal, send_at=due, evening=evening
-                    )
+                    _delivery_values(due.chat_id, due.id, due.kind, fire_at, meal_id, now)
                 )
-            created = await self._insert_deliveries(session, new_deliveries)
+                due.last_due_at = fire_at
+                moves.append(_move(due, _next_instant(due, due, tz, now, after=fire_at)))
+            if moves:
+                await connection.execute(_MOVE_REMINDER, moves)
+            if meals:
+                await connection.execute(
+                    _REMEMBER_MEALS,
+                    [{"b_chat": chat, "b_meals": recent} for chat, recent in meals.items()],
+                )
+            created = await self._insert_deliveries(connection, new_deliveries)
             return MaterializeResult(len(rows), created, tuple(stale))
 
     async def materialize_early(
@@ -855,7 +895,10 @@ class Store:
                         )
                     )
                 ).all()
-                evening = await _evening_chats(session, rows)
+                evening = await _evening_chats(
+                    session,
+                    [p.chat_id for r, p in rows if _may_carry_meal(r.kind, p.evening_message)],
+                )
                 for reminder, person in rows:
                     if self._next_fire(person, reminder, now) is None:
                         reminder.next_fire_at = None
@@ -896,19 +939,13 @@ class Store:
                 person.recent_meals = [*person.recent_meals, meal_id][-RECENT_MEALS_KEPT:]
         reminder.last_due_at = due
         reminder.next_fire_at = self._next_fire(person, reminder, now, after=due)
-        return {
-            "chat_id": person.chat_id,
-            "reminder_id": reminder.id,
-            "kind": reminder.kind,
-            "due_at": due,
-            "meal_id": meal_id,
-            "status": DeliveryStatus.PENDING,
-            "attempts": 0,
-            "next_attempt_at": send_at,
-            "created_at": now,
-        }
+        return _delivery_values(
+            person.chat_id, reminder.id, reminder.kind, due, meal_id, now, send_at=send_at
+        )
 
-    async def _insert_deliveries(self, session: AsyncSession, rows: list[dict[str, Any]]) -> int:
+    async def _insert_deliveries(
+        self, session: AsyncSession | AsyncConnection, rows: list[dict[str, Any]]
+    ) -> int:
         if not rows:
             return 0
         # The UNIQUE(reminder_id, due_at) backstop: a night that somehow was already
@@ -1029,7 +1066,7 @@ class Store:
             return {}
         async with self._core(read_only=True) as connection:
             states = await _delivery_states(connection, delivery_ids, lock=False)
-        verdicts = {i: eligibility.why_not(states.get(i), owner) for i in delivery_ids}
+        verdicts = _verdicts(states, owner, delivery_ids)
         if any(_skippable(states.get(i), owner, reason) for i, reason in verdicts.items()):
             async with self._core() as connection:  # guarded: only rows still claimed by us
                 await _skip(connection, owner, states, verdicts)
@@ -1048,44 +1085,27 @@ class Store:
         """
         if not outcomes:
             return []
-        ids = [outcome.delivery_id for outcome in outcomes]
         async with self._core() as connection:
-            await _deactivate_gone(connection, [o for o in outcomes if o.result == "gone"])
-            states = await _delivery_states(connection, ids, lock=True)
-            recorded: list[RecordedOutcome] = []
-            writes: dict[str, list[dict[str, Any]]] = {}
-            verdicts: dict[int, str | None] = {}
-            for outcome in outcomes:
-                state = states.get(outcome.delivery_id)
-                ours = (
-                    state is not None
-                    and state.claimed_by == owner
-                    and state.status in (DeliveryStatus.SENDING, DeliveryStatus.CANCELLED)
-                )
-                if state is None or not ours:
-                    recorded.append(RecordedOutcome(outcome.delivery_id, None))
-                    continue
-                cancelled = state.status == DeliveryStatus.CANCELLED
-                if outcome.result == "retry":
-                    reason = eligibility.why_not(state, owner)
-                    if reason is not None:
-                        verdicts[outcome.delivery_id] = reason
-                        status = DeliveryStatus.SKIPPED if not cancelled else state.status
-                        recorded.append(RecordedOutcome(outcome.delivery_id, status, reason))
-                        continue
-                status = _OUTCOME_STATUS[outcome.result]
-                writes.setdefault(status, []).append(_outcome_parameters(owner, outcome))
-                recorded.append(
-                    RecordedOutcome(
-                        outcome.delivery_id,
-                        status,
-                        was_cancelled=cancelled and outcome.result == "sent",
-                    )
-                )
-            await _skip(connection, owner, states, verdicts)
-            for status, parameters in writes.items():
-                await connection.execute(_record_statement(status), parameters)
+            _, recorded = await _settle(connection, owner, (), outcomes)
             return recorded
+
+    async def settle(
+        self, owner: str, check_ids: Sequence[int], outcomes: Sequence[SendOutcome]
+    ) -> tuple[dict[int, str | None], list[RecordedOutcome]]:
+        """``record_outcomes(outcomes)``, then ``check_deliveries(check_ids)``, in one
+        transaction: the dispatcher's per-send database work, a round at a time.
+
+        Each transaction costs more than its statements (on SQLite about ten driver round
+        trips), so a round that has both kinds of work runs them together: one lock, one
+        SELECT of the rows' states (the checked rows are locked too, until the commit), one
+        commit. A round with only one kind takes that method's own path.
+        """
+        if not outcomes:
+            return await self.check_deliveries(owner, check_ids), []
+        if not check_ids:
+            return {}, await self.record_outcomes(owner, outcomes)
+        async with self._core() as connection:
+            return await _settle(connection, owner, check_ids, outcomes)
 
     # --- dispatchers: who owns a claim, and whether it is still alive ------------------------
 
@@ -1112,8 +1132,22 @@ class Store:
         """
         _require_aware(now, "now")
         cutoff = now - dead_after
+        alive = select(_W.owner).where(_W.heartbeat_at >= cutoff)
+        orphaned = (
+            select(_D.id)
+            .where(
+                _D.status == DeliveryStatus.SENDING,
+                or_(_D.claimed_by.is_(None), _D.claimed_by.not_in(alive)),
+            )
+            .limit(1)
+            .exists()
+        )
+        silent = select(_W.owner).where(_W.heartbeat_at < cutoff).limit(1).exists()
+        # Almost always nothing died: find that out with one read, without the write lock.
+        async with self._core(single_statement=True) as connection:
+            if not await connection.scalar(select(or_(orphaned, silent))):
+                return DeadClaims(0, ())
         async with self._core() as session:
-            alive = select(_W.owner).where(_W.heartbeat_at >= cutoff)
             dead = (
                 (
                     await session.execute(
@@ -1344,15 +1378,23 @@ class Store:
 
     def _next_fire(
         self,
-        person: PersonRow,
-        reminder: ReminderRow,
+        person: _PersonTiming,
+        reminder: _ReminderTiming,
         now: datetime,
         *,
         after: datetime | None = None,
         keep_due: bool = False,
     ) -> datetime | None:
         """The next instant this reminder should fire, or None when it must not fire at all:
-        whether it fires is read here, when is ``schedule.next_occurrence``'s policy."""
+        whether it fires is ``_fire_zone``'s question, when is ``_next_instant``'s."""
+        tz = self._fire_zone(person, reminder)
+        if tz is None:
+            return None
+        return _next_instant(person, reminder, tz, now, after=after, keep_due=keep_due)
+
+    def _fire_zone(self, person: _PersonTiming, reminder: _ReminderTiming) -> tzinfo | None:
+        """The person's time zone when this reminder fires at all, else None (unsubscribed,
+        blocked, turned off, an unknown kind, settings incomplete or an unknown zone)."""
         if (
             not person.subscribed
             or person.blocked_at is not None
@@ -1363,25 +1405,10 @@ class Store:
         ):
             return None
         try:
-            tz = tzinfo_for(person.timezone)
+            return tzinfo_for(person.timezone)
         except UnknownTimezone:
             log.warning("chat %s has an unknown timezone: not scheduled", person.chat_id)
             return None
-        state = schedule.ReminderState(
-            bedtime=person.bedtime,
-            weekend_bedtime=person.weekend_bedtime,
-            offset_minutes=reminder.offset_minutes,
-            tz=tz,
-            next_fire_at=reminder.next_fire_at,
-            last_due_at=reminder.last_due_at,
-            paused_until=person.paused_until,
-        )
-        if reminder.kind not in _DIARY_DEFAULTS:
-            return schedule.next_occurrence(state, now, after=after, keep_due=keep_due)
-        following, night = _diary_timing(person, reminder, tz)
-        return schedule.next_occurrence_of(
-            following, night, state, now, after=after, keep_due=keep_due
-        )
 
     def _person(self, row: PersonRow, reminders: Sequence[ReminderRow]) -> Person:
         return Person(
@@ -1558,6 +1585,64 @@ async def _delivery_states(
     return states
 
 
+def _verdicts(
+    states: Mapping[int, eligibility.DeliveryState], owner: str, delivery_ids: Iterable[int]
+) -> dict[int, str | None]:
+    return {i: eligibility.why_not(states.get(i), owner) for i in delivery_ids}
+
+
+async def _settle(
+    connection: AsyncConnection,
+    owner: str,
+    check_ids: Sequence[int],
+    outcomes: Sequence[SendOutcome],
+) -> tuple[dict[int, str | None], list[RecordedOutcome]]:
+    """Record ``outcomes`` and check ``check_ids`` (see ``Store.record_outcomes`` and
+    ``Store.check_deliveries``) in the caller's write transaction.
+
+    Gone chats are deactivated first, so a check sees them; one locked read of every row's
+    state; then refused rows become ``skipped`` and outcomes are written.
+    """
+    await _deactivate_gone(connection, [o for o in outcomes if o.result == "gone"])
+    ids = [outcome.delivery_id for outcome in outcomes]
+    states = await _delivery_states(connection, [*ids, *check_ids], lock=True)
+    verdicts = _verdicts(states, owner, check_ids)
+    recorded: list[RecordedOutcome] = []
+    writes: dict[str, list[dict[str, Any]]] = {}
+    refused = dict(verdicts)
+    for outcome in outcomes:
+        state = states.get(outcome.delivery_id)
+        ours = (
+            state is not None
+            and state.claimed_by == owner
+            and state.status in (DeliveryStatus.SENDING, DeliveryStatus.CANCELLED)
+        )
+        if state is None or not ours:
+            recorded.append(RecordedOutcome(outcome.delivery_id, None))
+            continue
+        cancelled = state.status == DeliveryStatus.CANCELLED
+        if outcome.result == "retry":
+            reason = eligibility.why_not(state, owner)
+            if reason is not None:
+                refused[outcome.delivery_id] = reason
+                status = DeliveryStatus.SKIPPED if not cancelled else state.status
+                recorded.append(RecordedOutcome(outcome.delivery_id, status, reason))
+                continue
+        status = _OUTCOME_STATUS[outcome.result]
+        writes.setdefault(status, []).append(_outcome_parameters(owner, outcome))
+        recorded.append(
+            RecordedOutcome(
+                outcome.delivery_id,
+                status,
+                was_cancelled=cancelled and outcome.result == "sent",
+            )
+        )
+    await _skip(connection, owner, states, refused)
+    for status, parameters in writes.items():
+        await connection.execute(_record_statement(status), parameters)
+    return verdicts, recorded
+
+
 async def _skip(
     connection: AsyncConnection,
     owner: str,
@@ -1623,16 +1708,19 @@ def _diary_json(row: DiaryEntryRow) -> dict[str, Any]:
     }
 
 
+def _may_carry_meal(kind: str, evening_message: bool) -> bool:
+    return kind == EXERCISE_KIND and evening_message
+
+
 async def _evening_chats(
-    session: AsyncSession, rows: Sequence[Row[ReminderRow, PersonRow]]
+    connection: AsyncSession | AsyncConnection, chat_ids: Sequence[int]
 ) -> set[int]:
-    """Of the people whose exercise note is among these due rows and who chose the one
-    evening message, those whose meal idea is on: their exercise note carries tonight's meal
+    """Of these people (due exercise notes of people who chose the one evening message),
+    those whose meal idea is on: their exercise note carries tonight's meal
     (``bot.meals.meal_rides_with_exercise``). No query when there are none."""
-    chat_ids = [p.chat_id for r, p in rows if r.kind == EXERCISE_KIND and p.evening_message]
     if not chat_ids:
         return set()
-    result = await session.execute(
+    result = await connection.execute(
         select(_R.chat_id).where(_R.chat_id.in_(chat_ids), _R.kind == MEAL_KIND, _R.enabled)
     )
     return set(result.scalars())
@@ -1692,8 +1780,172 @@ async def _cancel_unsent(
     )
 
 
+class _PersonTiming(Protocol):
+    """What the schedule reads of a person: a PersonRow, or a ``_DueReminder``."""
+
+    @property
+    def chat_id(self) -> int: ...
+    @property
+    def subscribed(self) -> bool: ...
+    @property
+    def blocked_at(self) -> datetime | None: ...
+    @property
+    def timezone(self) -> str | None: ...
+    @property
+    def bedtime(self) -> time | None: ...
+    @property
+    def weekend_bedtime(self) -> time | None: ...
+    @property
+    def paused_until(self) -> datetime | None: ...
+
+
+class _ReminderTiming(Protocol):
+    """What the schedule reads of one reminder: a ReminderRow, or a ``_DueReminder``."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def enabled(self) -> bool: ...
+    @property
+    def offset_minutes(self) -> int: ...
+    @property
+    def next_fire_at(self) -> datetime | None: ...
+    @property
+    def last_due_at(self) -> datetime | None: ...
+
+
+@dataclass(slots=True)
+class _DueReminder:
+    """One due reminder with its person's columns: what ``materialize_due`` reads, without
+    ORM rows. It is both the person and the reminder for ``_fire_zone``/``_next_instant``."""
+
+    id: int
+    chat_id: int
+    kind: str
+    enabled: bool
+    offset_minutes: int
+    next_fire_at: datetime | None
+    last_due_at: datetime | None
+    subscribed: bool
+    blocked_at: datetime | None
+    timezone: str | None
+    bedtime: time | None
+    weekend_bedtime: time | None
+    paused_until: datetime | None
+    diet: str
+    recent_meals: list[str]
+    evening_message: bool
+
+
+def _due_reminders(now: datetime, limit: int, *, lock: bool) -> Select[Any]:
+    """Up to ``limit`` reminders due at ``now``, oldest first, in ``_DueReminder``'s column
+    order; ``lock``: the reminder and person rows, skipping those another process holds."""
+    r, p = REMINDERS.c, PEOPLE.c
+    statement = (
+        select(
+            r.id,
+            r.chat_id,
+            r.kind,
+            r.enabled,
+            r.offset_minutes,
+            r.next_fire_at,
+            r.last_due_at,
+            p.subscribed,
+            p.blocked_at,
+            p.timezone,
+            p.bedtime,
+            p.weekend_bedtime,
+            p.paused_until,
+            p.diet,
+            p.recent_meals,
+            p.evening_message,
+        )
+        .join_from(REMINDERS, PEOPLE, p.chat_id == r.chat_id)
+        .where(r.next_fire_at <= now)
+        .order_by(r.next_fire_at, r.id)
+        .limit(limit)
+    )
+    if lock:
+        statement = statement.with_for_update(
+            skip_locked=True, key_share=True, of=[REMINDERS, PEOPLE]
+        )
+    return statement
+
+
+def _delivery_values(
+    chat_id: int,
+    reminder_id: int,
+    kind: str,
+    due_at: datetime,
+    meal_id: str | None,
+    now: datetime,
+    *,
+    send_at: datetime | None = None,
+) -> dict[str, Any]:
+    """A pending delivery row for one occurrence: sendable at ``send_at`` (levelling's early
+    release) or at its own ``due_at``. Shared by ``materialize_due`` and ``_occurrence``."""
+    return {
+        "chat_id": chat_id,
+        "reminder_id": reminder_id,
+        "kind": kind,
+        "due_at": due_at,
+        "meal_id": meal_id,
+        "status": DeliveryStatus.PENDING,
+        "attempts": 0,
+        "next_attempt_at": due_at if send_at is None else send_at,
+        "created_at": now,
+    }
+
+
+def _move(due: _DueReminder, next_fire_at: datetime | None) -> dict[str, Any]:
+    """Parameters of ``_MOVE_REMINDER``: the reminder's next fire time and last due night."""
+    return {"b_id": due.id, "b_next": next_fire_at, "b_last": due.last_due_at}
+
+
+_MOVE_REMINDER: Final = (
+    update(REMINDERS)
+    .where(REMINDERS.c.id == bindparam("b_id"))
+    .values(
+        next_fire_at=bindparam("b_next", type_=UTCDateTime()),
+        last_due_at=bindparam("b_last", type_=UTCDateTime()),
+    )
+)
+_REMEMBER_MEALS: Final = (
+    update(PEOPLE)
+    .where(PEOPLE.c.chat_id == bindparam("b_chat"))
+    .values(recent_meals=bindparam("b_meals", type_=JSONStringList()))
+)
+
+
+def _next_instant(
+    person: _PersonTiming,
+    reminder: _ReminderTiming,
+    tz: tzinfo,
+    now: datetime,
+    *,
+    after: datetime | None = None,
+    keep_due: bool = False,
+) -> datetime:
+    """When a reminder that fires at all fires next: ``schedule.next_occurrence``'s policy,
+    with the diary kinds' own clocks."""
+    assert person.bedtime is not None
+    state = schedule.ReminderState(
+        bedtime=person.bedtime,
+        weekend_bedtime=person.weekend_bedtime,
+        offset_minutes=reminder.offset_minutes,
+        tz=tz,
+        next_fire_at=reminder.next_fire_at,
+        last_due_at=reminder.last_due_at,
+        paused_until=person.paused_until,
+    )
+    if reminder.kind not in _DIARY_DEFAULTS:
+        return schedule.next_occurrence(state, now, after=after, keep_due=keep_due)
+    following, night = _diary_timing(person, reminder, tz)
+    return schedule.next_occurrence_of(following, night, state, now, after=after, keep_due=keep_due)
+
+
 def _diary_timing(
-    person: PersonRow, reminder: ReminderRow, tz: tzinfo
+    person: _PersonTiming, reminder: _ReminderTiming, tz: tzinfo
 ) -> tuple[Callable[[datetime], datetime], Callable[[datetime], object]]:
     """The check-in's and the weekly summary's ``following`` and ``night`` for
     ``schedule.next_occurrence_of``: the same policy, the diary's own clocks."""
@@ -1709,7 +1961,9 @@ def _diary_timing(
     )
 
 
-def _next_checkin(person: PersonRow, sleep_minutes: int, tz: tzinfo, after: datetime) -> datetime:
+def _next_checkin(
+    person: _PersonTiming, sleep_minutes: int, tz: tzinfo, after: datetime
+) -> datetime:
     """The morning check-in's next instant: wake time = bedtime + ``sleep_minutes``, the
     weekend wake time following the weekend bedtime (``bot.diary.wake``)."""
     assert person.bedtime is not None
