@@ -571,7 +571,7 @@ class Content(Frozen):
         return self.foods_page.diet_text.saved_html.replace("{diet}", escape(self.diet_name(diet)))
 
     def render_diet_unknown(self, typed: str) -> str:
-        choices = ", ".join(escape(self.diet_name(diet)) for diet in DIETS)
+        choices = self.ui.join([escape(self.diet_name(diet)) for diet in DIETS])
         text = self.foods_page.diet_text.unknown_html.replace("{choices}", choices)
         return text.replace("{typed}", escape(typed[:40]))
 

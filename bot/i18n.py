@@ -11,10 +11,11 @@ with the locale's weekday and month names and its patterns. Pure: no Telegram im
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import tomllib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -103,6 +104,12 @@ class Catalogue:
         """A message, placeholders filled as they are (plain text, or HTML for `_html` keys
         with values escaped unless they are `Raw`)."""
         return self._fill(key, self._template(key), values)
+
+    def join(self, items: Sequence[str]) -> str:
+        """A short list the way the language writes one (``date.list_join``, pairwise)."""
+        return functools.reduce(
+            lambda head, tail: self.text("date.list_join", head=head, tail=tail), items
+        )
 
     def plural(self, key: str, count: int, /, **values: Value) -> str:
         """The form of a plural message for `count` ({count} is filled in too)."""

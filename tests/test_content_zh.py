@@ -282,3 +282,10 @@ def test_zh_restatements_keep_the_articles_hedges(file: str) -> None:
         for missing in missing_hedges(visible_text(en) if "<" in en else en, zh, CORE_HEDGES)
     ]
     assert problems == []
+
+
+def test_lists_are_joined_the_way_each_language_writes_them(
+    zh_content: Content, en_content: Content
+) -> None:
+    assert "荤素都吃、吃鱼不吃肉、蛋奶素、纯素" in zh_content.render_diet_unknown("keto")
+    assert "omnivore, pescatarian, vegetarian, vegan" in en_content.render_diet_unknown("keto")

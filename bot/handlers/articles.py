@@ -134,9 +134,11 @@ async def mechanisms(update: Update, context: BotContext) -> None:
     mechanism = content.find_mechanism(wanted)
     if mechanism is None:
         ui = content.ui
-        choices = ", ".join(
-            ui.text("problem.mechanism_choice", number=m.number, slug=m.slug)
-            for m in content.mechanisms
+        choices = ui.join(
+            [
+                ui.text("problem.mechanism_choice", number=m.number, slug=m.slug)
+                for m in content.mechanisms
+            ]
         )
         await reply(
             update,
