@@ -11,6 +11,7 @@ import pytest
 
 from bot.content import ContentError, load_content
 from bot.fake_telegram import FakeBotApi
+from bot.storage import Store
 from tests.harness import BotHarness, bot_harness
 from tests.pg import BACKENDS, TestDatabase, fresh_database
 
@@ -59,3 +60,13 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Te
     """A fresh database per test, once on SQLite and once on PostgreSQL (when configured)."""
     async with fresh_database(request.param, tmp_path) as database:
         yield database
+
+
+@pytest.fixture
+async def store(db: TestDatabase) -> AsyncIterator[Store]:
+    """An opened Store on ``db`` with the default reminder kinds (a module may override it)."""
+    opened = await db.open_store()
+    try:
+        yield opened
+    finally:
+        await opened.close()

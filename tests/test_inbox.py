@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -23,15 +22,6 @@ ADA, BOB = 4242, 5151
 def incoming(update_id: int, chat_id: int | None = ADA, text: str = "hi") -> IncomingUpdate:
     payload = {"update_id": update_id, "message": {"text": text, "chat": {"id": chat_id}}}
     return IncomingUpdate(update_id, chat_id, payload)
-
-
-@pytest.fixture
-async def store(db: TestDatabase) -> AsyncIterator[Store]:
-    opened = await db.open_store()
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def raw_rows(store: Store) -> list[dict[str, object]]:

@@ -7,7 +7,6 @@ nothing to pause or stop for someone who never set up.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -18,19 +17,9 @@ from bot import usecases
 from bot.clock import FakeClock
 from bot.storage import Store
 from bot.timezones import UnknownTimezone
-from tests.pg import TestDatabase
 
 ADA: Final = 42
 NOW: Final = datetime(2026, 11, 24, 21, 30, tzinfo=UTC)  # 22:30 in Berlin, a Tuesday
-
-
-@pytest.fixture
-async def store(db: TestDatabase) -> AsyncIterator[Store]:
-    opened = await db.open_store()
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def test_the_first_complete_set_up_subscribes_and_later_changes_never_do(
