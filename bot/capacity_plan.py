@@ -196,7 +196,8 @@ def verdict(report: CapacityReport) -> str:
         return (
             f"verdict: OVER THE FREE RATE, covered by paid broadcast: {levelled.expired:,} "
             f"reminders would expire at {report.rate:g} msg/s; with ALLOW_PAID_BROADCAST "
-            f"{report.paid_sends:,} sends go above it, charged in Telegram Stars"
+            f"{report.paid_sends:,} sends go above it; every reminder sent while it is on is "
+            "charged in Telegram Stars (0.1 each)"
         )
     if over_capacity(report):
         return (

@@ -56,8 +56,9 @@ class Settings(BaseSettings):
     reminder_grace_minutes: int = Field(default=30, ge=1, le=24 * 60)
     # Above 30 (Telegram's free limit) only with ALLOW_PAID_BROADCAST, up to its 1,000.
     send_rate_per_second: float = Field(default=30.0, gt=0, le=PAID_BROADCAST_MAX_RATE)
-    # Telegram's paid broadcasts: up to 1,000 messages a second, each message above the free
-    # limit charged in Telegram Stars from the bot's balance. Off unless the operator opts in.
+    # Telegram's paid broadcasts: up to 1,000 messages a second, 0.1 Telegram Stars for each
+    # message sent with the flag (the dispatcher flags every reminder while this is on) from
+    # the bot's balance. Off unless the operator opts in.
     allow_paid_broadcast: bool = False
     snooze_minutes: int = Field(default=DEFAULT_SNOOZE_MINUTES, ge=1, le=180)
     delivery_history_days: int = Field(default=30, ge=1, le=3650)
