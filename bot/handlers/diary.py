@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, Final
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
+from telegram import Chat, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
 
 from bot.callback_data import (
     DiaryDraftButton,
@@ -554,13 +554,19 @@ def onboarding_offer(person: Person, content: Content) -> tuple[str, InlineKeybo
     return _fill(words.onboarding_question_html, wake_time=wake), keyboard
 
 
-async def diary_command(update: Update, context: BotContext) -> None:
-    """/diary: the last 14 nights as compact text."""
+async def _looking_back(update: Update, context: BotContext) -> tuple[Chat, DiaryText, date]:
+    """/diary's and /progress's common start: the chat, its words, the last night to show
+    (in the person's timezone; UTC before they gave one)."""
     chat = update.effective_chat
     assert chat is not None
     words = diary_text(await content_for(update, context))
     person = await context.store.get_person(chat.id)
-    last_night = night_to_log(context.clock.now(), _tz(person) or UTC)
+    return chat, words, night_to_log(context.clock.now(), _tz(person) or UTC)
+
+
+async def diary_command(update: Update, context: BotContext) -> None:
+    """/diary: the last 14 nights as compact text."""
+    chat, words, last_night = await _looking_back(update, context)
     since = last_night - timedelta(days=DIARY_NIGHTS - 1)
     entries = await context.store.diary(chat.id, since=since)
     await reply(update, diary_listing(entries, last_night, words))
@@ -584,11 +590,7 @@ def close_chart_worker(bot_data: dict[Any, Any]) -> None:
 
 async def progress_command(update: Update, context: BotContext) -> None:
     """/progress: the 4-week chart as a PNG photo, with the association caption."""
-    chat = update.effective_chat
-    assert chat is not None
-    words = diary_text(await content_for(update, context))
-    person = await context.store.get_person(chat.id)
-    last_night = night_to_log(context.clock.now(), _tz(person) or UTC)
+    chat, words, last_night = await _looking_back(update, context)
     try:
         png, caption = await _chart(
             context.store, chart_worker(context.bot_data), chat.id, last_night, words
