@@ -15,8 +15,9 @@ at 30 msg/s (each clump a fiftieth, sent fifty times slower), in a fiftieth of t
 work; 10,000 and 20,000 people at 0.6 msg/s stand for 500k and 1M.
 Per kind: how many were sent, p50/p99/max lateness and earliness in minutes (from the
 moment the stand-in accepted the send to the reminder's intended minute), sent after the
-window, expired (at the claim, or already too late when it was materialised), dropped (the
-overload policy, levelled run only) — of the reminders due within the simulated hours (the
+window, expired (at the claim, or already too late when it was materialised), merged and
+dropped (the overload policy b and c, levelled run only; a merged meal idea was sent inside the
+person's exercise note) — of the reminders due within the simulated hours (the
 last tick may send on past them; those sends count, with their lateness).
 """
 
@@ -41,6 +42,7 @@ from telegram import Bot
 
 from bench.day import T0
 from bench.population import populate
+from bot.capacity import MERGED
 from bot.capacity_plan import windows_from
 from bot.clock import FakeClock
 from bot.content import default_content_dir, load_content
@@ -73,6 +75,7 @@ class Figures:
     sent: int = 0
     expired: int = 0
     dropped: int = 0  # overload policy c (bot/levelling.py)
+    merged: int = 0  # overload policy b: a meal idea sent inside the person's exercise note
     stale: int = 0  # more than the grace late before it was even materialised: never sent
     after_window: int = 0
     lateness: list[float] | None = None
@@ -137,18 +140,19 @@ async def run_day(
             report["expired"] += tick.expired
             report["skipped_stale"] += tick.skipped_stale
             report["dropped"] += tick.dropped.total()
+            report["merged"] += tick.merged
     finally:
         await store.close()
         logging.getLogger("bot.dispatch").removeHandler(stale)
     elapsed = time.perf_counter() - started
     with sqlite3.connect(db) as connection:
         rows = connection.execute(
-            "SELECT kind, due_at, status, telegram_message_id FROM deliveries"
+            "SELECT kind, due_at, status, telegram_message_id, last_error FROM deliveries"
         ).fetchall()
     figures: dict[str, Figures] = defaultdict(lambda: Figures(lateness=[], earliness=[]))
     for kind, count in stale.by_kind.items():
         figures[kind].stale += count
-    for kind, due_text, status, message_id in rows:
+    for kind, due_text, status, message_id, reason in rows:
         due = datetime.fromisoformat(due_text).replace(tzinfo=T0.tzinfo)
         if due >= end:  # only what was due within the simulated hours
             continue
@@ -157,7 +161,10 @@ async def run_day(
             f.expired += 1
             continue
         if status == "skipped":
-            f.dropped += 1
+            if reason == MERGED:
+                f.merged += 1
+            else:
+                f.dropped += 1
             continue
         if message_id is None:
             continue
@@ -175,8 +182,8 @@ async def run_day(
 def table(results: Sequence[tuple[str, dict[str, Figures]]]) -> str:
     lines = [
         "| run | kind | sent | late p50 / p99 / max (min) | early p50 / p99 / max (min) "
-        "| after window | expired (+ too late to materialise) | dropped |",
-        "|---|---|---|---|---|---|---|---|",
+        "| after window | expired (+ too late to materialise) | merged | dropped |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for label, figures in results:
         for kind in sorted(figures):
@@ -188,7 +195,7 @@ def table(results: Sequence[tuple[str, dict[str, Figures]]]) -> str:
                 f"{max(late, default=0) / 60:.1f} | "
                 f"{_quantile(early, 0.5) / 60:.1f} / {_quantile(early, 0.99) / 60:.1f} / "
                 f"{max(early, default=0) / 60:.1f} | {f.after_window:,} | "
-                f"{f.expired + f.stale:,} | {f.dropped:,} |"
+                f"{f.expired + f.stale:,} | {f.merged:,} | {f.dropped:,} |"
             )
     return "\n".join(lines)
 

@@ -202,9 +202,10 @@ def verdict(report: CapacityReport) -> str:
     if over_capacity(report):
         return (
             f"verdict: OVER CAPACITY: {levelled.expired:,} reminders would expire even levelled "
-            f"({today.expired:,} as today); the dispatcher will drop that many by priority "
-            "instead (meal ideas first, wind-downs last); set ALLOW_PAID_BROADCAST=true to "
-            "send them as paid broadcasts"
+            f"({today.expired:,} as today); the dispatcher will take that many out by "
+            "priority instead (meal ideas first, merged into the exercise note where they can "
+            "be, then dropped; wind-downs last); set ALLOW_PAID_BROADCAST=true to send them as "
+            "paid broadcasts"
         )
     if levelled.outside_window:
         return (

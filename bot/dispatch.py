@@ -68,7 +68,7 @@ from telegram.error import (
 from telegram.ext import CallbackContext, ExtBot
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.capacity import DROPPED, Window
+from bot.capacity import DROPPED, MERGED, Window
 from bot.clock import Clock, FakeClock
 from bot.config import DEFAULT_SNOOZE_MINUTES
 from bot.content import Content
@@ -76,7 +76,7 @@ from bot.keyboards import reminder_keyboard
 from bot.levelling import Release, ReleasePlan, horizon_seconds, plan_releases
 from bot.meals import choose_meal
 from bot.ratelimit import FairRateLimiter, SendOptions, Withdrawn
-from bot.storage import ClaimedDelivery, RecordedOutcome, SendOutcome, Store
+from bot.storage import ClaimedDelivery, RecordedOutcome, SendOutcome, Shed, Store
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,11 @@ REMINDER_SEND: Final = SendOptions(max_retries=0, max_wait=2.0)
 # over the 30 msg/s cap (8 would leave 80-160), while a crash repeats at most this many sends
 # and 32+ costs httpcore time. Hence 16.
 DEFAULT_MAX_CONCURRENCY: Final = 16
+# Overload policy (b): a meal idea the plan takes out of a congested stretch rides with the
+# person's exercise note when that note comes at most this long after it (3 h before bedtime
+# by default, an hour after the meal idea); a meal idea later than that is no longer tonight's
+# dinner idea, so it is dropped instead.
+MERGE_WITHIN: Final = timedelta(hours=2)
 # A chat's next due reminder is looked at again this much later while its previous one is
 # still in flight (one at a time keeps their order; the limiter paces the chat).
 BUSY_CHAT_DEFER: Final = timedelta(milliseconds=250)
@@ -136,6 +141,7 @@ class TickReport:
 
     materialized: int = 0
     released_early: int = 0  # materialised before their time by levelling (in their window)
+    merged: int = 0  # meal ideas sent inside the exercise note instead (overload policy b)
     sent: int = 0
     skipped_stale: int = 0
     retried: int = 0
@@ -550,7 +556,7 @@ class Dispatcher:
             int((now + self.replan_every + self.tick_every).timestamp())
         )
         if drops:
-            await self._drop(now, drops, report)
+            await self._shed(now, drops, report)
         due = self._releases.due(int((now + self.tick_every).timestamp()))
         if not due:
             return
@@ -566,26 +572,50 @@ class Dispatcher:
             ),
         )
 
-    async def _drop(self, now: datetime, drops: Sequence[Release], report: TickReport) -> None:
-        """Overload policy (c): what the plan says would expire goes, explicitly, by priority."""
-        counts = await self.store.materialize_early(
-            now, drops, choose_meal=self._choose_meal, drop_reason=DROPPED
+    async def _shed(self, now: datetime, drops: Sequence[Release], report: TickReport) -> None:
+        """What the plan says would expire goes, explicitly: merged where the person loses
+        nothing (policy b: the meal idea rides with their exercise note), else dropped by
+        priority (policy c)."""
+        results = await self.store.shed(
+            now,
+            drops,
+            choose_meal=self._choose_meal,
+            merge_within=MERGE_WITHIN,
+            merge_reason=MERGED,
+            drop_reason=DROPPED,
         )
-        dropped = sum(counts)
+        merged = sum(result.merged for result in results)
+        dropped = sum(result.dropped for result in results)
+        report.merged += merged
         report.dropped[DROPPED] += dropped
         if self.observer is not None:
-            for release, count in zip(drops, counts, strict=True):
-                for _ in range(count):
+            for release, result in zip(drops, results, strict=True):
+                for _ in range(result.merged):
+                    self.observer.outcome(release.kind, "merged", None)
+                for _ in range(result.dropped):
                     self.observer.outcome(release.kind, "dropped", None)
-        log.warning(
-            "dropped %d reminders by priority (overload policy c: the coming hour cannot carry "
-            "them even levelled; meal ideas go first, wind-downs last): %s",
-            dropped,
-            ", ".join(
-                f"{r.count} {r.kind} due {datetime.fromtimestamp(r.at, UTC):%H:%M} UTC"
-                for r in drops
-            ),
-        )
+
+        def groups(count: Callable[[Shed], int]) -> str:
+            return ", ".join(
+                f"{count(result)} {release.kind} due {_utc_minute(release.at)} UTC"
+                for release, result in zip(drops, results, strict=True)
+                if count(result)
+            )
+
+        if merged:
+            log.warning(
+                "merged %d meal ideas into the same person's exercise note (overload policy b: "
+                "the coming hour cannot carry every message even levelled): %s",
+                merged,
+                groups(lambda result: result.merged),
+            )
+        if dropped:
+            log.warning(
+                "dropped %d reminders by priority (overload policy c: the coming hour cannot "
+                "carry them even levelled and merged; meal ideas go first, wind-downs last): %s",
+                dropped,
+                groups(lambda result: result.dropped),
+            )
 
     async def _materialize(self, report: TickReport) -> bool:
         """One batch of due reminders into deliveries; True when more may be waiting."""
@@ -958,6 +988,10 @@ class Dispatcher:
 def _log_capacity_failure(task: asyncio.Task[object]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.warning("the daily capacity check failed", exc_info=task.exception())
+
+
+def _utc_minute(epoch: int) -> str:
+    return f"{datetime.fromtimestamp(epoch, UTC):%H:%M}"
 
 
 def _backoff(attempt: int) -> timedelta:

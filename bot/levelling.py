@@ -14,10 +14,12 @@ and the plan is redone from the database every minute, so a wrong guess costs at
 minute's releases.
 
 When even levelling cannot carry the coming hour (the plan expires something), the plan also
-gives *drop* quotas — overload policy (c) of bot/capacity.py, explicit instead of expiry by
-arrival order: as many reminders as would expire, from the congested stretch, meal ideas
-first, then exercise notes, wind-downs last, the latest first. A group's drops are acted on
-when it falls due; each is recorded as skipped with its reason, counted and logged.
+gives *drop* quotas — explicit instead of expiry by arrival order: as many reminders as would
+expire, from the congested stretch, meal ideas first, then exercise notes, wind-downs last,
+the latest first. A group's quota is acted on when it falls due (``Store.shed``): a meal idea
+whose person has an exercise note coming soon after it is merged into that note (overload
+policy b, nothing lost), the rest are dropped (policy c); each is recorded as skipped with its
+reason, counted and logged.
 
 Everything the plan sees starts at "now": nothing is sent before it, a window that opened in
 the past opens now, and what is already due (deliveries pending, a backlog) waits for now but

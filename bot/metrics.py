@@ -52,9 +52,9 @@ UPDATE_TYPES: Final = frozenset(str(kind) for kind in Update.ALL_TYPES)
 OTHER: Final = "other"
 # What the dispatcher can do with one reminder (bot/dispatch.py): sent; rescheduled after a
 # 429 or a network error; failed for good; the chat is gone; too late to send; dropped by the
-# overload policy (bot/levelling.py).
+# overload policy, or merged into the person's exercise note by it (bot/levelling.py).
 OUTCOMES: Final = frozenset(
-    {"sent", "retry", "failed", "deactivated", "expired", "stale", "dropped"}
+    {"sent", "retry", "failed", "deactivated", "expired", "stale", "dropped", "merged"}
 )
 # Handler latency: a reply is a database read or two plus one paced send.
 HANDLER_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

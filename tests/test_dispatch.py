@@ -23,7 +23,7 @@ from telegram import Bot
 from telegram.ext import ExtBot
 
 from bench.population import insert_due_people
-from bot.capacity import DROPPED
+from bot.capacity import DROPPED, MERGED
 from bot.capacity_plan import windows_from
 from bot.clock import FakeClock
 from bot.content import Content, default_content_dir, load_content
@@ -31,7 +31,7 @@ from bot.dispatch import DEAD_AFTER, Dispatcher, TickReport, run_simulated
 from bot.fake_telegram import ApiCall, FakeBotApi
 from bot.levelling import Release
 from bot.ratelimit import FairRateLimiter
-from bot.storage import Person, Store
+from bot.storage import Person, Shed, Store
 from tests.conftest import TEST_TOKEN
 from tests.pg import BACKENDS, TestDatabase, fresh_database
 
@@ -785,3 +785,120 @@ async def test_overload_drops_meal_ideas_by_priority_counted_and_logged(
     assert len(h.sends()) == 72
     [warning] = [r.getMessage() for r in caplog.records if "overload policy c" in r.getMessage()]
     assert warning.startswith("dropped 8 reminders by priority") and "8 meal due" in warning
+
+
+THIRD = 5003
+
+
+async def test_shedding_merges_meal_ideas_into_the_exercise_note_first(h: Harness) -> None:
+    # Bedtime 22:30: meal idea 18:30, exercise note 19:30. OTHER signs up first (lower ids)
+    # but has no exercise note, so the two people who can merge are taken before it.
+    await sign_up(h, OTHER, only=["meal"])
+    await sign_up(h, CHAT, only=["meal", "exercise"])
+    await sign_up(h, THIRD, only=["meal", "exercise"])
+    meal_at, exercise_at = berlin(10, 18, 30), berlin(10, 19, 30)
+    release = Release("meal", int(meal_at.timestamp()), 2)
+    now = berlin(10, 18, 29)
+    shed = await h.store.shed(
+        now,
+        [release],
+        choose_meal=lambda diet, recent: h.content.meal_ideas[0].id,
+        merge_within=timedelta(hours=2),
+        merge_reason=MERGED,
+        drop_reason=DROPPED,
+    )
+    assert shed == [Shed(merged=2, dropped=0)]
+    for chat_id in (CHAT, THIRD):
+        meal, note = sorted(await h.deliveries(chat_id), key=lambda d: d["due_at"])
+        assert (meal["kind"], meal["status"], meal["last_error"]) == ("meal", "skipped", MERGED)
+        assert note["kind"] == "exercise" and note["status"] == "pending"
+        assert note["meal_id"] == h.content.meal_ideas[0].id
+        assert datetime.fromisoformat(note["due_at"]) == exercise_at
+    assert await h.deliveries(OTHER) == []  # not shed: its meal idea goes at its time
+
+    h.clock.set(now)
+    await run_simulated(h.dispatcher, h.clock, timedelta(hours=2))
+    assert len(h.sends(OTHER)) == 1  # its own meal idea, at 18:30
+    for chat_id in (CHAT, THIRD):
+        [evening] = h.sends(chat_id)  # one message, at the exercise note's time, saying both
+        assert html.escape(h.content.evening.title) in evening.params["text"]
+        [note] = [d for d in await h.deliveries(chat_id) if d["kind"] == "exercise"]
+        assert note["status"] == "sent" and _sent_at(note) == exercise_at
+
+
+async def test_shedding_drops_what_cannot_merge(h: Harness) -> None:
+    # OTHER's exercise note is 3 h after its meal idea (beyond the 2 h a dinner idea may wait):
+    # dropped. CHAT has no exercise note at all: dropped.
+    await sign_up(h, CHAT, only=["meal"])
+    await sign_up(h, OTHER, only=["meal", "exercise"])
+    await h.store.set_reminder(OTHER, "exercise", h.clock.now(), offset_minutes=60)
+    meal_at = berlin(10, 18, 30)
+    shed = await h.store.shed(
+        berlin(10, 18, 29),
+        [Release("meal", int(meal_at.timestamp()), 5)],
+        choose_meal=lambda diet, recent: h.content.meal_ideas[0].id,
+        merge_within=timedelta(hours=2),
+        merge_reason=MERGED,
+        drop_reason=DROPPED,
+    )
+    assert shed == [Shed(merged=0, dropped=2)]
+    for chat_id in (CHAT, OTHER):
+        [meal] = await h.deliveries(chat_id)
+        assert (meal["status"], meal["last_error"]) == ("skipped", DROPPED)
+
+
+async def test_an_early_release_never_overtakes_a_merged_exercise_note(h: Harness) -> None:
+    # Meal 21:20, exercise 21:25, wind-down 21:30 (bedtime 22:30). The meal idea merged into
+    # the exercise note leaves a pending row for 21:25: the wind-down may not go before it.
+    await sign_up(h, CHAT, only=["meal", "exercise", "wind_down"])
+    await h.store.set_reminder(CHAT, "meal", h.clock.now(), offset_minutes=70)
+    await h.store.set_reminder(CHAT, "exercise", h.clock.now(), offset_minutes=65)
+    merged = await h.store.shed(
+        berlin(10, 21, 19),
+        [Release("meal", int(berlin(10, 21, 20).timestamp()), 1)],
+        choose_meal=lambda diet, recent: h.content.meal_ideas[0].id,
+        merge_within=timedelta(hours=2),
+        merge_reason=MERGED,
+        drop_reason=DROPPED,
+    )
+    assert merged == [Shed(merged=1)]
+    wind_down = Release("wind_down", int(berlin(10, 21, 30).timestamp()), 1)
+    none = lambda diet, recent: None  # noqa: E731
+    assert await h.store.materialize_early(berlin(10, 21, 24), [wind_down], choose_meal=none) == [0]
+    h.clock.set(berlin(10, 21, 24))
+    await run_simulated(h.dispatcher, h.clock, timedelta(minutes=2))  # the note goes at 21:25
+    assert await h.store.materialize_early(berlin(10, 21, 26), [wind_down], choose_meal=none) == [1]
+
+
+async def test_overload_merges_before_it_drops_counted_and_logged(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As the drop test, but each eater also has an exercise note an hour after the meal idea
+    # (22:30). The plan still takes meal ideas out of the 21:30 clump; now each rides with
+    # its person's exercise note: no meal idea is lost, and fewer messages go.
+    winders, eaters = range(7400, 7440), range(7500, 7540)
+    for chat_id in winders:
+        await sign_up(h, chat_id, only=["wind_down"])
+    for chat_id in eaters:
+        await sign_up(h, chat_id, bedtime=time(1, 30), only=["meal", "exercise"])
+    dispatcher = h.new_dispatcher(
+        windows=windows_from(h.content), send_rate=0.02, tick_every=timedelta(minutes=1)
+    )
+    h.clock.set(berlin(10, 20, 40))
+    with caplog.at_level(logging.WARNING, logger="bot.dispatch"):
+        await run_simulated(dispatcher, h.clock, timedelta(hours=1))
+
+    wind_downs = [d for c in winders for d in await h.deliveries(c)]
+    assert [d["status"] for d in wind_downs] == ["sent"] * 40
+    meals = {c: [d for d in await h.deliveries(c) if d["kind"] == "meal"] for c in eaters}
+    notes = {c: [d for d in await h.deliveries(c) if d["kind"] == "exercise"] for c in eaters}
+    merged = {c for c, [meal] in meals.items() if meal["status"] == "skipped"}
+    assert len(merged) >= 8
+    assert {meals[c][0]["last_error"] for c in merged} == {MERGED}
+    assert all(meals[c][0]["status"] == "sent" for c in eaters if c not in merged)
+    # Each merged idea rides with its person's exercise note, made now for 22:30; the others'
+    # notes are not made before their time.
+    assert all(len(notes[c]) == 1 and notes[c][0]["meal_id"] is not None for c in merged)
+    assert all(notes[c] == [] for c in eaters if c not in merged)
+    warnings = [r.getMessage() for r in caplog.records if "overload policy" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith(f"merged {len(merged)} meal ideas")

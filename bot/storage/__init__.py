@@ -24,6 +24,7 @@ from bot.storage.records import (
     ReminderPressAction,
     ReminderSetting,
     SendOutcome,
+    Shed,
     StaleOccurrence,
 )
 from bot.storage.repository import Store, open_store
@@ -50,6 +51,7 @@ __all__ = [
     "ReminderPressAction",
     "ReminderSetting",
     "SendOutcome",
+    "Shed",
     "StaleOccurrence",
     "Store",
     "StoredUpdate",

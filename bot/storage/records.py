@@ -162,6 +162,19 @@ class MaterializeResult:
     stale: tuple[StaleOccurrence, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Shed:
+    """What overload shedding (``Store.shed``) did with one release's reminders: ``merged``
+    meal ideas now ride with the person's exercise note, ``dropped`` ones are not sent."""
+
+    merged: int = 0
+    dropped: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.merged + self.dropped
+
+
 @dataclass(frozen=True)
 class ClaimedDelivery:
     id: int

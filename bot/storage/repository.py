@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Final, Protocol, TypedDict, Unpack
 
-from sqlalchemy import Select, and_, bindparam, delete, func, or_, select, true, update
+from sqlalchemy import Select, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -82,6 +82,7 @@ from bot.storage.records import (
     ReminderPressAction,
     ReminderSetting,
     SendOutcome,
+    Shed,
     StaleOccurrence,
 )
 from bot.storage.send_load import MinuteLoad, read_send_load_in, read_split
@@ -845,12 +846,7 @@ class Store:
             return MaterializeResult(len(rows), created, tuple(stale))
 
     async def materialize_early(
-        self,
-        now: datetime,
-        releases: Sequence[Release],
-        *,
-        choose_meal: MealChooser,
-        drop_reason: str | None = None,
+        self, now: datetime, releases: Sequence[Release], *, choose_meal: MealChooser
     ) -> list[int]:
         """Levelling (bot/levelling.py): release reminders due later as deliveries sendable
         now, in one transaction; how many were released, per release.
@@ -858,10 +854,9 @@ class Store:
         For each release, up to ``count`` reminders of its kind due in its minute become
         pending deliveries with their own ``due_at`` (so lateness and expiry still count
         from their time) and ``next_attempt_at = now``. A person's reminder is never released
-        ahead of their own earlier one that is still waiting: their order never changes.
-
-        With ``drop_reason`` (levelling's overload policy c) the occurrences are recorded as
-        ``skipped`` with that reason instead: counted, never sent, the reminder moved on.
+        ahead of their own earlier one that is still waiting, scheduled or pending (an
+        exercise note already made for its time by ``shed``, a retry): their order never
+        changes.
         """
         _require_aware(now, "now")
         released: list[dict[str, Any]] = []
@@ -869,29 +864,22 @@ class Store:
         async with self._transaction() as session:
             earlier = aliased(ReminderRow)
             for release in releases:
-                start = datetime.fromtimestamp(release.at, UTC)
                 rows = (
                     await session.execute(
-                        select(ReminderRow, PersonRow)
-                        .join(PersonRow, _P.chat_id == _R.chat_id)
-                        .where(
-                            _R.kind == release.kind,
-                            _R.next_fire_at >= max(start, now),
-                            _R.next_fire_at < start + timedelta(minutes=1),
-                            # Dropping reorders nothing; an early send must not overtake.
-                            true()
-                            if drop_reason is not None
-                            else ~select(earlier.id)
+                        self._release_query(release, now, release.count).where(
+                            ~select(earlier.id)
                             .where(
                                 earlier.chat_id == _R.chat_id,
                                 earlier.next_fire_at < _R.next_fire_at,
                             )
                             .exists(),
-                        )
-                        .order_by(_R.next_fire_at, _R.id)
-                        .limit(release.count)
-                        .with_for_update(
-                            skip_locked=True, key_share=True, of=[ReminderRow, PersonRow]
+                            ~select(_D.id)
+                            .where(
+                                _D.chat_id == _R.chat_id,
+                                _D.status == DeliveryStatus.PENDING,
+                                _D.due_at < _R.next_fire_at,
+                            )
+                            .exists(),
                         )
                     )
                 ).all()
@@ -903,17 +891,143 @@ class Store:
                     if self._next_fire(person, reminder, now) is None:
                         reminder.next_fire_at = None
                         continue
-                    if drop_reason is None:
-                        row = self._occurrence(
+                    released.append(
+                        self._occurrence(
                             person, reminder, now, choose_meal, send_at=now, evening=evening
                         )
-                    else:
-                        row = self._occurrence(person, reminder, now, _NO_MEAL, send_at=now)
-                        row.update(status=DeliveryStatus.SKIPPED, last_error=drop_reason[:500])
-                    released.append(row)
+                    )
                 counts.append(len(released) - sum(counts))
             await self._insert_deliveries(session, released)
             return counts
+
+    async def shed(
+        self,
+        now: datetime,
+        releases: Sequence[Release],
+        *,
+        choose_meal: MealChooser,
+        merge_within: timedelta,
+        merge_reason: str,
+        drop_reason: str,
+    ) -> list[Shed]:
+        """Overload (bot/levelling.py): take ``count`` reminders of each release out of the
+        congested stretch, in one transaction — merged where the person loses nothing,
+        dropped otherwise; what was done, per release.
+
+        Policy (b): a meal idea whose person has an exercise note scheduled after it, within
+        ``merge_within``, rides with that note — tonight's meal is chosen now and the note is
+        made now as a pending delivery for its own time, which then says both (the "one
+        evening message"). People who can merge are chosen first. Policy (c): the rest are
+        dropped. Either way the occurrence is recorded as ``skipped`` with its reason (counted,
+        never sent) and the reminder moves on to its next night.
+        """
+        _require_aware(now, "now")
+        rows_out: list[dict[str, Any]] = []
+        results: list[Shed] = []
+        async with self._transaction() as session:
+            for release in releases:
+                start = datetime.fromtimestamp(release.at, UTC)
+                merge_until = start + timedelta(minutes=1) + merge_within
+                query = self._release_query(release, now, release.count)
+                if release.kind == MEAL_KIND:
+                    exercise = aliased(ReminderRow)
+                    mergeable = (
+                        select(exercise.id)
+                        .where(
+                            exercise.chat_id == _R.chat_id,
+                            exercise.kind == EXERCISE_KIND,
+                            exercise.next_fire_at > _R.next_fire_at,
+                            exercise.next_fire_at < merge_until,
+                        )
+                        .exists()
+                    )
+                    query = query.order_by(None).order_by(mergeable.desc(), _R.next_fire_at, _R.id)
+                rows = (await session.execute(query)).all()
+                notes = await self._exercise_notes(
+                    session,
+                    [p.chat_id for r, p in rows if r.kind == MEAL_KIND],
+                    after=start,
+                    before=merge_until,
+                )
+                merged = dropped = 0
+                for reminder, person in rows:
+                    if self._next_fire(person, reminder, now) is None:
+                        reminder.next_fire_at = None
+                        continue
+                    note = notes.get(person.chat_id)
+                    due = reminder.next_fire_at
+                    can_merge = (
+                        note is not None
+                        and due is not None
+                        and note.next_fire_at is not None
+                        and note.next_fire_at > due
+                        and self._next_fire(person, note, now) is not None
+                    )
+                    row = self._occurrence(person, reminder, now, _NO_MEAL, send_at=now)
+                    row.update(
+                        status=DeliveryStatus.SKIPPED,
+                        last_error=(merge_reason if can_merge else drop_reason)[:500],
+                    )
+                    rows_out.append(row)
+                    if can_merge:
+                        assert note is not None and note.next_fire_at is not None
+                        carrier = self._occurrence(
+                            person,
+                            note,
+                            now,
+                            choose_meal,
+                            send_at=note.next_fire_at,
+                            evening=(person.chat_id,),
+                        )
+                        rows_out.append({**carrier, "last_error": None})  # one row shape
+                        merged += 1
+                    else:
+                        dropped += 1
+                results.append(Shed(merged, dropped))
+            await self._insert_deliveries(session, rows_out)
+            return results
+
+    @staticmethod
+    def _release_query(
+        release: Release, now: datetime, limit: int
+    ) -> Select[ReminderRow, PersonRow]:
+        """Up to ``limit`` reminders of the release's kind due in its minute (and not before
+        ``now``), with their people, locked (SKIP LOCKED: another process may be on them)."""
+        start = datetime.fromtimestamp(release.at, UTC)
+        return (
+            select(ReminderRow, PersonRow)
+            .join(PersonRow, _P.chat_id == _R.chat_id)
+            .where(
+                _R.kind == release.kind,
+                _R.next_fire_at >= max(start, now),
+                _R.next_fire_at < start + timedelta(minutes=1),
+            )
+            .order_by(_R.next_fire_at, _R.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True, key_share=True, of=[ReminderRow, PersonRow])
+        )
+
+    @staticmethod
+    async def _exercise_notes(
+        session: AsyncSession, chat_ids: Sequence[int], *, after: datetime, before: datetime
+    ) -> dict[int, ReminderRow]:
+        """These people's exercise notes scheduled in (after, before), locked; one that another
+        process holds is left out (that person's meal idea is then dropped, not merged)."""
+        if not chat_ids:
+            return {}
+        notes = (
+            await session.scalars(
+                select(ReminderRow)
+                .where(
+                    _R.chat_id.in_(chat_ids),
+                    _R.kind == EXERCISE_KIND,
+                    _R.next_fire_at > after,
+                    _R.next_fire_at < before,
+                )
+                .with_for_update(skip_locked=True, key_share=True)
+            )
+        ).all()
+        return {note.chat_id: note for note in notes}
 
     def _occurrence(
         self,
