@@ -14,7 +14,9 @@ each tick
    by this dispatcher), and ``max_concurrency`` workers each check → send → record one
    delivery; the checks and records waiting at the same moment share one transaction
    (``Store.settle``). Loops while claims keep coming, so with 10,000 reminders due at once
-   the send rate is set by the bot's rate limiter, not by the tick interval. A tick with
+   the send rate is set by the bot's rate limiter, not by the tick interval; after each
+   ``batch_size`` claims it goes back to step 1, so a tick that sends a backlog for minutes
+   still levels and materialises in step with the clock. A tick with
    nothing due costs one indexed read (``Store.anything_due``).
 
 Stop means stop: right before each request goes out — after the rate limiter's wait, via
@@ -449,18 +451,19 @@ class Dispatcher:
                 await self._release_unrecorded(report)
                 # Send after every materialised batch, so with 10,000 due at once the first
                 # message leaves after one batch of database work, not after all of it; and
-                # level before each batch, so a tick that sends for minutes keeps releasing.
-                # Nothing due (almost every tick): one read decides, no write transaction.
-                due = False
+                # send at most a batch before looking again, so a tick that sends for minutes
+                # (a backlog) keeps levelling, shedding and materialising in step with the
+                # clock instead of after the backlog. Nothing due (almost every tick): one
+                # read decides, no write transaction.
                 while not self.stopping:
                     await self._level(report)
-                    due = await self.store.anything_due(self.clock.now())
-                    if not due or not await self._materialize(report):
+                    if not await self.store.anything_due(self.clock.now()):
                         break
-                    await self._send_due(report)
+                    more_reminders = await self._materialize(report)
+                    more_deliveries = await self._send_due(report, limit=self.batch_size)
+                    if not (more_reminders or more_deliveries):
+                        break
                 if not self.stopping:
-                    if due:
-                        await self._send_due(report)
                     await self._purge_history()
                     self._check_capacity_daily()
                 return report
@@ -641,16 +644,20 @@ class Dispatcher:
 
     # --- 2. send -------------------------------------------------------------------------
 
-    async def _send_due(self, report: TickReport) -> None:
-        """Claim a few, keep ``max_concurrency`` workers busy, claim more as they finish."""
+    async def _send_due(self, report: TickReport, *, limit: int) -> bool:
+        """Claim a few, keep ``max_concurrency`` workers busy, claim more as they finish, up to
+        ``limit`` claims; True when it stopped at the limit (more may be due)."""
         ready: deque[ClaimedDelivery] = deque()
         running: dict[asyncio.Task[bool], ClaimedDelivery] = {}
         unsent: list[int] = []
         more = True
+        claimed_so_far = 0
         try:
             while True:
-                if more and not self.stopping and len(ready) < self.max_concurrency:
+                claiming = more and claimed_so_far < limit  # at the limit: finish what is held
+                if claiming and not self.stopping and len(ready) < self.max_concurrency:
                     claimed, more = await self._claim(report)
+                    claimed_so_far += len(claimed)
                     ready.extend(claimed)
                 while ready and len(running) < self.max_concurrency and not self.stopping:
                     delivery = ready.popleft()
@@ -658,8 +665,8 @@ class Dispatcher:
                     self._workers[task] = _BUSY
                     running[task] = delivery
                 if not running:
-                    if self.stopping or not (more or ready):
-                        return
+                    if self.stopping or not (claiming or ready):
+                        return more and not self.stopping
                     continue
                 done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:

@@ -22,6 +22,7 @@ from sqlalchemy import event
 from telegram import Bot
 from telegram.ext import ExtBot
 
+from bench.dispatch_day import SimulatedBot
 from bench.population import insert_due_people
 from bot.capacity import DROPPED, MERGED
 from bot.capacity_plan import windows_from
@@ -66,8 +67,10 @@ class Harness:
     content: Content
     dispatcher: Dispatcher
 
-    def new_dispatcher(self, store: Store | None = None, **options: Any) -> Dispatcher:
-        return Dispatcher(store or self.store, self.bot, self.content, self.clock, **options)
+    def new_dispatcher(
+        self, store: Store | None = None, *, bot: Any = None, **options: Any
+    ) -> Dispatcher:
+        return Dispatcher(store or self.store, bot or self.bot, self.content, self.clock, **options)
 
     async def tick_at(self, moment: datetime) -> TickReport:
         self.clock.set(moment)
@@ -902,3 +905,29 @@ async def test_overload_merges_before_it_drops_counted_and_logged(
     assert all(notes[c] == [] for c in eaters if c not in merged)
     warnings = [r.getMessage() for r in caplog.records if "overload policy" in r.getMessage()]
     assert len(warnings) == 1 and warnings[0].startswith(f"merged {len(merged)} meal ideas")
+
+
+async def test_a_long_send_keeps_materialising_in_step_with_the_clock(h: Harness) -> None:
+    # 60 wind-downs already pending at 21:00 take 20 minutes at one send per 20 s (a stand-in
+    # bot that moves the clock). Ten meal ideas fall due at 21:10, inside that one tick: they
+    # are materialised within one batch's sends of 21:10, not after the whole backlog.
+    backlog, later = range(7600, 7660), range(7700, 7710)
+    for chat_id in backlog:
+        await sign_up(h, chat_id, bedtime=time(22, 0), only=["wind_down"])  # due 21:00
+    for chat_id in later:
+        await sign_up(h, chat_id, bedtime=time(1, 10), only=["meal"])  # due 21:10
+    start = berlin(10, 21)
+    made = await h.store.materialize_due(
+        start, grace=GRACE, limit=100, choose_meal=lambda diet, recent: None
+    )
+    assert made.materialized == 60
+    h.clock.set(start)
+    paced = SimulatedBot(h.clock, rate=0.05)
+    dispatcher = h.new_dispatcher(bot=paced, batch_size=10)
+    await dispatcher.tick()  # one tick, about 23 simulated minutes
+
+    assert len(paced.accepted) == 70  # everything, once
+    for chat_id in later:
+        [meal] = await h.deliveries(chat_id)
+        created = datetime.fromisoformat(meal["created_at"])
+        assert berlin(10, 21, 10) <= created <= berlin(10, 21, 10) + timedelta(seconds=10 * 20)
