@@ -536,7 +536,7 @@ class Dispatcher:
             return
         now = self.clock.now()
         if self._releases is None or self._replan_at is None or now >= self._replan_at:
-            loads = await self.store.upcoming_load(now - self.grace, now + self._horizon)
+            loads = await self.store.upcoming_load(now - self.grace, now + self._horizon, now)
             self._releases = plan_releases(
                 loads,
                 self.windows,

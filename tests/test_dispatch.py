@@ -931,3 +931,33 @@ async def test_a_long_send_keeps_materialising_in_step_with_the_clock(h: Harness
         [meal] = await h.deliveries(chat_id)
         created = datetime.fromisoformat(meal["created_at"])
         assert berlin(10, 21, 10) <= created <= berlin(10, 21, 10) + timedelta(seconds=10 * 20)
+
+
+async def test_a_merged_note_can_still_be_levelled_early(h: Harness) -> None:
+    # The note made ahead for 19:30 (carrying the merged meal idea) is planned and released
+    # like the reminder it stands for: counted as scheduled, sendable early within its window.
+    await sign_up(h, CHAT, only=["meal", "exercise"])
+    meal = h.content.meal_ideas[0].id
+    exercise_at = berlin(10, 19, 30)
+    await h.store.shed(
+        berlin(10, 18, 29),
+        [Release("meal", int(berlin(10, 18, 30).timestamp()), 1)],
+        choose_meal=lambda diet, recent: meal,
+        merge_within=timedelta(hours=2),
+        merge_reason=MERGED,
+        drop_reason=DROPPED,
+    )
+    now = berlin(10, 19, 15)
+    loads = await h.store.upcoming_load(now - GRACE, now + timedelta(hours=1), now)
+    assert [(load.kind, load.at, load.scheduled) for load in loads] == [
+        ("exercise", int(exercise_at.timestamp()), True)
+    ]
+    release = Release("exercise", int(exercise_at.timestamp()), 1)
+    none = lambda diet, recent: None  # noqa: E731
+    assert await h.store.materialize_early(now, [release], choose_meal=none) == [1]
+    assert await h.store.materialize_early(now, [release], choose_meal=none) == [0]  # once
+    h.clock.set(now)
+    await h.dispatcher.tick()
+    [note] = [d for d in await h.deliveries(CHAT) if d["kind"] == "exercise"]
+    assert note["status"] == "sent" and note["meal_id"] == meal and _sent_at(note) == now
+    assert datetime.fromisoformat(note["due_at"]) == exercise_at  # lateness counts from 19:30

@@ -897,6 +897,10 @@ class Store:
                         )
                     )
                 counts.append(len(released) - sum(counts))
+                if counts[-1] < release.count:
+                    counts[-1] += await _release_waiting(
+                        session, release, now, release.count - counts[-1]
+                    )
             await self._insert_deliveries(session, released)
             return counts
 
@@ -1074,11 +1078,12 @@ class Store:
         async with self._core(read_only=True) as connection:
             return await read_send_load_in(connection, start, end)
 
-    async def upcoming_load(self, start: datetime, end: datetime) -> list[Load]:
+    async def upcoming_load(self, start: datetime, end: datetime, now: datetime) -> list[Load]:
         """The load levelling plans (bot/levelling.py): reminders scheduled and deliveries
-        pending in [start, end), per kind and minute, in one read-only snapshot."""
+        pending in [start, end), per kind and minute, in one read-only snapshot; a delivery
+        waiting for a minute after ``now`` (a merged note) counts as scheduled."""
         async with self._core(read_only=True) as connection:
-            scheduled, pending = await read_split(connection, start, end)
+            scheduled, pending = await read_split(connection, start, end, now=now)
         return [
             *(Load(m.kind, m.minute * 60, m.count) for m in scheduled),
             *(Load(m.kind, m.minute * 60, m.count, scheduled=False) for m in pending),
@@ -1820,6 +1825,49 @@ def _diary_json(row: DiaryEntryRow) -> dict[str, Any]:
         "created_at": _iso(row.created_at),
         "updated_at": _iso(row.updated_at),
     }
+
+
+async def _release_waiting(
+    session: AsyncSession, release: Release, now: datetime, limit: int
+) -> int:
+    """Levelling's early release of deliveries made ahead for the release's minute and never
+    tried (merged notes, ``Store.shed``): sendable now, with the same ordering rule as the
+    reminders — none goes ahead of its person's earlier reminder or delivery still waiting."""
+    start = datetime.fromtimestamp(release.at, UTC)
+    earlier_reminder = aliased(ReminderRow)
+    earlier_delivery = aliased(DeliveryRow)
+    ids = (
+        await session.scalars(
+            select(_D.id)
+            .where(
+                _D.kind == release.kind,
+                _D.status == DeliveryStatus.PENDING,
+                _D.attempts == 0,
+                _D.next_attempt_at > now,
+                _D.next_attempt_at >= start,
+                _D.next_attempt_at < start + timedelta(minutes=1),
+                ~select(earlier_reminder.id)
+                .where(
+                    earlier_reminder.chat_id == _D.chat_id,
+                    earlier_reminder.next_fire_at < _D.due_at,
+                )
+                .exists(),
+                ~select(earlier_delivery.id)
+                .where(
+                    earlier_delivery.chat_id == _D.chat_id,
+                    earlier_delivery.status == DeliveryStatus.PENDING,
+                    earlier_delivery.due_at < _D.due_at,
+                )
+                .exists(),
+            )
+            .order_by(_D.next_attempt_at, _D.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    if ids:
+        await session.execute(update(DeliveryRow).where(_D.id.in_(ids)).values(next_attempt_at=now))
+    return len(ids)
 
 
 def _may_carry_meal(kind: str, evening_message: bool) -> bool:

@@ -13,7 +13,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Integer, Select, cast, extract, func, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    cast,
+    extract,
+    func,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.storage.models import DELIVERIES, REMINDERS, DeliveryStatus
@@ -46,17 +56,17 @@ async def read_send_load_in(
     connection: AsyncConnection, start: datetime, end: datetime
 ) -> list[MinuteLoad]:
     scheduled, pending = await read_split(connection, start, end)
-    loads: dict[tuple[str, int], int] = {}
-    for load in (*scheduled, *pending):
-        loads[load.kind, load.minute] = loads.get((load.kind, load.minute), 0) + load.count
-    return [MinuteLoad(kind, minute, count) for (kind, minute), count in sorted(loads.items())]
+    return _summed([*scheduled, *pending])
 
 
 async def read_split(
-    connection: AsyncConnection, start: datetime, end: datetime
+    connection: AsyncConnection, start: datetime, end: datetime, *, now: datetime | None = None
 ) -> tuple[list[MinuteLoad], list[MinuteLoad]]:
     """(scheduled reminders, pending deliveries) due in [start, end), apart: the dispatcher's
-    levelling may release the first early, never the second (bot/levelling.py)."""
+    levelling may release the first early, never the second (bot/levelling.py). With ``now``,
+    a delivery made ahead for a later minute and never tried (a meal idea merged into its
+    person's exercise note, which waits for the note's time) counts as scheduled: it may be
+    released early like the reminder it stands for."""
     dialect = connection.dialect.name
     reminder_minute = _epoch_minute(_R.next_fire_at, dialect).label("minute")
     reminders = (
@@ -74,7 +84,23 @@ async def read_split(
         )
         .group_by(_D.kind, delivery_minute)
     )
-    return await _counted(connection, reminders), await _counted(connection, deliveries)
+    if now is None:
+        return await _counted(connection, reminders), await _counted(connection, deliveries)
+    waiting = and_(_D.attempts == 0, _D.next_attempt_at > now)
+    scheduled = _summed(
+        [
+            *await _counted(connection, reminders),
+            *await _counted(connection, deliveries.where(waiting)),
+        ]
+    )
+    return scheduled, await _counted(connection, deliveries.where(~waiting))
+
+
+def _summed(loads: list[MinuteLoad]) -> list[MinuteLoad]:
+    counts: dict[tuple[str, int], int] = {}
+    for load in loads:
+        counts[load.kind, load.minute] = counts.get((load.kind, load.minute), 0) + load.count
+    return [MinuteLoad(kind, minute, count) for (kind, minute), count in sorted(counts.items())]
 
 
 async def _counted(connection: AsyncConnection, statement: Select[Any]) -> list[MinuteLoad]:
