@@ -70,7 +70,7 @@ from telegram.error import (
 from telegram.ext import CallbackContext, ExtBot
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.capacity import DROPPED, MERGED, Window
+from bot.capacity import DROPPED, Window
 from bot.clock import Clock, FakeClock
 from bot.config import DEFAULT_SNOOZE_MINUTES
 from bot.content import Content
@@ -584,8 +584,6 @@ class Dispatcher:
             drops,
             choose_meal=self._choose_meal,
             merge_within=MERGE_WITHIN,
-            merge_reason=MERGED,
-            drop_reason=DROPPED,
         )
         merged = sum(result.merged for result in results)
         dropped = sum(result.dropped for result in results)

@@ -807,8 +807,6 @@ async def test_shedding_merges_meal_ideas_into_the_exercise_note_first(h: Harnes
         [release],
         choose_meal=lambda diet, recent: h.content.meal_ideas[0].id,
         merge_within=timedelta(hours=2),
-        merge_reason=MERGED,
-        drop_reason=DROPPED,
     )
     assert shed == [Shed(merged=2, dropped=0)]
     for chat_id in (CHAT, THIRD):
@@ -841,8 +839,6 @@ async def test_shedding_drops_what_cannot_merge(h: Harness) -> None:
         [Release("meal", int(meal_at.timestamp()), 5)],
         choose_meal=lambda diet, recent: h.content.meal_ideas[0].id,
         merge_within=timedelta(hours=2),
-        merge_reason=MERGED,
-        drop_reason=DROPPED,
     )
     assert shed == [Shed(merged=0, dropped=2)]
     for chat_id in (CHAT, OTHER):
@@ -861,8 +857,6 @@ async def test_an_early_release_never_overtakes_a_merged_exercise_note(h: Harnes
         [Release("meal", int(berlin(10, 21, 20).timestamp()), 1)],
         choose_meal=lambda diet, recent: h.content.meal_ideas[0].id,
         merge_within=timedelta(hours=2),
-        merge_reason=MERGED,
-        drop_reason=DROPPED,
     )
     assert merged == [Shed(merged=1)]
     wind_down = Release("wind_down", int(berlin(10, 21, 30).timestamp()), 1)
@@ -944,8 +938,6 @@ async def test_a_merged_note_can_still_be_levelled_early(h: Harness) -> None:
         [Release("meal", int(berlin(10, 18, 30).timestamp()), 1)],
         choose_meal=lambda diet, recent: meal,
         merge_within=timedelta(hours=2),
-        merge_reason=MERGED,
-        drop_reason=DROPPED,
     )
     now = berlin(10, 19, 15)
     loads = await h.store.upcoming_load(now - GRACE, now + timedelta(hours=1), now)
@@ -961,3 +953,25 @@ async def test_a_merged_note_can_still_be_levelled_early(h: Harness) -> None:
     [note] = [d for d in await h.deliveries(CHAT) if d["kind"] == "exercise"]
     assert note["status"] == "sent" and note["meal_id"] == meal and _sent_at(note) == now
     assert datetime.fromisoformat(note["due_at"]) == exercise_at  # lateness counts from 19:30
+
+
+async def test_a_change_gives_a_merged_meal_idea_back_with_its_note(h: Harness) -> None:
+    # The meal idea (18:30) merged into the 19:30 note; at 18:45 the person moves bedtime to
+    # 23:00. The note is taken back, and so is the merge: the meal idea is planned again
+    # (now 19:00) instead of being lost with the note it rode on.
+    await sign_up(h, CHAT, only=["meal", "exercise"])
+    meal = h.content.meal_ideas[0].id
+    await h.store.shed(
+        berlin(10, 18, 29),
+        [Release("meal", int(berlin(10, 18, 30).timestamp()), 1)],
+        choose_meal=lambda diet, recent: meal,
+        merge_within=timedelta(hours=2),
+    )
+    h.clock.set(berlin(10, 18, 45))
+    await h.store.set_bedtime(CHAT, time(23, 0), h.clock.now())
+    assert await h.deliveries(CHAT) == []
+    await run_simulated(h.dispatcher, h.clock, timedelta(hours=2))
+    sent = sorted(await h.deliveries(CHAT), key=lambda d: d["due_at"])
+    assert [(d["kind"], d["status"]) for d in sent] == [("meal", "sent"), ("exercise", "sent")]
+    assert [_sent_at(d) for d in sent] == [berlin(10, 19), berlin(10, 20)]
+    assert sent[1]["meal_id"] is None  # two messages again, the person's own mode

@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from sqlalchemy.orm import aliased
 
 from bot import eligibility, schedule
+from bot.capacity import DROPPED, MERGED
 from bot.diary import wake, weekly
 from bot.diary.checkin import CheckinFact
 from bot.diary.models import HABIT_FOR_REMINDER, DiaryEntry, Habit, OnsetBucket
@@ -911,8 +912,6 @@ class Store:
         *,
         choose_meal: MealChooser,
         merge_within: timedelta,
-        merge_reason: str,
-        drop_reason: str,
     ) -> list[Shed]:
         """Overload (bot/levelling.py): take ``count`` reminders of each release out of the
         congested stretch, in one transaction — merged where the person loses nothing,
@@ -970,7 +969,7 @@ class Store:
                     row = self._occurrence(person, reminder, now, _NO_MEAL, send_at=now)
                     row.update(
                         status=DeliveryStatus.SKIPPED,
-                        last_error=(merge_reason if can_merge else drop_reason)[:500],
+                        last_error=MERGED if can_merge else DROPPED,
                     )
                     rows_out.append(row)
                     if can_merge:
@@ -1442,16 +1441,41 @@ class Store:
                     _D.reminder_id.is_not(None),
                     _D.due_at > now,
                 )
-                .returning(_D.reminder_id, _D.due_at)
+                .returning(_D.reminder_id, _D.due_at, _D.kind, _D.meal_id)
             )
         ).all()
-        for reminder_id, due_at in taken:
+        for reminder_id, due_at, kind, meal_id in taken:
             for reminder in reminders:
                 if reminder.id == reminder_id and reminder.last_due_at == due_at:
                     # The night was not handed over after all; None only ever allows an
                     # occurrence after the previous one, which was sent before ``now``.
                     reminder.last_due_at = None
                     reminder.next_fire_at = due_at
+            if kind == EXERCISE_KIND and meal_id is not None:
+                await self._give_back_merged_meal(session, reminders, before=due_at)
+
+    @staticmethod
+    async def _give_back_merged_meal(
+        session: AsyncSession, reminders: list[ReminderRow], *, before: datetime
+    ) -> None:
+        """A taken-back exercise note may carry a meal idea merged into it under overload
+        (``shed``): the meal idea's skipped occurrence is undone too, so it is planned again
+        with the new settings (sent late within the grace, or at its new time) — not lost
+        with the note it rode on. An evening-mode note has no skipped meal row: nothing to do."""
+        for meal in reminders:
+            if meal.kind != MEAL_KIND or meal.last_due_at is None or meal.last_due_at >= before:
+                continue
+            undone = await session.execute(
+                delete(DeliveryRow).where(
+                    _D.reminder_id == meal.id,
+                    _D.due_at == meal.last_due_at,
+                    _D.status == DeliveryStatus.SKIPPED,
+                    _D.last_error == MERGED,
+                )
+            )
+            if undone.rowcount:  # type: ignore[attr-defined]
+                meal.next_fire_at = meal.last_due_at
+                meal.last_due_at = None
 
     async def _lock_person(
         self, session: AsyncSession, chat_id: int, *, create_at: datetime | None = None
