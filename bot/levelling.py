@@ -16,7 +16,7 @@ minute's releases.
 When even levelling cannot carry the coming hour (the plan expires something), the plan also
 gives *drop* quotas — explicit instead of expiry by arrival order: as many reminders as would
 expire, from the congested stretch, meal ideas first, then exercise notes, wind-downs last,
-the latest first. A group's quota is acted on when it falls due (``Store.shed``): a meal idea
+the soonest due first. A group's quota is acted on when it falls due (``Store.shed``): a meal idea
 whose person has an exercise note coming soon after it is merged into that note (overload
 policy b, nothing lost), the rest are dropped (policy c); each is recorded as skipped with its
 reason, counted and logged.
@@ -173,14 +173,17 @@ def _drop_quotas(
     plan: Plan, groups: Sequence[tuple[str, int] | None]
 ) -> dict[tuple[str, int], int]:
     """Per congested stretch, as many scheduled reminders as would expire in it, by
-    ``DROP_ORDER`` (meal ideas first, wind-downs last), the latest first: dropping one frees a
-    send for one that would otherwise expire. Pending deliveries are never dropped here."""
+    ``DROP_ORDER`` (meal ideas first, wind-downs last), the soonest due first: dropping one
+    frees a send for one that would otherwise expire, and only the groups falling due before
+    the next plan are acted on — quotas on the stretch's latest groups would be planned again
+    a minute later, and again, and under sustained overload never carried out (the horizon
+    recedes as fast as they approach). Pending deliveries are never dropped here."""
     reminders = plan.reminders
     drops: dict[tuple[str, int], int] = {}
     for first, last, expired, lost in plan.congested:
         members = {plan.piece_reminder[p] for p in range(first, last)} | set(lost)
         candidates = sorted(
-            (i for i in members if groups[i] is not None), key=lambda i: -reminders[i].intended
+            (i for i in members if groups[i] is not None), key=lambda i: reminders[i].intended
         )
         need = expired
         for kind in DROP_ORDER:

@@ -130,3 +130,14 @@ def test_a_backlog_already_due_expires_at_its_own_time_not_from_now() -> None:
     plan = plan_releases([backlog], WINDOWS, now=NOW, rate=1, grace=1800)
     assert plan.expiring == 3000 - 301
     assert plan.dropping == 0  # nothing scheduled in the stretch to drop instead
+
+
+def test_drops_go_to_the_soonest_groups_so_a_receding_horizon_carries_them_out() -> None:
+    # Meal ideas every minute for an hour at 1 msg/s, 150 a minute: far over. Each plan acts
+    # only on groups falling due before the next one, so its drops must be there, not at the
+    # horizon's end (which the next plan, a minute later, would replan again).
+    loads = [Load("meal", NOW + 60 + minute * MINUTE, 150) for minute in range(60)]
+    plan = plan_releases(loads, WINDOWS, now=NOW, rate=1, grace=1800)
+    assert plan.dropping > 0
+    first = plan.drops_due(NOW + 60)
+    assert first == [Release("meal", NOW + 60, 150)]  # the first group goes now, all of it
