@@ -44,6 +44,11 @@ from typing import Final
 
 # Drop order under overload: the first is dropped first. The wind-down reminder, the one most
 # about sleep itself, goes last. "evening" is a meal idea and exercise note merged into one.
+# The morning check-in and weekly chart ("checkin", "weekly") are levelled within their windows
+# (content/diary.toml) but on purpose not here: dropping chooses which *nightly* message a person
+# loses, while the check-in is the diary's one question a day and the chart a weekly message
+# someone asked for. Dropping a nightly reminder frees a send for them; what a stretch of them
+# still cannot carry expires after the grace period, counted, as it would without a policy.
 MERGED_KIND: Final = "evening"
 DROP_ORDER: Final = ("meal", "exercise", MERGED_KIND, "wind_down")
 # Within one instant, a person's reminders are sent in this order (their natural evening order).

@@ -90,9 +90,12 @@ async def read_loads(settings: Settings, start: datetime, hours: int) -> list[Mi
 
 
 def windows_from(content: Content) -> dict[str, Window]:
+    """Every scheduled kind's send window from content (``Content.send_windows``: the nightly
+    reminders' and the morning check-in's and weekly chart's), so the dispatcher and
+    `sleepbot capacity` level all of them the same way."""
     return {
-        kind.kind: Window.minutes(kind.window_before_minutes, kind.window_after_minutes)
-        for kind in content.reminder_kinds
+        kind: Window.minutes(before, after)
+        for kind, (before, after) in content.send_windows().items()
     }
 
 

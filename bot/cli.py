@@ -76,8 +76,7 @@ def check_content(settings: Settings) -> int:
         f"{len(content.safety.spec.red_flag)} red flags, {len(content.sources.source)} sources"
     )
     windows = ", ".join(
-        f"{kind.kind} -{kind.window_before_minutes}/+{kind.window_after_minutes} min"
-        for kind in content.reminder_kinds
+        f"{kind} -{before}/+{after} min" for kind, (before, after) in content.send_windows().items()
     )
     print(f"send windows: {windows}")
     if one_locale:

@@ -20,6 +20,8 @@ from typing import Annotated, Final, Literal, get_args
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field
 
 from bot.content_schema import MAX_BUTTON_LABEL_LENGTH as MAX_BUTTON_LABEL_LENGTH
+from bot.content_schema import MAX_WINDOW_AFTER_MINUTES as MAX_WINDOW_AFTER_MINUTES
+from bot.content_schema import MAX_WINDOW_BEFORE_MINUTES as MAX_WINDOW_BEFORE_MINUTES
 from bot.content_schema import ContentError as ContentError
 from bot.content_schema import (
     Frozen,
@@ -27,12 +29,16 @@ from bot.content_schema import (
     Label,
     PlainText,
     Slug,
+    WindowAfterMinutes,
+    WindowBeforeMinutes,
     check_html,
     check_rendered,
     check_unique,
     load_toml,
 )
-from bot.diary.text import DiaryText, load_diary_text
+from bot.diary.text import DIARY_FILE, DiaryText, load_diary_text
+from bot.diary.wake import CHECKIN_KIND
+from bot.diary.weekly import WEEKLY_KIND
 from bot.i18n import DEFAULT_LOCALE, LOCALES, Catalogue, compare_locale, load_catalogue
 from bot.meals import EXERCISE_KIND, MEAL_KIND, is_evening_message
 from bot.safety import MECHANISM_PAGE_PREFIX, Safety, Sources, load_safety, load_sources
@@ -46,11 +52,6 @@ DEFAULT_DIET: Final[Diet] = "omnivore"
 ReminderKindName = Literal["meal", "exercise", "wind_down"]
 # A new kind: one member here, one [[reminder]] entry in content/reminders.toml (and zh/).
 REMINDER_KINDS: Final[frozenset[str]] = frozenset(get_args(ReminderKindName))
-# Send windows stay well inside a reminder's purpose: an hour early a "bedtime is getting close"
-# reminder would not be true any more, and the dispatcher's grace period (30 min by default)
-# expires what is later than that anyway.
-MAX_WINDOW_BEFORE_MINUTES: Final = 60
-MAX_WINDOW_AFTER_MINUTES: Final = 30
 MECHANISM_NUMBERS: Final = (1, 2, 3, 4, 5)
 MIN_MEALS_PER_DIET: Final = 8
 """Eight ideas per diet, so nobody is offered the same meal twice within seven nights."""
@@ -169,8 +170,8 @@ class ReminderKind(Frozen):
     # The send window (bot/capacity.py): how many minutes before and after its time this
     # reminder may go out when the bot spreads a busy minute's sending. Early must stay true
     # to the text, so the text never names an exact time ("in 60 minutes").
-    window_before_minutes: int = Field(ge=0, le=MAX_WINDOW_BEFORE_MINUTES)
-    window_after_minutes: int = Field(ge=0, le=MAX_WINDOW_AFTER_MINUTES)
+    window_before_minutes: WindowBeforeMinutes
+    window_after_minutes: WindowAfterMinutes
     text_html: Html
     why_html: Html
 
@@ -362,6 +363,18 @@ class Content(Frozen):
     def meals_for(self, diet: str) -> tuple[MealIdea, ...]:
         """Meal ideas a person with this diet can eat, in file order."""
         return tuple(idea for idea in self.meal_ideas if diet in idea.diets)
+
+    def send_windows(self) -> dict[str, tuple[int, int]]:
+        """Every scheduled kind's send window as (minutes before, minutes after): the nightly
+        reminders' (reminders.toml), then the morning check-in's and weekly chart's
+        (diary.toml). The one list the dispatcher, `sleepbot capacity` and check-content use."""
+        windows: dict[str, tuple[int, int]] = {
+            kind.kind: (kind.window_before_minutes, kind.window_after_minutes)
+            for kind in self.reminder_kinds
+        }
+        for kind, morning in ((CHECKIN_KIND, self.diary.checkin), (WEEKLY_KIND, self.diary.weekly)):
+            windows[kind] = (morning.window_before_minutes, morning.window_after_minutes)
+        return windows
 
     def reminder_kind(self, kind: str) -> ReminderKind:
         """The reminder kind; KeyError if unknown."""
@@ -761,6 +774,7 @@ def load_content(directory: Path, *, locale: str | None = None) -> Content:
         ui=ui,
         diary=load_diary_text(directory),
     )
+    _check_morning_messages(directory / DIARY_FILE, content.diary)
     for file_name, where, html in content.rendered_messages():
         check_rendered(directory / file_name, where, html)
     return content
@@ -922,6 +936,22 @@ def _check_reminders(path: Path, reminders: _RemindersFile) -> None:
                 f"{where}: text_html names an exact time ({duration.group(0)!r}); reminders may "
                 "go out a few minutes early or late (their send window), so say 'getting "
                 "close' rather than 'in 60 minutes'",
+            )
+
+
+def _check_morning_messages(path: Path, diary: DiaryText) -> None:
+    """The morning check-in and weekly chart have send windows too: their texts must stay true
+    anywhere in them, like the reminders'."""
+    for where, text in (
+        ("checkin question_html", diary.checkin.question_html),
+        ("weekly heading_html", diary.weekly.heading_html),
+    ):
+        duration = _EXACT_DURATION.search(text)
+        if duration:
+            raise ContentError(
+                path,
+                f"{where} names an exact time ({duration.group(0)!r}); it may go out a few "
+                "minutes late (its send window), so it must stay true then too",
             )
 
 

@@ -25,6 +25,11 @@ from bot.telegram_html import (
 )
 
 MAX_BUTTON_LABEL_LENGTH: Final = 64
+# Send windows (bot/capacity.py) stay well inside a message's purpose: an hour early a "bedtime
+# is getting close" reminder would not be true any more, and the dispatcher's grace period
+# (30 min by default) expires what is later than that anyway.
+MAX_WINDOW_BEFORE_MINUTES: Final = 60
+MAX_WINDOW_AFTER_MINUTES: Final = 30
 
 PLACEHOLDER: Final = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
 _LOOKS_LIKE_HTML: Final = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*[\s>/]|&(?:[A-Za-z]+|#\w+);")
@@ -74,6 +79,10 @@ Label = Annotated[
     AfterValidator(_plain_text),
 ]
 Slug = Annotated[str, Field(max_length=40), AfterValidator(_slug)]
+WindowBeforeMinutes = Annotated[int, Field(strict=True, ge=0, le=MAX_WINDOW_BEFORE_MINUTES)]
+"""How many minutes before its time a scheduled message may go out (levelling a busy minute)."""
+WindowAfterMinutes = Annotated[int, Field(strict=True, ge=0, le=MAX_WINDOW_AFTER_MINUTES)]
+"""How many minutes after its time a scheduled message still counts as on time."""
 
 
 class Frozen(BaseModel):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import time
 
 from bot.clock import Clock
+from bot.meals import MEAL_KIND
 from bot.onboarding import MAX_PAUSE_NIGHTS, OFFSET_STEP_MINUTES, clamp_offset, pause_until
 from bot.storage import Changed, Person, PersonEdit, ReminderPress, Store
 from bot.timezones import tzinfo_for
@@ -135,6 +136,13 @@ async def toggle_reminder(store: Store, clock: Clock, person: Person, kind: str)
     if setting is None:
         return None
     return await store.set_reminder(person.chat_id, kind, clock.now(), enabled=not setting.enabled)
+
+
+def time_follows_exercise(person: Person, kind: str) -> bool:
+    """The meal idea has no time of its own while it rides with the exercise note (the one
+    evening message in effect): moving it would change nothing the person gets, so /settings
+    offers no Earlier/Later for it and a forged or stale one is refused."""
+    return kind == MEAL_KIND and person.evening_merged
 
 
 async def move_reminder(

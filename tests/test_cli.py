@@ -87,6 +87,22 @@ def test_check_content_covers_the_diary_words(tmp_path: Path) -> None:
     assert "diary.toml" in bad.stderr and "unknown placeholder {habbit}" in bad.stderr
 
 
+def test_check_content_lists_and_checks_the_morning_send_windows(tmp_path: Path) -> None:
+    ok = run_cli("check-content", cwd=tmp_path, CONTENT_DIR=str(default_content_dir().resolve()))
+    assert "checkin -0/+15 min, weekly -0/+30 min" in ok.stdout
+    directory = tmp_path / "content"
+    shutil.copytree(default_content_dir().resolve(), directory)
+    diary = directory / "diary.toml"
+    text = diary.read_text(encoding="utf-8")
+    diary.write_text(
+        text.replace("window_after_minutes = 15", "window_after_minutes = 45", 1),
+        encoding="utf-8",
+    )
+    bad = run_cli("check-content", cwd=tmp_path, CONTENT_DIR=str(directory))
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "diary.toml: checkin window_after_minutes" in bad.stderr
+
+
 def test_invalid_setting_is_named(tmp_path: Path) -> None:
     result = run_cli("check-content", cwd=tmp_path, DISPATCH_INTERVAL_SECONDS="-1")
     assert result.returncode == 2

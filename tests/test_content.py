@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.capacity import Window
+from bot.capacity_plan import windows_from
 from bot.content import (
     ARTICLE_SOURCE,
     DIETS,
@@ -516,6 +518,58 @@ def test_a_window_reaching_past_bedtime_is_rejected(
 def test_a_missing_window_is_rejected(broken: Callable[[str, str, str], str]) -> None:
     message = broken("reminders.toml", "window_after_minutes = 5\n", "")
     assert "reminder 'wind_down': missing field 'window_after_minutes'" in message
+
+
+def test_the_morning_messages_have_send_windows_from_diary_toml(content: Content) -> None:
+    # Never early (nobody is buzzed before the time they asked), late within the window.
+    windows = content.send_windows()
+    assert windows["checkin"] == (0, 15) and windows["weekly"] == (0, 30)
+    assert windows["wind_down"] == (5, 5)  # the nightly reminders' stay in the same list
+    assert list(windows) == ["meal", "exercise", "wind_down", "checkin", "weekly"]
+
+
+def test_windows_from_levels_every_scheduled_kind(content: Content) -> None:
+    windows = windows_from(content)
+    assert windows["checkin"] == Window(0, 15 * 60)
+    assert windows["weekly"] == Window(0, 30 * 60)
+    assert set(windows) == set(content.send_windows())
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        (
+            "window_before_minutes = 0\nwindow_after_minutes = 15",
+            "window_before_minutes = 0\nwindow_after_minutes = -5",
+            "checkin window_after_minutes: Input should be greater than or equal to 0",
+        ),
+        (
+            "window_before_minutes = 0\nwindow_after_minutes = 30",
+            'window_before_minutes = 0\nwindow_after_minutes = "30"',
+            "weekly window_after_minutes: should be a whole number",
+        ),
+        (
+            "window_before_minutes = 0\nwindow_after_minutes = 15",
+            "window_before_minutes = 90\nwindow_after_minutes = 15",
+            "checkin window_before_minutes: Input should be less than or equal to 60",
+        ),
+        (
+            "window_before_minutes = 0\nwindow_after_minutes = 30\n",
+            "window_before_minutes = 0\n",
+            "missing field 'window_after_minutes'",
+        ),
+        (  # the text must stay true anywhere in the window
+            "Good morning.",
+            "Good morning, 5 min after your alarm.",
+            "checkin question_html names an exact time ('5 min')",
+        ),
+    ],
+)
+def test_a_malformed_morning_window_is_rejected(
+    broken: Callable[[str, str, str], str], old: str, new: str, problem: str
+) -> None:
+    message = broken("diary.toml", old, new)
+    assert problem in message, message
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,7 @@ from bot.clock import FakeClock
 from bot.content import Content, default_content_dir, load_content
 from bot.dispatch import DEAD_AFTER, Dispatcher, TickReport, run_simulated
 from bot.fake_telegram import ApiCall, FakeBotApi
+from bot.handlers.diary import CHECKIN_KIND, checkin_composer
 from bot.levelling import Release
 from bot.ratelimit import FairRateLimiter
 from bot.storage import Person, Shed, Store
@@ -975,3 +976,32 @@ async def test_a_change_gives_a_merged_meal_idea_back_with_its_note(h: Harness) 
     assert [(d["kind"], d["status"]) for d in sent] == [("meal", "sent"), ("exercise", "sent")]
     assert [_sent_at(d) for d in sent] == [berlin(10, 19), berlin(10, 20)]
     assert sent[1]["meal_id"] is None  # two messages again, the person's own mode
+
+
+async def test_a_check_in_is_never_sent_before_its_time_even_under_a_clump(h: Harness) -> None:
+    # 30 morning check-ins (bedtime 22:30: wake 06:30) and 30 wind-downs (bedtime 07:30) due
+    # at 06:30, at 0.2 msg/s: 5 minutes of sending, which the 5 minutes before would hold. The
+    # dispatcher levels with content's windows: wind-downs may go up to 5 minutes early,
+    # check-ins (diary.toml: -0/+15) never, so they queue from their time on.
+    sleepers, winders = range(7400, 7430), range(7500, 7530)
+    for chat_id in sleepers:
+        await sign_up(h, chat_id, only=[])
+        await h.store.set_checkin(chat_id, h.clock.now(), enabled=True)
+    for chat_id in winders:
+        await sign_up(h, chat_id, bedtime=time(7, 30), only=["wind_down"])
+    dispatcher = h.new_dispatcher(
+        windows=windows_from(h.content),
+        send_rate=0.2,
+        tick_every=timedelta(minutes=1),
+        composers={CHECKIN_KIND: checkin_composer(h.store, lambda delivery: h.content)},
+    )
+    h.clock.set(berlin(11, 6))
+    await run_simulated(dispatcher, h.clock, timedelta(minutes=45))
+
+    due = berlin(11, 6, 30)
+    checkins = [d for c in sleepers for d in await h.deliveries(c) if d["kind"] == CHECKIN_KIND]
+    wind_downs = [d for c in winders for d in await h.deliveries(c)]
+    assert [d["status"] for d in checkins + wind_downs] == ["sent"] * 60
+    assert {datetime.fromisoformat(d["due_at"]) for d in checkins + wind_downs} == {due}
+    assert min(_sent_at(d) for d in checkins) >= due  # never before the wake time asked for
+    assert any(_sent_at(d) < due for d in wind_downs)  # the clump was levelled

@@ -97,6 +97,51 @@ async def test_with_the_exercise_note_off_the_meal_idea_goes_alone(bot: BotHarne
     assert visible_text(meal.params["text"]).startswith("Tonight's meal idea")
 
 
+def _data(call: ApiCall) -> list[str]:
+    rows = call.params["reply_markup"]["inline_keyboard"]
+    return [button["callback_data"] for row in rows for button in row]
+
+
+async def test_the_meal_idea_has_no_time_buttons_while_it_rides_with_the_exercise_note(
+    bot: BotHarness,
+) -> None:
+    await onboard(bot)
+    await bot.send(ADA, "/settings")
+    assert {"set:earlier:meal", "set:later:meal"} <= set(_data(bot.api.calls[-1]))
+    calls = await bot.press_label(ADA, "One evening message")
+    [edit] = [c for c in calls if c.method == "editMessageText"]
+    page = visible_text(edit.params["text"])
+    assert "✅ Tonight's meal idea: comes with the exercise note" in page
+    assert "Tonight's meal idea: 4 h before bedtime" not in page
+    shown_data = _data(edit)
+    assert "set:earlier:meal" not in shown_data and "set:later:meal" not in shown_data
+    assert {"set:toggle:meal", "set:earlier:exercise", "set:later:exercise"} <= set(shown_data)
+    before = await bot.services.store.get_person(ADA)
+    assert before is not None
+
+    # The hidden button, forged (or kept on an older /settings page): a clear answer, and
+    # nothing changes: not the stored time, not the page, not tonight's one message.
+    for action in ("earlier", "later"):
+        bot.clock.advance(timedelta(seconds=1))
+        calls = await bot.press(ADA, bot.last(ADA).message_id, f"set:{action}:meal", check=False)
+        [answer] = [c for c in calls if c.method == "answerCallbackQuery"]
+        assert answer.params.get("show_alert") is True
+        assert "the meal idea comes with the exercise note" in answer.params["text"]
+        assert "Nothing was changed" in answer.params["text"]
+        assert [c.method for c in calls if c.ok] == ["answerCallbackQuery"]
+    after = await bot.services.store.get_person(ADA)
+    assert after is not None and after.reminders == before.reminders
+    calls = await bot.advance(EXERCISE_UTC - bot.clock.now() + timedelta(minutes=1))
+    assert _titles(calls) == [EVENING_TITLE]
+
+    # Switched off, the meal idea has its own time and its buttons again.
+    await bot.send(ADA, "/settings")
+    calls = await bot.press_label(ADA, "One evening message")
+    [edit] = [c for c in calls if c.method == "editMessageText"]
+    assert "✅ Tonight's meal idea: 4 h before bedtime" in visible_text(edit.params["text"])
+    assert {"set:earlier:meal", "set:later:meal"} <= set(_data(edit))
+
+
 async def test_the_evening_message_speaks_chinese(bot: BotHarness) -> None:
     await bot.send(ADA, "/language zh")
     await bot.send(ADA, "/timezone Europe/Berlin")
@@ -106,6 +151,10 @@ async def test_the_evening_message_speaks_chinese(bot: BotHarness) -> None:
     calls = await bot.press_label(ADA, "合并为一条晚间消息")
     [page] = [visible_text(t) for t in texts(calls, "editMessageText")]
     assert "🌙 一条晚间消息：今晚的餐食建议和运动提醒一起" in page
+    assert "✅ 今晚的餐食建议：随运动提醒一起发送" in page
+    calls = await bot.press(ADA, bot.last(ADA).message_id, "set:later:meal", check=False)
+    [answer] = [c for c in calls if c.method == "answerCallbackQuery"]
+    assert answer.params["text"].startswith("开启“合并为一条晚间消息”时")
     calls = await bot.advance(EXERCISE_UTC - bot.clock.now() + timedelta(minutes=1))
     [evening] = reminder_sends(calls)
     text = visible_text(evening.params["text"])
@@ -123,6 +172,10 @@ async def test_every_word_of_the_evening_message_comes_from_the_catalogue(
     await bot.press(ADA, bot.last(ADA).message_id, "diet:setup:omnivore")
     await bot.send(ADA, "/settings")
     await bot.press(ADA, bot.last(ADA).message_id, "set:evening:on")
+    bot.clock.advance(timedelta(seconds=1))
+    calls = await bot.press(ADA, bot.last(ADA).message_id, "set:earlier:meal", check=False)
+    [refused] = [c for c in calls if c.method == "answerCallbackQuery"]
+    assert refused.params.get("show_alert") is True and OPEN in refused.params["text"]
     await bot.advance(EXERCISE_UTC - bot.clock.now() + timedelta(minutes=1))
     [evening] = reminder_sends(bot.api.calls)
     delivery = evening.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"]

@@ -141,3 +141,24 @@ def test_drops_go_to_the_soonest_groups_so_a_receding_horizon_carries_them_out()
     assert plan.dropping > 0
     first = plan.drops_due(NOW + 60)
     assert first == [Release("meal", NOW + 60, 150)]  # the first group goes now, all of it
+
+
+# The morning check-in and weekly chart as content/diary.toml sets them: never early.
+MORNING = {**WINDOWS, "checkin": Window.minutes(0, 15), "weekly": Window.minutes(0, 30)}
+
+
+def test_a_check_in_clump_is_never_released_before_its_time() -> None:
+    # 6,000 check-ins and 6,000 wind-downs at one minute: 400 s of sends. The wind-downs
+    # borrow the minutes before (their window opens 5 minutes early); the check-ins, whose
+    # window opens at their time, are never released early, and nothing is dropped for them.
+    due = NOW + 30 * MINUTE
+    loads = [Load("checkin", due, 6000), Load("wind_down", due, 6000), Load("weekly", due, 500)]
+    plan = plan_releases(loads, MORNING, now=NOW, rate=30, grace=1800)
+    assert plan.total > 0  # the clump is levelled
+    for second in range(NOW, due + MINUTE, 10):
+        assert {r.kind for r in plan.due(second)} <= {"wind_down"}
+    assert plan.dropping == 0
+
+
+def test_morning_kinds_never_widen_the_horizon() -> None:
+    assert horizon_seconds(MORNING) == horizon_seconds(WINDOWS)

@@ -26,6 +26,8 @@ from bot.content_schema import (
     Html,
     Label,
     PlainText,
+    WindowAfterMinutes,
+    WindowBeforeMinutes,
     check_html,
     check_rendered,
     load_toml,
@@ -149,8 +151,18 @@ class ChartText(Frozen):
     months: tuple[SingleLine, ...] = Field(min_length=12, max_length=12)
 
 
-class CheckinText(Frozen):
-    """The morning check-in and /checkin: the question, the buttons, the replies."""
+class MorningWindow(Frozen):
+    """A morning message's send window (bot/capacity.py), as for the nightly reminders in
+    reminders.toml: how early it may go out when the dispatcher levels a busy minute (0: never
+    before the time the person asked) and how late it still counts as on time."""
+
+    window_before_minutes: WindowBeforeMinutes
+    window_after_minutes: WindowAfterMinutes
+
+
+class CheckinText(MorningWindow):
+    """The morning check-in and /checkin: the send window, the question, the buttons, the
+    replies."""
 
     question_html: Html
     rating_buttons: tuple[Label, ...] = Field(min_length=5, max_length=5)
@@ -196,8 +208,8 @@ class DiaryListText(Frozen):
     weekdays: tuple[SingleLine, ...] = Field(min_length=7, max_length=7)
 
 
-class WeeklyText(Frozen):
-    """The weekly summary: its caption heading and its /settings switch."""
+class WeeklyText(MorningWindow):
+    """The weekly summary: its send window, its caption heading and its /settings switch."""
 
     heading_html: Html
     settings_on_html: Html

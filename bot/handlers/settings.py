@@ -164,15 +164,21 @@ def settings_view(
         kind = content.reminder_kind(setting.kind)
         state = "on" if setting.enabled else "off"
         offset = ui.offset(setting.offset_minutes)
-        lines.append(ui.text(f"settings.reminder_{state}_html", title=kind.title, offset=offset))
         label = ui.text(
             "button.enabled" if setting.enabled else "button.disabled", label=kind.label
         )
-        rows.append(
-            [
-                InlineKeyboardButton(
-                    label, callback_data=callback_data.settings("toggle", kind.kind)
-                ),
+        row = [
+            InlineKeyboardButton(label, callback_data=callback_data.settings("toggle", kind.kind))
+        ]
+        if usecases.time_follows_exercise(person, kind.kind):
+            # It comes with the exercise note: its line says so, and Earlier/Later would move
+            # a time nothing is sent at (the exercise note's own buttons move both).
+            lines.append(ui.text("settings.reminder_with_exercise_html", title=kind.title))
+        else:
+            lines.append(
+                ui.text(f"settings.reminder_{state}_html", title=kind.title, offset=offset)
+            )
+            row += [
                 InlineKeyboardButton(
                     ui.text("button.earlier"),
                     callback_data=callback_data.settings("earlier", kind.kind),
@@ -182,7 +188,7 @@ def settings_view(
                     callback_data=callback_data.settings("later", kind.kind),
                 ),
             ]
-        )
+        rows.append(row)
     lines.extend(_evening_lines(person, content))
     rows.append(_evening_row(person, content))
     if person.timezone and person.bedtime and person.subscribed and not person.blocked:
@@ -728,6 +734,13 @@ async def _change_reminder(press: SettingsPress) -> Person | None:
     assert person is not None
     if press.action == "toggle":
         changed = await usecases.toggle_reminder(store, clock, person, kind)
+    elif usecases.time_follows_exercise(person, kind):
+        # A button /settings no longer shows (forged, or from a page before the evening message
+        # was chosen): say why, change nothing.
+        await press.query.answer(
+            press.content.ui.text("alert.meal_time_follows_exercise"), show_alert=True
+        )
+        return None
     else:
         earlier = press.action == "earlier"
         changed = await usecases.move_reminder(store, clock, person, kind, earlier=earlier)
