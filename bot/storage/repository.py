@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Final, Protocol, TypedDict, Unpack
 
-from sqlalchemy import Select, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from bot import eligibility, schedule
 from bot.capacity import DROPPED, MERGED
@@ -863,24 +863,11 @@ class Store:
         released: list[dict[str, Any]] = []
         counts: list[int] = []
         async with self._transaction() as session:
-            earlier = aliased(ReminderRow)
             for release in releases:
                 rows = (
                     await session.execute(
                         self._release_query(release, now, release.count).where(
-                            ~select(earlier.id)
-                            .where(
-                                earlier.chat_id == _R.chat_id,
-                                earlier.next_fire_at < _R.next_fire_at,
-                            )
-                            .exists(),
-                            ~select(_D.id)
-                            .where(
-                                _D.chat_id == _R.chat_id,
-                                _D.status == DeliveryStatus.PENDING,
-                                _D.due_at < _R.next_fire_at,
-                            )
-                            .exists(),
+                            _nothing_earlier_waiting(_R.chat_id, _R.next_fire_at)
                         )
                     )
                 ).all()
@@ -1851,6 +1838,27 @@ def _diary_json(row: DiaryEntryRow) -> dict[str, Any]:
     }
 
 
+def _nothing_earlier_waiting(
+    chat_id: InstrumentedAttribute[int], moment: InstrumentedAttribute[datetime | None]
+) -> ColumnElement[bool]:
+    """Levelling's ordering rule: nothing of this person due before ``moment`` still waits,
+    scheduled (a reminder) or pending (a delivery made for its time, a retry), so an early
+    release never overtakes their own earlier message."""
+    reminder, delivery = aliased(ReminderRow), aliased(DeliveryRow)
+    return and_(
+        ~select(reminder.id)
+        .where(reminder.chat_id == chat_id, reminder.next_fire_at < moment)
+        .exists(),
+        ~select(delivery.id)
+        .where(
+            delivery.chat_id == chat_id,
+            delivery.status == DeliveryStatus.PENDING,
+            delivery.due_at < moment,
+        )
+        .exists(),
+    )
+
+
 async def _release_waiting(
     session: AsyncSession, release: Release, now: datetime, limit: int
 ) -> int:
@@ -1858,8 +1866,6 @@ async def _release_waiting(
     tried (merged notes, ``Store.shed``): sendable now, with the same ordering rule as the
     reminders — none goes ahead of its person's earlier reminder or delivery still waiting."""
     start = datetime.fromtimestamp(release.at, UTC)
-    earlier_reminder = aliased(ReminderRow)
-    earlier_delivery = aliased(DeliveryRow)
     ids = (
         await session.scalars(
             select(_D.id)
@@ -1870,19 +1876,7 @@ async def _release_waiting(
                 _D.next_attempt_at > now,
                 _D.next_attempt_at >= start,
                 _D.next_attempt_at < start + timedelta(minutes=1),
-                ~select(earlier_reminder.id)
-                .where(
-                    earlier_reminder.chat_id == _D.chat_id,
-                    earlier_reminder.next_fire_at < _D.due_at,
-                )
-                .exists(),
-                ~select(earlier_delivery.id)
-                .where(
-                    earlier_delivery.chat_id == _D.chat_id,
-                    earlier_delivery.status == DeliveryStatus.PENDING,
-                    earlier_delivery.due_at < _D.due_at,
-                )
-                .exists(),
+                _nothing_earlier_waiting(_D.chat_id, _D.due_at),
             )
             .order_by(_D.next_attempt_at, _D.id)
             .limit(limit)
