@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from bot.ratelimit import (
     SAFETY,
     FairRateLimiter,
+    Lane,
     LocalSendBudget,
     Pace,
     Refusal,
@@ -125,6 +126,27 @@ async def test_a_global_hold_stops_every_chat(subject: Subject) -> None:
     assert await subject.budget.wait_hint(2) == pytest.approx(10)
     subject.clock.advance(10 + 1e-5)
     assert await subject.budget.take(1, RATE) is None
+
+
+async def test_the_paid_lane_has_its_own_slot_but_shares_chats_and_global_holds(
+    subject: Subject,
+) -> None:
+    """ALLOW_PAID_BROADCAST: a taken free slot does not refuse a paid send, nor the other way
+    round; a chat's pace counts sends in both lanes; a global hold stops both."""
+    assert await subject.budget.take(1, 30) is None
+    assert refused(await subject.budget.take(2, 30), "global", SAFETY / 30)
+    assert await subject.budget.take(2, RATE, "paid") is None  # the free slot is not the paid one
+    assert refused(await subject.budget.take(3, RATE, "paid"), "global", SPACING)
+    lanes: tuple[Lane, ...] = ("free", "paid")
+    for lane in lanes:  # chat 2: a send in each lane, three in all
+        subject.clock.advance(SAFETY / 30)
+        assert await subject.budget.take(2, 30 if lane == "free" else RATE, lane) is None
+    subject.clock.advance(SAFETY / 30)
+    refusal = await subject.budget.take(2, 30)
+    assert refusal is not None and refusal.scope == "chat"  # its burst is spent in both lanes
+    await subject.budget.hold(None, 10)
+    assert refused(await subject.budget.take(4, RATE, "paid"), "global", 10)
+    assert refused(await subject.budget.take(5, 30), "global", 10)
 
 
 async def test_a_wait_hint_takes_nothing(subject: Subject) -> None:
