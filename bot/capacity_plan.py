@@ -2,10 +2,11 @@
 
 Reads the schedule as counts per kind and minute (bot/storage/send_load.py, one aggregate
 query), then plans it with bot/capacity.py twice, as the dispatcher sends today (first come,
-first served) and levelled within content's send windows, at SEND_RATE_PER_SECOND, expiring
-after REMINDER_GRACE_MINUTES, and prints: the load per hour against the rate, the worst
-minutes, projected lateness and expiries both ways, and one verdict line. With
-ALLOW_PAID_BROADCAST it also projects paid broadcasting (up to 1,000 msg/s).
+first served) and levelled within content's send windows, at the free rate
+(SEND_RATE_PER_SECOND, at most 30), expiring after REMINDER_GRACE_MINUTES, and prints: the load
+per hour against the rate, the worst minutes, projected lateness and expiries both ways, and
+one verdict line. With ALLOW_PAID_BROADCAST and a paid lane (SEND_RATE_PER_SECOND above 30, the
+total) it also projects paid broadcasting for the overflow only, as the dispatcher sends it.
 """
 
 from __future__ import annotations
