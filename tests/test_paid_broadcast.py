@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
+from collections import Counter
 from collections.abc import Coroutine
-from datetime import timedelta
+from datetime import time, timedelta
 from typing import Any
 
 import pytest
@@ -18,9 +20,11 @@ from pydantic import ValidationError
 from telegram.ext import ExtBot
 
 from bot.capacity import Window
+from bot.capacity_plan import windows_from
 from bot.config import Settings
-from bot.dispatch import Dispatcher
-from bot.ratelimit import SAFETY, FairRateLimiter, SendOptions, may_go_paid
+from bot.dispatch import Dispatcher, run_simulated
+from bot.metrics import Metrics
+from bot.ratelimit import SAFETY, FairRateLimiter, SendOptions, SendStats, may_go_paid
 from bot.storage import ClaimedDelivery
 from tests.conftest import TEST_TOKEN
 from tests.test_dispatch import Harness, berlin, content, h, sign_up
@@ -162,7 +166,9 @@ async def test_without_the_rate_limiter_nothing_is_flagged(h: Harness) -> None:
     assert "allow_paid_broadcast" not in call.params
 
 
-async def test_a_burst_through_the_real_dispatcher_flags_only_the_overflow(h: Harness) -> None:
+async def test_a_burst_through_the_real_dispatcher_flags_only_the_overflow(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
     """40 wind-downs due at once, a 3-second window, the free lane at 10 msg/s, sent through
     ExtBot, FairRateLimiter and the fake Bot API on the dispatcher's clock: the first 30 (all
     the free lane carries in 3 s) go unflagged, then the overflow goes flagged, the free
@@ -192,7 +198,8 @@ async def test_a_burst_through_the_real_dispatcher_flags_only_the_overflow(h: Ha
         )
         due = berlin(10, 21, 30)
         h.clock.set(due)
-        report = await dispatcher.tick()
+        with caplog.at_level(logging.INFO, logger="bot.dispatch"):
+            await dispatcher.tick_and_log()
     calls = h.sends()
     assert sorted(int(call.chat_id or 0) for call in calls) == chats  # each once
     flagged = [call for call in calls if call.params.get("allow_paid_broadcast") is True]
@@ -202,8 +209,44 @@ async def test_a_burst_through_the_real_dispatcher_flags_only_the_overflow(h: Ha
     # The last 10 would leave the window: 9 go paid at 100 msg/s, and one still meets a slot
     # of the free lane (every 0.101 s) on its way.
     assert len(flagged) == 9 and {call.chat_id for call in flagged} < set(chats[30:])
-    assert report.sent == 40 and report.paid == {"wind_down": len(flagged)}
+    lines = [r.getMessage() for r in caplog.records]
+    [summary] = [line for line in lines if line.startswith("dispatcher tick: ")]
+    assert "sent=40," in summary and "paid=9 (wind_down=9)" in summary
+    [why] = [line for line in lines if "paid broadcasts" in line]
+    assert why.startswith("9 reminders went as paid broadcasts") and "window" in why
     assert pacer.stats.paid == len(flagged)
+
+
+async def test_with_paid_broadcast_the_overload_policy_drops_nothing(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """test_dispatch's overload (8 meal ideas dropped at 0.02 msg/s) with paid allowed: the
+    plan still says the hour cannot carry them, but the overflow goes paid instead."""
+    winders, eaters = range(7200, 7240), range(7300, 7340)
+    for chat_id in winders:
+        await sign_up(h, chat_id, only=["wind_down"])
+    for chat_id in eaters:
+        await sign_up(h, chat_id, bedtime=time(1, 30), only=["meal"])
+    dispatcher = h.new_dispatcher(
+        windows=windows_from(h.content),
+        send_rate=0.02,
+        tick_every=timedelta(minutes=1),
+        allow_paid_broadcast=True,
+    )
+    h.clock.set(berlin(10, 20, 40))
+    with caplog.at_level(logging.WARNING, logger="bot.dispatch"):
+        await run_simulated(dispatcher, h.clock, timedelta(hours=1))
+    statuses: Counter[str] = Counter()
+    for chat_id in [*winders, *eaters]:
+        statuses.update(d["status"] for d in await h.deliveries(chat_id))
+    assert statuses == {"sent": 80}
+    assert not [r for r in caplog.records if "overload policy c" in r.getMessage()]
+
+
+def test_paid_sends_are_a_prometheus_counter() -> None:
+    metrics = Metrics()
+    metrics.observe(limiter=lambda: SendStats(paid=7))
+    assert "sleepbot_paid_broadcasts_total 7.0" in metrics.exposition().decode()
 
 
 def test_a_rate_above_30_needs_paid_broadcast(monkeypatch: pytest.MonkeyPatch) -> None:
