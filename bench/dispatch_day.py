@@ -14,7 +14,9 @@ same population (bench/population.py) runs twice in one process, side by side:
   default (1000 - 30) x rate / 30: 19.4 msg/s at 0.6). The stand-in applies the rate
   limiter's lane rule (``bot.ratelimit.may_go_paid``) to the dispatcher's ``SendOptions``:
   a send goes paid only when its ``paid_after`` has come and the free lane's next slot is
-  later; the table counts the paid sends per kind.
+  later; the table counts the paid sends per kind. The stand-in serialises sends in the order
+  they are made, so a free send waiting for its slot also holds back a paid one made after it
+  (FairRateLimiter lets the paid one pass): paid throughput and lateness are pessimistic.
 
 The population scales with the rate: 2,000 people at 0.6 msg/s is the load shape of 100,000
 at 30 msg/s (each clump a fiftieth, sent fifty times slower), in a fiftieth of the database

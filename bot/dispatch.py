@@ -19,18 +19,24 @@ each tick
 
 Paid only for the overflow (ALLOW_PAID_BROADCAST): a reminder is sent flagged
 ``allow_paid_broadcast`` (0.1 Telegram Stars each) only when the free lane (~30 msg/s) cannot
-get it out before it would leave its send window. The rule (``paid_after``): from ``PAID_LEAD``
-(60 s) before its window closes (``due_at`` + the kind's ``after``), but never before its own
-minute, it may take the rate limiter's paid lane whenever its turn comes and the free slot is
-taken (bot/ratelimit.py decides the lane there, so replies, other replicas and 429 slowdowns
-count). Why this is "only the overflow": deliveries are claimed in due order, so whatever
-waits ahead of it in the free lane leaves its window no later; if it is still waiting a
-minute before the close, the free lane is full up to its deadline, and a minute at the paid
-rate (1,000 msg/s) carries the clump of any minute we have seen (65,000 reminders at 1M
-people). The minute is the planner's ``PAID_LEAD`` too (bot/capacity.py), so ``sleepbot
-capacity`` projects the same rule. Early (levelled) releases never pay; kinds without a window
-(the diary's check-in and weekly chart) and replies never pay. Each tick's summary counts the
-paid sends (``paid``); /metrics counts them (``sleepbot_paid_broadcasts_total``).
+get it out before it — or a reminder waiting behind it — would leave its send window. The rule
+(``paid_after``): from ``PAID_LEAD`` (60 s) before ``due_at`` + the *tightest* ``after`` of
+all windowed kinds (5 minutes: the wind-down's), never before its own minute, it may take the
+rate limiter's paid lane whenever its turn comes and the free slot is taken (bot/ratelimit.py
+decides the lane there, so replies, other replicas and 429 slowdowns count). Why the tightest
+window and not its own: deliveries are claimed in due order, not deadline order, so behind a
+meal idea due at 21:30 (window +10 min) may wait a wind-down due at 21:30 (+5 min); a meal
+idea that held the free lane until its own close would push that wind-down out of its window
+(bench/dispatch_day.py at 1M: 9,688 wind-downs after their window with the kind's own window,
+none with the tightest). Why this is "only the overflow": whatever waits ahead of it in the
+free lane is due no later; if it is still waiting a minute before that close, the free lane
+is full up to then, and a minute at the paid rate (1,000 msg/s) carries the clump of any
+minute we have seen (65,000 reminders at 1M people). The minute is the planner's ``PAID_LEAD``
+(bot/capacity.py); the planner sends earliest deadline first, so it can use each reminder's own
+window, and its paid count is a lower bound of the dispatcher's. Early (levelled) releases
+never pay; kinds without a window (the diary's check-in and weekly chart) and replies never
+pay. Each tick's summary counts the paid sends (``paid``, with one INFO line saying why);
+/metrics counts them (``sleepbot_paid_broadcasts_total``).
 
 Stop means stop: right before each request goes out — after the rate limiter's wait, via
 its ``SendOptions.still_wanted`` hook — the delivery is checked against the person's current
@@ -871,12 +877,13 @@ class Dispatcher:
     def paid_after(self, delivery: ClaimedDelivery) -> float | None:
         """Seconds from now after which this delivery may go as a paid broadcast when the free
         lane has no slot for it (negative: already), or None: never. From ``paid_lead`` before
-        its window closes, never before its own time; None when paid broadcasts are off or its
-        kind has no send window (nothing to keep it within)."""
-        window = self.windows.get(delivery.kind)
-        if not self.allow_paid_broadcast or window is None:
+        the tightest window closes (``due_at`` + the smallest ``after``: a reminder due as
+        early may wait behind it, see the module docstring), never before its own time; None
+        when paid broadcasts are off or its kind has no send window."""
+        if not self.allow_paid_broadcast or delivery.kind not in self.windows:
             return None
-        closes = delivery.due_at + timedelta(seconds=window.after)
+        tightest = min(window.after for window in self.windows.values())
+        closes = delivery.due_at + timedelta(seconds=tightest)
         paid_from = max(delivery.due_at, closes - self.paid_lead)
         return (paid_from - self.clock.now()).total_seconds()
 

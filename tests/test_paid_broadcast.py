@@ -142,17 +142,22 @@ def delivery(kind: str, due_minute: int) -> ClaimedDelivery:
     )
 
 
-async def test_the_dispatcher_limit_is_a_minute_before_the_window_closes(h: Harness) -> None:
-    """wind_down's window closes 5 minutes after its time: paid from 4 minutes after, never
-    before its time, never for a kind without a window, never when not allowed."""
-    windows = {"wind_down": Window.minutes(5, 5), "tight": Window(0, 30)}
+async def test_the_dispatcher_limit_is_a_minute_before_the_tightest_window_closes(
+    h: Harness,
+) -> None:
+    """Content's windows: meal +10, exercise +10, wind-down +5 minutes. Every kind may go paid
+    from 4 minutes after its time (a wind-down due as early may wait behind a meal idea),
+    never before its time, never for a kind without a window, never when not allowed."""
+    windows = windows_from(h.content)
     paid = h.new_dispatcher(allow_paid_broadcast=True, windows=windows)
     h.clock.set(berlin(10, 21, 30, 5))
-    assert paid.paid_after(delivery("wind_down", 30)) == pytest.approx(4 * 60 - 5)
-    assert paid.paid_after(delivery("tight", 30)) == pytest.approx(-5)  # its time: now
+    for kind in ("wind_down", "meal", "exercise"):
+        assert paid.paid_after(delivery(kind, 30)) == pytest.approx(4 * 60 - 5)
     assert paid.paid_after(delivery("diary_checkin", 30)) is None  # no window
+    tight = h.new_dispatcher(allow_paid_broadcast=True, windows={"tight": Window(0, 30)})
+    assert tight.paid_after(delivery("tight", 30)) == pytest.approx(-5)  # its time: now
     h.clock.set(berlin(10, 21, 0))  # released early (levelling): not before its time
-    assert paid.paid_after(delivery("tight", 30)) == pytest.approx(30 * 60)
+    assert tight.paid_after(delivery("tight", 30)) == pytest.approx(30 * 60)
     free = h.new_dispatcher(allow_paid_broadcast=False, windows=windows)
     assert free.paid_after(delivery("wind_down", 30)) is None
 
