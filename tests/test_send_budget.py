@@ -24,6 +24,7 @@ from bot.ratelimit import (
     Pace,
     Refusal,
     SendBudget,
+    SendOptions,
 )
 from bot.redis_budget import RETRY_AFTER_S, RedisSendBudget, connect
 from tests.redis_server import redis_namespace, require_redis
@@ -251,6 +252,46 @@ async def test_two_limiters_on_one_redis_pace_a_chat_across_replicas(
     assert len(sent) == 20
     # 20 sends with a burst of 2 need 18 refills of 0.05 s, whoever sends them.
     assert sent[-1] - start >= 18 * 0.05 - 0.02
+
+
+async def test_two_limiters_on_one_redis_share_the_free_lane_and_pay_for_the_rest(
+    shared: tuple[Redis, str],
+) -> None:
+    """Real time, ALLOW_PAID_BROADCAST on two replicas: 40 reminders to 40 chats, each allowed
+    to go paid after 0.5 s, free lane 20 msg/s. Together the replicas send at most the free
+    lane's 0.5 s worth unflagged before then (two in-process budgets would each send that
+    much), and the rest goes paid."""
+    client, namespace = shared
+    sent: list[tuple[float, bool]] = []
+
+    def request(limiter: FairRateLimiter, chat: int) -> Any:
+        data: dict[str, Any] = {"chat_id": chat}
+
+        async def send(*_: Any) -> bool:
+            sent.append((time.monotonic(), bool(data.get("allow_paid_broadcast"))))
+            return True
+
+        options = SendOptions(paid_after=0.5)
+        return limiter.process_request(send, (), {}, "sendMessage", data, options)
+
+    limiters = [
+        FairRateLimiter(
+            20, paid_per_second=200, budget=RedisSendBudget(client, namespace=namespace)
+        )
+        for _ in range(2)
+    ]
+    start = time.monotonic()
+    await asyncio.gather(
+        *(request(limiter, 100 * n + i) for n, limiter in enumerate(limiters) for i in range(20))
+    )
+    for limiter in limiters:
+        await limiter.shutdown()
+    assert len(sent) == 40
+    free_in_time = [at for at, paid in sent if not paid and at - start < 0.5]
+    assert len(free_in_time) <= 0.5 * 20 / SAFETY + 2
+    paid = [at for at, flagged in sent if flagged]
+    assert len(paid) == sum(limiter.stats.paid for limiter in limiters) >= 20
+    assert min(paid) - start >= 0.5 - 0.01
 
 
 def is_degraded(budget: RedisSendBudget) -> bool:
