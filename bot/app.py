@@ -32,7 +32,7 @@ from telegram.ext import (
 from bot import callback_data, triage
 from bot.capacity_plan import CapacityWatch, windows_from
 from bot.clock import Clock, SystemClock
-from bot.config import Settings
+from bot.config import FREE_MAX_RATE, PAID_BROADCAST_MAX_RATE, Settings
 from bot.content import Content, default_content_dir, load_locales
 from bot.context import SERVICES_KEY, BotContext, Services, SleepApplication
 from bot.dispatch import Dispatcher
@@ -286,9 +286,10 @@ def build_app(
             watch = CapacityWatch(
                 services.store.send_load,
                 windows,
-                rate=settings_.send_rate_per_second,
+                rate=settings_.free_send_rate,
                 grace_minutes=settings_.reminder_grace_minutes,
-                allow_paid_broadcast=settings_.allow_paid_broadcast,
+                allow_paid_broadcast=settings_.paid_send_rate > 0,
+                paid_rate=settings_.send_rate_per_second,
                 report_to=services.replica.capacity_checked if services.replica else None,
             )
             services.dispatcher = Dispatcher(
@@ -299,11 +300,11 @@ def build_app(
                 grace=timedelta(minutes=settings_.reminder_grace_minutes),
                 retention=timedelta(days=settings_.delivery_history_days),
                 observer=services.replica,
-                allow_paid_broadcast=settings_.allow_paid_broadcast,
+                allow_paid_broadcast=settings_.paid_send_rate > 0,
                 locales=services.locales,
                 snooze_minutes=settings_.snooze_minutes,
                 windows=windows,
-                send_rate=settings_.send_rate_per_second,
+                send_rate=settings_.free_send_rate,  # levelling fills the free lane
                 tick_every=timedelta(seconds=settings_.dispatch_interval_seconds),
                 capacity_check=watch.check,
                 composers={
@@ -358,8 +359,18 @@ def build_app(
         if base_url.endswith("/bot"):
             builder = builder.base_file_url(base_url.removesuffix("/bot") + "/file/bot")
     if rate_limit:
+        if settings_.allow_paid_broadcast and settings_.paid_send_rate <= 0:
+            log.warning(
+                "ALLOW_PAID_BROADCAST is on but SEND_RATE_PER_SECOND (%g) leaves no room above "
+                "the free %d msg/s: no reminder will be sent as a paid broadcast (set it up to "
+                "%d for a paid lane)",
+                settings_.send_rate_per_second,
+                FREE_MAX_RATE,
+                PAID_BROADCAST_MAX_RATE,
+            )
         limiter = rate_limiter or FairRateLimiter(
-            settings_.send_rate_per_second,
+            settings_.free_send_rate,
+            paid_per_second=settings_.paid_send_rate,
             max_retries=3,
             budget=send_budget(settings_, bot_token),  # Redis: limits shared by replicas
         )

@@ -2,10 +2,11 @@
 
 Reads the schedule as counts per kind and minute (bot/storage/send_load.py, one aggregate
 query), then plans it with bot/capacity.py twice, as the dispatcher sends today (first come,
-first served) and levelled within content's send windows, at SEND_RATE_PER_SECOND, expiring
-after REMINDER_GRACE_MINUTES, and prints: the load per hour against the rate, the worst
-minutes, projected lateness and expiries both ways, and one verdict line. With
-ALLOW_PAID_BROADCAST it also projects paid broadcasting (up to 1,000 msg/s).
+first served) and levelled within content's send windows, at the free rate
+(SEND_RATE_PER_SECOND, at most 30), expiring after REMINDER_GRACE_MINUTES, and prints: the load
+per hour against the rate, the worst minutes, projected lateness and expiries both ways, and
+one verdict line. With ALLOW_PAID_BROADCAST and a paid lane (SEND_RATE_PER_SECOND above 30, the
+total) it also projects paid broadcasting for the overflow only, as the dispatcher sends it.
 """
 
 from __future__ import annotations
@@ -108,8 +109,10 @@ def project(
     rate: float,
     grace_minutes: int,
     allow_paid_broadcast: bool,
+    paid_rate: float = PAID_BROADCAST_RATE,
 ) -> CapacityReport:
-    """Plan the counted load without and with levelling (and paid, when allowed)."""
+    """Plan the counted load without and with levelling (and paid, when allowed). ``rate`` is
+    the free rate; ``paid_rate`` the total with the paid lane (SEND_RATE_PER_SECOND)."""
     reminders = [
         Reminder(None, load.kind, load.minute * 60, windows.get(load.kind, NO_WINDOW), load.count)
         for load in loads
@@ -121,7 +124,7 @@ def project(
         ("levelled within the send windows", Leveller(budget, grace)),
     ]
     if allow_paid_broadcast:
-        paid = TokenBudget(PAID_BROADCAST_RATE)
+        paid = TokenBudget(max(paid_rate, rate))
         runs.append(("levelled, paid broadcast", Leveller(budget, grace, paid=paid)))
     projections = []
     for label, leveller in runs:
@@ -199,8 +202,8 @@ def verdict(report: CapacityReport) -> str:
         return (
             f"verdict: OVER THE FREE RATE, covered by paid broadcast: {levelled.expired:,} "
             f"reminders would expire at {report.rate:g} msg/s; with ALLOW_PAID_BROADCAST "
-            f"{report.paid_sends:,} sends go above it; every reminder sent while it is on is "
-            "charged in Telegram Stars (0.1 each)"
+            f"{report.paid_sends:,} reminders go as paid broadcasts, the overflow only (0.1 "
+            "Telegram Stars each); the rest stay free"
         )
     if over_capacity(report):
         return (
@@ -257,6 +260,7 @@ class CapacityWatch:
     rate: float
     grace_minutes: int
     allow_paid_broadcast: bool
+    paid_rate: float = PAID_BROADCAST_RATE
     report_to: Callable[[CapacityFigures], None] | None = None
     hours: int = 24
 
@@ -272,6 +276,7 @@ class CapacityWatch:
             rate=self.rate,
             grace_minutes=self.grace_minutes,
             allow_paid_broadcast=self.allow_paid_broadcast,
+            paid_rate=self.paid_rate,
         )
         line = verdict(report)
         if over_capacity(report):

@@ -144,9 +144,10 @@ def capacity(settings: Settings, *, hours: int, at: datetime | None) -> int:
         windows_from(content),
         start=start,
         hours=hours,
-        rate=settings.send_rate_per_second,
+        rate=settings.free_send_rate,
         grace_minutes=settings.reminder_grace_minutes,
-        allow_paid_broadcast=settings.allow_paid_broadcast,
+        allow_paid_broadcast=settings.paid_send_rate > 0,
+        paid_rate=settings.send_rate_per_second,
     )
     print(render(report))
     return EXIT_OVER_CAPACITY if over_capacity(report) else 0

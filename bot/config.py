@@ -54,11 +54,14 @@ class Settings(BaseSettings):
     dispatch_interval_seconds: float = Field(default=5.0, gt=0, le=60)
     # At least a minute: every reminder is seen a few seconds after its minute, never exactly.
     reminder_grace_minutes: int = Field(default=30, ge=1, le=24 * 60)
-    # Above 30 (Telegram's free limit) only with ALLOW_PAID_BROADCAST, up to its 1,000.
+    # The total send rate. Above 30 (Telegram's free limit) only with ALLOW_PAID_BROADCAST, up
+    # to its 1,000: unflagged sends stay at min(this, 30), the rest is the paid lane.
     send_rate_per_second: float = Field(default=30.0, gt=0, le=PAID_BROADCAST_MAX_RATE)
-    # Telegram's paid broadcasts: up to 1,000 messages a second, 0.1 Telegram Stars for each
-    # message sent with the flag (the dispatcher flags every reminder while this is on) from
-    # the bot's balance. Off unless the operator opts in.
+    # Telegram's paid broadcasts: 0.1 Telegram Stars from the bot's balance for each message
+    # sent with allow_paid_broadcast. Only the overflow is flagged: a reminder that the free
+    # lane cannot send before it would leave its send window (bot/dispatch.py); replies never.
+    # The paid lane's rate is SEND_RATE_PER_SECOND minus the free 30, so it needs a rate above
+    # 30 (e.g. 1000). Off unless the operator opts in.
     allow_paid_broadcast: bool = False
     snooze_minutes: int = Field(default=DEFAULT_SNOOZE_MINUTES, ge=1, le=180)
     delivery_history_days: int = Field(default=30, ge=1, le=3650)
@@ -139,6 +142,20 @@ class Settings(BaseSettings):
                 "0-9, _ and -), so that only Telegram can post updates"
             )
         return self
+
+    @property
+    def free_send_rate(self) -> float:
+        """Unflagged sends a second: Telegram's free limit, or less if SEND_RATE_PER_SECOND is."""
+        return min(self.send_rate_per_second, float(FREE_MAX_RATE))
+
+    @property
+    def paid_send_rate(self) -> float:
+        """The paid lane's sends a second (0: none): the total rate above the free one, with
+        ALLOW_PAID_BROADCAST. With the switch on but the rate at 30, there is no paid lane and
+        nothing is ever flagged (the app warns at start-up)."""
+        if not self.allow_paid_broadcast:
+            return 0.0
+        return self.send_rate_per_second - self.free_send_rate
 
     @property
     def webhook_mode(self) -> bool:

@@ -19,6 +19,27 @@ each tick
    still levels and materialises in step with the clock. A tick with
    nothing due costs one indexed read (``Store.anything_due``).
 
+Paid only for the overflow (ALLOW_PAID_BROADCAST): a reminder is sent flagged
+``allow_paid_broadcast`` (0.1 Telegram Stars each) only when the free lane (~30 msg/s) cannot
+get it out before it — or a reminder waiting behind it — would leave its send window. The rule
+(``paid_after``): from ``PAID_LEAD`` (60 s) before ``due_at`` + the *tightest* ``after`` of
+all windowed kinds (5 minutes: the wind-down's), never before its own minute, it may take the
+rate limiter's paid lane whenever its turn comes and the free slot is taken (bot/ratelimit.py
+decides the lane there, so replies, other replicas and 429 slowdowns count). Why the tightest
+window and not its own: deliveries are claimed in due order, not deadline order, so behind a
+meal idea due at 21:30 (window +10 min) may wait a wind-down due at 21:30 (+5 min); a meal
+idea that held the free lane until its own close would push that wind-down out of its window
+(bench/dispatch_day.py at 1M: 9,688 wind-downs after their window with the kind's own window,
+none with the tightest). Why this is "only the overflow": whatever waits ahead of it in the
+free lane is due no later; if it is still waiting a minute before that close, the free lane
+is full up to then, and a minute at the paid rate (1,000 msg/s) carries the clump of any
+minute we have seen (65,000 reminders at 1M people). The minute is the planner's ``PAID_LEAD``
+(bot/capacity.py); the planner sends earliest deadline first, so it can use each reminder's own
+window, and its paid count is a lower bound of the dispatcher's. Early (levelled) releases
+never pay; kinds without a window (the diary's check-in and weekly chart) and replies never
+pay. Each tick's summary counts the paid sends (``paid``, with one INFO line saying why);
+/metrics counts them (``sleepbot_paid_broadcasts_total``).
+
 Stop means stop: right before each request goes out — after the rate limiter's wait, via
 its ``SendOptions.still_wanted`` hook — the delivery is checked against the person's current
 state in the database (``bot.eligibility``), and dropped with a counted, logged reason if
@@ -70,7 +91,7 @@ from telegram.error import (
 from telegram.ext import CallbackContext, ExtBot
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.capacity import DROPPED, Window
+from bot.capacity import DROPPED, PAID_LEAD, Window
 from bot.clock import Clock, FakeClock
 from bot.config import DEFAULT_SNOOZE_MINUTES
 from bot.content import Content
@@ -156,6 +177,8 @@ class TickReport:
     in_flight_when_cancelled: int = 0
     taken_over: int = 0  # claims of dead dispatchers put back to pending by this one
     released: int = 0  # unsent claims given back (stopping, or a failed check)
+    # Sent as paid broadcasts, by kind: the free lane could not send them within their window.
+    paid: Counter[str] = field(default_factory=Counter)
 
     def __bool__(self) -> bool:
         return any(getattr(self, f.name) for f in fields(self))
@@ -270,6 +293,7 @@ class Dispatcher:
         replan_every: timedelta = REPLAN_EVERY,
         tick_every: timedelta = timedelta(seconds=5),
         capacity_check: Callable[[datetime], Coroutine[Any, Any, object]] | None = None,
+        paid_lead: timedelta = timedelta(seconds=PAID_LEAD),
     ) -> None:
         """``composers`` render kinds other than the nightly reminders (by kind).
         ``batch_size`` reminders are materialised per transaction, ``claim_size``
@@ -281,7 +305,10 @@ class Dispatcher:
         planning at ``send_rate`` messages a second (SEND_RATE_PER_SECOND), and each tick
         releases what the plan sends before the next tick (``tick_every`` later).
         ``capacity_check`` (bot.capacity_plan.CapacityWatch.check) runs in the background
-        once a day from the first tick, so only the process that sends projects the day."""
+        once a day from the first tick, so only the process that sends projects the day.
+        ``allow_paid_broadcast``: reminders may take the rate limiter's paid lane from
+        ``paid_lead`` before their window closes (see the module docstring); ``send_rate`` is
+        then the free lane's rate, the one levelling fills."""
         if batch_size < 1 or claim_size < 1 or max_concurrency < 1:
             raise ValueError("batch_size, claim_size and max_concurrency must be positive")
         if heartbeat_every <= timedelta(0) or dead_after < 2 * heartbeat_every:
@@ -303,8 +330,10 @@ class Dispatcher:
         self._sleep = sleep
         self.observer = observer
         # ALLOW_PAID_BROADCAST: Telegram's paid broadcasts, up to 1,000 messages a second,
-        # charged in Stars (bot/capacity.py's overload policy a). None leaves the field out.
-        self._paid_broadcast: bool | None = True if allow_paid_broadcast else None
+        # charged in Stars (bot/capacity.py's overload policy a), for the overflow only.
+        self.allow_paid_broadcast = allow_paid_broadcast
+        self.paid_lead = paid_lead
+        self._went_paid: set[int] = set()  # deliveries whose send was a paid broadcast
         self.composers = dict(composers or {})
         self.windows: Mapping[str, Window] = dict(windows or {})
         self.send_rate = send_rate
@@ -438,6 +467,14 @@ class Dispatcher:
         only_materialized = report == TickReport(materialized=report.materialized)
         level = logging.DEBUG if only_materialized else logging.INFO
         log.log(level, "dispatcher tick: %s", report.summary())
+        if report.paid:
+            log.info(
+                "%d reminders went as paid broadcasts (0.1 Telegram Stars each; %s): the free "
+                "lane could not send them before %s ahead of their send window's close",
+                report.paid.total(),
+                ", ".join(f"{kind}={n}" for kind, n in sorted(report.paid.items())),
+                _duration(self.paid_lead),
+            )
 
     async def tick(self) -> TickReport:
         """Materialise due reminders, then send due deliveries until none are left this tick."""
@@ -558,7 +595,7 @@ class Dispatcher:
         drops = self._releases.drops_due(
             int((now + self.replan_every + self.tick_every).timestamp())
         )
-        if drops:
+        if drops and not self.allow_paid_broadcast:  # paid: the overflow goes paid instead
             await self._shed(now, drops, report)
         due = self._releases.due(int((now + self.tick_every).timestamp()))
         if not due:
@@ -742,6 +779,7 @@ class Dispatcher:
             return True
         finally:
             self._withdrawn.discard(delivery.id)
+            self._went_paid.discard(delivery.id)
             self._busy_chats.discard(delivery.chat_id)
             if self.observer is not None:
                 self.observer.progress()
@@ -838,14 +876,20 @@ class Dispatcher:
         after the wait for a slot); otherwise check, then send. None: not wanted any more."""
         bot = self.bot
         extra: dict[str, Any] = {}
-        # ALLOW_PAID_BROADCAST (bot/capacity.py's overload policy a): charged in Stars.
-        if self._paid_broadcast:
-            extra["allow_paid_broadcast"] = True
-        if isinstance(bot, ExtBot) and isinstance(bot.rate_limiter, FairRateLimiter):
+        if _takes_send_options(bot):
             task = asyncio.current_task()
             if task in self._workers:
                 self._workers[task] = _PACING
-            extra["rate_limit_args"] = replace(REMINDER_SEND, still_wanted=still_wanted)
+
+            def went_paid() -> None:
+                self._went_paid.add(delivery.id)
+
+            extra["rate_limit_args"] = replace(
+                REMINDER_SEND,
+                still_wanted=still_wanted,
+                paid_after=self.paid_after(delivery),
+                on_paid=went_paid,
+            )
         elif not await still_wanted():
             return None
         if outgoing.photo is not None:
@@ -864,6 +908,19 @@ class Dispatcher:
             reply_markup=outgoing.markup,
             **extra,
         )
+
+    def paid_after(self, delivery: ClaimedDelivery) -> float | None:
+        """Seconds from now after which this delivery may go as a paid broadcast when the free
+        lane has no slot for it (negative: already), or None: never. From ``paid_lead`` before
+        the tightest window closes (``due_at`` + the smallest ``after``: a reminder due as
+        early may wait behind it, see the module docstring), never before its own time; None
+        when paid broadcasts are off or its kind has no send window."""
+        if not self.allow_paid_broadcast or delivery.kind not in self.windows:
+            return None
+        tightest = min(window.after for window in self.windows.values())
+        closes = delivery.due_at + timedelta(seconds=tightest)
+        paid_from = max(delivery.due_at, closes - self.paid_lead)
+        return (paid_from - self.clock.now()).total_seconds()
 
     async def _still_wanted(self, delivery: ClaimedDelivery, report: TickReport) -> bool:
         """The last look before the request goes: stopping, or the person acted meanwhile?"""
@@ -948,8 +1005,11 @@ class Dispatcher:
                 outcome.result,
             )
         self._observe(delivery, outcome, recorded)
+        paid = delivery.id in self._went_paid
         if outcome.result == "sent":
             report.sent += 1
+            if paid:
+                report.paid[delivery.kind] += 1
             if recorded.was_cancelled:
                 log.info(
                     "delivery %s to chat %s was already on the wire when the person cancelled it",
@@ -988,6 +1048,15 @@ class Dispatcher:
         else:
             name = {"gone": "deactivated"}.get(outcome.result, outcome.result)
             self.observer.outcome(delivery.kind, name, None)
+
+
+def _takes_send_options(bot: Bot) -> bool:
+    """The bot paces through a FairRateLimiter (or a stand-in that takes its SendOptions, as
+    bench/dispatch_day.py's SimulatedBot does): the last-moment check and the lane choice are
+    then the limiter's. Without one there are no lanes, so nothing is ever flagged paid."""
+    if isinstance(bot, ExtBot):
+        return isinstance(bot.rate_limiter, FairRateLimiter)
+    return bool(getattr(bot, "takes_send_options", False))
 
 
 def _log_capacity_failure(task: asyncio.Task[object]) -> None:

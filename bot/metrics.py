@@ -132,6 +132,12 @@ class _Observed(Collector):
                 "Sends refused before sending because their chat was held too long",
                 value=stats.deferred,
             )
+            yield CounterMetricFamily(
+                f"{NAMESPACE}_paid_broadcasts",
+                "Reminders sent as paid broadcasts (0.1 Telegram Stars each): the free lane "
+                "could not send them within their send window",
+                value=stats.paid,
+            )
         if metrics.leader_source is not None:
             yield GaugeMetricFamily(
                 f"{NAMESPACE}_leader",

@@ -54,7 +54,20 @@ claimed. A check takes a few milliseconds, and checks of varying length would le
 requests leave closer than the global spacing, so every paced request also leaves at least
 one spacing after the previous one (``_depart``).
 
-The shared state (the global slot, each chat's bucket, holds) sits behind ``SendBudget``;
+**Paid only for the overflow.** With a paid lane (``paid_per_second`` > 0, ALLOW_PAID_BROADCAST)
+there are two global slots: the free one at ``per_second`` (at most Telegram's ~30 msg/s) and a
+paid one. Every request waits for the free lane. A request whose ``SendOptions.paid_after``
+has run out (the dispatcher sets it to the moment a reminder would otherwise leave its send
+window, see bot/dispatch.py) and whose turn comes while the free slot is taken goes through
+the paid slot instead, and only then is ``allow_paid_broadcast`` added to its request data
+(0.1 Telegram Stars each); ``SendOptions.on_paid`` hears of it once Telegram accepted it. The
+rule is the free lane's own answer, not a forecast: whatever the free slot can take goes
+free (replies, other replicas' sends, a 429 slowdown included), and a request goes paid only
+at the moment it would have to wait for the free slot past its limit. Requests without
+``paid_after`` (every reply to a person) are never flagged. A chat's own pace and holds
+apply in both lanes; an AIMD slowdown scales both rates by the same factor.
+
+The shared state (the global slots, each chat's bucket, holds) sits behind ``SendBudget``;
 ``LocalSendBudget`` keeps it in this process. Backed by Redis or PostgreSQL it would hold the
 limits across replicas; the queueing and the AIMD policy stay local to each process.
 """
@@ -80,6 +93,8 @@ log = logging.getLogger(__name__)
 
 JSONDict = dict[str, Any]
 ChatKey = int | str
+Lane = Literal["free", "paid"]
+PAID_FLAG: Final = "allow_paid_broadcast"  # the Bot API field that makes a send a paid broadcast
 SAFETY: Final = 1.01  # global spacing is 1% wider than 1/rate
 EVIDENCE_CHATS: Final = 3
 EVIDENCE_WINDOW: Final = 2.0  # seconds
@@ -135,11 +150,24 @@ def paced_chat(endpoint: str, data: JSONDict) -> ChatKey | None:
 class SendOptions:
     """Per-call `rate_limit_args`: retries of a 429, the longest a chat's hold may last
     before the call fails fast with RetryAfter instead of waiting (None: wait), and a check
-    asked right before each attempt leaves (False: withdraw it, see `Withdrawn`)."""
+    asked right before each attempt leaves (False: withdraw it, see `Withdrawn`).
+
+    ``paid_after``: seconds from the call after which, when its turn comes and the free slot
+    is taken, the request may go as a paid broadcast (None: never; ignored without a paid
+    lane). ``on_paid`` is called once a paid attempt was accepted by Telegram."""
 
     max_retries: int | None = None
     max_wait: float | None = None
     still_wanted: Callable[[], Awaitable[bool]] | None = None
+    paid_after: float | None = None
+    on_paid: Callable[[], None] | None = None
+
+
+def may_go_paid(now: float, paid_from: float | None, free_wait: float) -> bool:
+    """The lane rule: paid only when the free slot is not free now (``free_wait`` > 0) and the
+    request's limit (``paid_from``) has come. Waiting is always preferred while waiting is
+    still in time, so a paid send is one the free lane could not have carried in time."""
+    return paid_from is not None and free_wait > TIME_EPSILON and now >= paid_from - TIME_EPSILON
 
 
 class Withdrawn(Exception):
@@ -159,9 +187,10 @@ class SendBudget(Protocol):
     pace and holds. Times are relative seconds, so an implementation may keep its own clock
     (a database's or Redis's) and several processes can share it."""
 
-    async def take(self, chat: ChatKey, per_second: float) -> Refusal | None:
-        """Take a send for `chat` if its pace and the global rate allow it now (both or
-        neither); otherwise take nothing and say which limit refused and for how long."""
+    async def take(self, chat: ChatKey, per_second: float, lane: Lane = "free") -> Refusal | None:
+        """Take a send for `chat` if its pace and `lane`'s global rate allow it now (both or
+        neither); otherwise take nothing and say which limit refused and for how long. Each
+        lane has its own global slot; a chat's pace and the holds are shared by both."""
         ...
 
     async def wait_hint(self, chat: ChatKey) -> float:
@@ -170,7 +199,7 @@ class SendBudget(Protocol):
         ...
 
     async def hold(self, chat: ChatKey | None, seconds: float) -> None:
-        """Let nothing go to `chat` (None: to any chat) for `seconds`."""
+        """Let nothing go to `chat` (None: to any chat, in either lane) for `seconds`."""
         ...
 
 
@@ -207,7 +236,7 @@ class LocalSendBudget:
         self._private = private
         self._group = group
         self._now = monotonic
-        self._next_slot = 0.0
+        self._next_slot: dict[Lane, float] = {"free": 0.0, "paid": 0.0}
         self._held_until = 0.0
         self._chats: dict[ChatKey, _Bucket] = {}
 
@@ -226,17 +255,17 @@ class LocalSendBudget:
             if bucket.wait(now) == 0 and bucket.tokens >= bucket.pace.burst:
                 del self._chats[chat]
 
-    async def take(self, chat: ChatKey, per_second: float) -> Refusal | None:
+    async def take(self, chat: ChatKey, per_second: float, lane: Lane = "free") -> Refusal | None:
         now = self._now()
         bucket = self._bucket(chat, now)
         chat_wait = bucket.wait(now)
         if chat_wait > 0:
             return Refusal("chat", chat_wait)
-        global_wait = max(self._held_until, self._next_slot) - now
+        global_wait = max(self._held_until, self._next_slot[lane]) - now
         if global_wait > TIME_EPSILON:
             return Refusal("global", global_wait)
         bucket.tokens = max(bucket.tokens - 1, 0.0)
-        self._next_slot = now + SAFETY / per_second
+        self._next_slot[lane] = now + SAFETY / per_second
         return None
 
     async def wait_hint(self, chat: ChatKey) -> float:
@@ -313,38 +342,54 @@ class SendStats:
     slowdowns: int = 0  # global rate halvings
     pauses: int = 0  # every-chat pauses
     deferred: int = 0  # calls refused with RetryAfter before sending (max_wait exceeded)
+    paid: int = 0  # sends accepted as paid broadcasts (allow_paid_broadcast, charged in Stars)
+
+
+@dataclass(slots=True)
+class _Waiter:
+    """A request waiting for its turn: told its lane; ``paid_from`` (monotonic) or None."""
+
+    future: asyncio.Future[Lane]
+    paid_from: float | None
 
 
 class FairRateLimiter(BaseRateLimiter[SendOptions]):
-    """Per-chat pace, global rate, round robin between chats, 429s handled by scope."""
+    """Per-chat pace, global rate, round robin between chats, 429s handled by scope; with
+    ``paid_per_second``, a paid lane for what the free one cannot carry in time."""
 
     def __init__(
         self,
         per_second: float,
         *,
+        paid_per_second: float = 0.0,
         budget: SendBudget | None = None,
         max_retries: int = 3,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        """`monotonic` and `sleep` are for tests (a simulated pair); the budget shares them
-        unless one is given."""
-        if per_second <= 0:
-            raise ValueError("per_second must be positive")
+        """`per_second` is the free lane's rate, `paid_per_second` the paid lane's (0: none;
+        ALLOW_PAID_BROADCAST). `monotonic` and `sleep` are for tests (a simulated pair); the
+        budget shares them unless one is given."""
+        if per_second <= 0 or paid_per_second < 0:
+            raise ValueError("per_second must be positive and paid_per_second not negative")
         self.scope = FloodScope(per_second)
+        self.paid_per_second = paid_per_second
         self.budget: SendBudget = budget or LocalSendBudget(monotonic=monotonic)
         self.max_retries = max_retries
         self.stats = SendStats()
         self._now = monotonic
         self._sleep = sleep
-        self._queues: dict[ChatKey, deque[asyncio.Future[None]]] = {}
+        self._queues: dict[ChatKey, deque[_Waiter]] = {}
         self._turns: deque[ChatKey] = deque()  # chats that may try now, in turn order
         self._resting: list[tuple[float, int, ChatKey]] = []  # (until, tie, chat): paced out
         self._ties = itertools.count()
         self._pump: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
-        self._last_departure = -math.inf
-        self._departures = asyncio.Lock()
+        self._last_departure: dict[Lane, float] = {"free": -math.inf, "paid": -math.inf}
+        self._departures: dict[Lane, asyncio.Lock] = {
+            "free": asyncio.Lock(),
+            "paid": asyncio.Lock(),
+        }
 
     async def initialize(self) -> None:
         """Nothing to set up: the first request starts the queue."""
@@ -356,7 +401,7 @@ class FairRateLimiter(BaseRateLimiter[SendOptions]):
             self._pump = None
         for queue in self._queues.values():
             for waiter in queue:
-                waiter.cancel()
+                waiter.future.cancel()
         self._queues.clear()
         self._turns.clear()
         self._resting.clear()
@@ -370,63 +415,90 @@ class FairRateLimiter(BaseRateLimiter[SendOptions]):
         data: dict[str, Any],
         rate_limit_args: SendOptions | None,
     ) -> bool | JSONDict | list[JSONDict]:
+        """Pace one request. A paid attempt adds ``allow_paid_broadcast`` to ``data``: ExtBot
+        passes that same dict to ``callback`` (``args=(endpoint, data)``), which serialises
+        it only when called, so the flag goes out with this attempt and no other."""
         chat = paced_chat(endpoint, data)
         if chat is None:
             return await callback(*args, **kwargs)
         options = rate_limit_args or SendOptions()
         retries = self.max_retries if options.max_retries is None else options.max_retries
+        paid_from = None
+        if options.paid_after is not None and self.paid_per_second > 0:
+            paid_from = self._now() + options.paid_after
         retry = False
         for attempt in range(retries + 1):
-            await self._turn(chat, ahead=retry, max_wait=options.max_wait)
+            lane = await self._turn(
+                chat, ahead=retry, max_wait=options.max_wait, paid_from=paid_from
+            )
             if options.still_wanted is not None and not await options.still_wanted():
                 raise Withdrawn(endpoint)
-            await self._depart()
+            await self._depart(lane)
+            if lane == "paid":
+                data[PAID_FLAG] = True
             try:
-                return await callback(*args, **kwargs)
+                result = await callback(*args, **kwargs)
             except RetryAfter as error:
                 await self._flooded(chat, endpoint, retry_after_seconds(error))
                 if attempt == retries:
                     raise
                 retry = True
+                continue
+            finally:
+                if lane == "paid":
+                    data.pop(PAID_FLAG, None)  # a retry chooses its lane again
+            if lane == "paid":
+                self.stats.paid += 1
+                if options.on_paid is not None:
+                    options.on_paid()
+            return result
         raise AssertionError("unreachable: the loop returns or raises")
 
     # --- waiting for a turn -----------------------------------------------------------------
 
-    async def _turn(self, chat: ChatKey, *, ahead: bool, max_wait: float | None) -> None:
-        """Wait until this chat's request may go: FIFO within the chat, round robin across
-        chats. `ahead` puts a retry before the chat's later requests."""
+    async def _turn(
+        self, chat: ChatKey, *, ahead: bool, max_wait: float | None, paid_from: float | None
+    ) -> Lane:
+        """Wait until this chat's request may go, and say in which lane: FIFO within the
+        chat, round robin across chats. `ahead` puts a retry before the chat's later
+        requests."""
         if max_wait is not None:
             wait = await self.budget.wait_hint(chat)
             if wait > max_wait:
                 self.stats.deferred += 1
                 raise RetryAfter(max(1, math.ceil(wait)))
         if not self._queues and await self.budget.take(chat, self._rate()) is None:
-            return  # nobody waiting and the budget allows it: no queueing at all
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            return "free"  # nobody waiting and the budget allows it: no queueing at all
+        waiter = _Waiter(asyncio.get_running_loop().create_future(), paid_from)
         queue = self._queues.get(chat)
         if queue is None:
             queue = self._queues[chat] = deque()
             self._turns.append(chat)
             self._wake.set()
+        elif paid_from is not None:
+            self._wake.set()  # it may be due for the paid lane sooner than the pump naps
         if ahead:
             queue.appendleft(waiter)
         else:
             queue.append(waiter)
         if self._pump is None or self._pump.done():
             self._pump = asyncio.create_task(self._run_pump(), name="send-queue")
-        await waiter
+        return await waiter.future
 
-    def _rate(self) -> float:
-        return self.scope.rate(self._now())
+    def _rate(self, lane: Lane = "free") -> float:
+        rate = self.scope.rate(self._now())
+        if lane == "free":
+            return rate
+        return self.paid_per_second * rate / self.scope.max_rate  # a slowdown slows both
 
-    async def _depart(self) -> None:
-        """Leave at least one global spacing after the previous request, however long the
-        last-moment checks between turn and departure took."""
-        async with self._departures:
-            wait = self._last_departure + SAFETY / self._rate() - self._now()
+    async def _depart(self, lane: Lane) -> None:
+        """Leave at least one of the lane's spacings after its previous request, however long
+        the last-moment checks between turn and departure took."""
+        async with self._departures[lane]:
+            wait = self._last_departure[lane] + SAFETY / self._rate(lane) - self._now()
             if wait > TIME_EPSILON:
                 await self._sleep(wait)
-            self._last_departure = self._now()
+            self._last_departure[lane] = self._now()
 
     async def _run_pump(self) -> None:
         try:
@@ -439,11 +511,32 @@ class FairRateLimiter(BaseRateLimiter[SendOptions]):
             log.exception("the send queue stopped; failing the requests waiting in it")
             for queue in self._queues.values():
                 for waiter in queue:
-                    if not waiter.done():
-                        waiter.set_exception(error)
+                    if not waiter.future.done():
+                        waiter.future.set_exception(error)
             self._queues.clear()
             self._turns.clear()
             self._resting.clear()
+
+    def _head(self, chat: ChatKey) -> _Waiter | None:
+        """The chat's first request still waiting (cancelled ones are dropped); None: the
+        chat has nothing left and is forgotten."""
+        queue = self._queues[chat]
+        while queue and queue[0].future.done():  # cancelled while waiting
+            queue.popleft()
+        if not queue:
+            del self._queues[chat]
+            return None
+        return queue[0]
+
+    def _give(self, chat: ChatKey, lane: Lane) -> None:
+        """Hand the chat's turn to its first request; the chat goes to the back of the line."""
+        self._turns.remove(chat)
+        queue = self._queues[chat]
+        queue.popleft().future.set_result(lane)
+        if queue:
+            self._turns.append(chat)  # back of the line: the others go first
+        else:
+            del self._queues[chat]
 
     async def _grant(self) -> float | None:
         """Hand out turns while the budget allows; the seconds until the next chance, or None
@@ -453,29 +546,50 @@ class FairRateLimiter(BaseRateLimiter[SendOptions]):
             self._turns.append(heapq.heappop(self._resting)[2])
         while self._turns:
             chat = self._turns[0]
-            queue = self._queues[chat]
-            while queue and queue[0].done():  # cancelled while waiting
-                queue.popleft()
-            if not queue:
+            if self._head(chat) is None:
                 self._turns.popleft()
-                del self._queues[chat]
                 continue
             refusal = await self.budget.take(chat, self._rate())
             if refusal is None:
-                self._turns.popleft()
-                queue.popleft().set_result(None)
-                if queue:
-                    self._turns.append(chat)  # back of the line: the others go first
-                else:
-                    del self._queues[chat]
+                self._give(chat, "free")
                 continue
             if refusal.scope == "global":
-                return refusal.wait
+                paid_wait = await self._grant_paid(now, refusal.wait)
+                if not self._queues:
+                    return None  # the paid lane took everyone: nothing to wait for
+                return refusal.wait if paid_wait is None else min(refusal.wait, paid_wait)
             self._turns.popleft()  # paced out: rests until its next token
             heapq.heappush(self._resting, (now + refusal.wait, next(self._ties), chat))
         if self._resting:
             return max(self._resting[0][0] - now, 0.0)
         return None if not self._queues else 0.0
+
+    async def _grant_paid(self, now: float, free_wait: float) -> float | None:
+        """The free slot is taken for ``free_wait`` seconds: the chats in line whose first
+        request may go paid (``may_go_paid``) take the paid slot, in turn order. Returns the
+        seconds until the paid lane may grant again (its slot, or the next ``paid_from``), or
+        None when nobody in line may ever go paid."""
+        if self.paid_per_second <= 0:
+            return None
+        soonest: float | None = None
+        for chat in list(self._turns):
+            head = self._head(chat)
+            if head is None:
+                self._turns.remove(chat)
+                continue
+            if head.paid_from is None:
+                continue
+            if not may_go_paid(now, head.paid_from, free_wait):
+                wait = head.paid_from - now
+                soonest = wait if soonest is None else min(soonest, wait)
+                continue
+            refusal = await self.budget.take(chat, self._rate("paid"), "paid")
+            if refusal is None:
+                self._give(chat, "paid")
+            elif refusal.scope == "global":
+                return refusal.wait if soonest is None else min(soonest, refusal.wait)
+            # a chat refusal: the free lane's next look rests the chat
+        return soonest
 
     async def _nap(self, seconds: float) -> None:
         """Sleep until the next chance, or until a new chat starts waiting."""

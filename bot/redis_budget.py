@@ -4,7 +4,10 @@ replica that sends with one bot token.
 Semantics are `LocalSendBudget`'s exactly (tests/test_send_budget.py runs one contract
 against both): a chat is a token bucket (``burst``, one token per ``interval``) with an
 optional hold; the bot has one global slot, spaced ``SAFETY / per_second`` apart, and an
-optional global hold. Each operation is one Lua script, so "check the chat, check the global
+optional global hold; with a paid lane (bot/ratelimit.py, ALLOW_PAID_BROADCAST) a second
+global slot, ``global:paid``, shared the same way, so the free lane stays under Telegram's
+free rate across every replica and the paid one under its own; a global hold is written to
+both. Each operation is one Lua script, so "check the chat, check the global
 slot, take both" is atomic across replicas. Time is Redis's own clock (``TIME``), so replicas
 whose clocks disagree still agree on every wait; tests may pass a clock instead.
 
@@ -36,6 +39,7 @@ from bot.ratelimit import (
     SAFETY,
     TIME_EPSILON,
     ChatKey,
+    Lane,
     LocalSendBudget,
     Pace,
     Refusal,
@@ -189,6 +193,9 @@ class RedisSendBudget:
     def _global_key(self) -> str:
         return f"{self._prefix}global"
 
+    def _lane_key(self, lane: Lane) -> str:
+        return self._global_key if lane == "free" else f"{self._prefix}global:{lane}"
+
     def _pace(self, chat: ChatKey) -> Pace:
         return self._group if is_group(chat) else self._private
 
@@ -221,12 +228,12 @@ class RedisSendBudget:
             self._failed_at = None
         return result
 
-    async def take(self, chat: ChatKey, per_second: float) -> Refusal | None:
+    async def take(self, chat: ChatKey, per_second: float, lane: Lane = "free") -> Refusal | None:
         pace = self._pace(chat)
         args = [str(pace.burst), repr(pace.interval), repr(SAFETY / per_second), self._now()]
-        result = await self._run(self._take, [self._key(chat), self._global_key], args)
+        result = await self._run(self._take, [self._key(chat), self._lane_key(lane)], args)
         if result is UNAVAILABLE:
-            return await self._fallback.take(chat, per_second)
+            return await self._fallback.take(chat, per_second, lane)
         if result is None:
             return None
         scope, wait = result
@@ -244,9 +251,10 @@ class RedisSendBudget:
         # Held in the fallback too, so a 429 is still obeyed if Redis fails right after.
         await self._fallback.hold(chat, seconds)
         if chat is None:
-            key, args = self._global_key, [repr(seconds), self._now(), "", ""]
-        else:
-            pace = self._pace(chat)
-            key = self._key(chat)
-            args = [repr(seconds), self._now(), str(pace.burst), repr(pace.interval)]
-        await self._run(self._hold, [key], args)
+            for lane in ("free", "paid"):
+                args = [repr(seconds), self._now(), "", ""]
+                await self._run(self._hold, [self._lane_key(lane)], args)
+            return
+        pace = self._pace(chat)
+        args = [repr(seconds), self._now(), str(pace.burst), repr(pace.interval)]
+        await self._run(self._hold, [self._key(chat)], args)

@@ -129,9 +129,11 @@ def test_sleepbot_capacity_flags_a_day_over_capacity(tmp_path: Path) -> None:
     paid = run_cli(
         "capacity", "--at", NOON.isoformat(), cwd=tmp_path, ALLOW_PAID_BROADCAST="true", **env
     )
-    assert paid.returncode == 0, paid.stderr
-    assert "levelled, paid broadcast" in paid.stdout
-    assert paid.stdout.strip().splitlines()[-1].startswith("verdict: OVER THE FREE RATE")
+    # SEND_RATE_PER_SECOND is the total: at or below the free rate it leaves no paid lane,
+    # so nothing would go paid (the projection with a paid lane: test_capacity_watch.py).
+    assert paid.returncode == 1, paid.stderr
+    assert "levelled, paid broadcast" not in paid.stdout
+    assert paid.stdout.strip().splitlines()[-1].startswith("verdict: OVER CAPACITY")
 
 
 def test_sleepbot_capacity_refuses_bad_input_in_one_line(tmp_path: Path) -> None:

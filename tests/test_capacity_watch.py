@@ -37,6 +37,7 @@ def watch(count: int, reported: list[CapacityFigures], *, paid: bool = False) ->
         rate=1.0,
         grace_minutes=30,
         allow_paid_broadcast=paid,
+        paid_rate=1000.0,
         report_to=reported.append,
     )
 
@@ -91,3 +92,19 @@ async def test_the_sender_checks_capacity_once_a_day(h: Harness) -> None:  # noq
         if dispatcher._capacity_task is not None:
             await dispatcher._capacity_task
     assert checks == [START, START + timedelta(hours=24), START + timedelta(hours=48)]
+
+
+async def test_with_a_paid_lane_only_the_overflow_is_projected_paid(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The same 3,000 at a free 1 msg/s with a paid lane up to 1,000: nothing expires, and only
+    what the free lane cannot carry within the window goes paid."""
+    reported: list[CapacityFigures] = []
+    with caplog.at_level(logging.INFO, logger="bot.capacity_plan"):
+        report = await watch(3000, reported, paid=True).check(START)
+    [record] = [r for r in caplog.records if r.name == "bot.capacity_plan"]
+    message = record.getMessage()
+    assert "OVER THE FREE RATE, covered by paid broadcast" in message
+    assert "the overflow only" in message and "every reminder" not in message
+    assert report.paid_sends is not None and 0 < report.paid_sends < 3000
+    assert reported[0].expired["paid"] == 0

@@ -19,10 +19,12 @@ from redis.asyncio import Redis
 from bot.ratelimit import (
     SAFETY,
     FairRateLimiter,
+    Lane,
     LocalSendBudget,
     Pace,
     Refusal,
     SendBudget,
+    SendOptions,
 )
 from bot.redis_budget import RETRY_AFTER_S, RedisSendBudget, connect
 from tests.redis_server import redis_namespace, require_redis
@@ -127,6 +129,27 @@ async def test_a_global_hold_stops_every_chat(subject: Subject) -> None:
     assert await subject.budget.take(1, RATE) is None
 
 
+async def test_the_paid_lane_has_its_own_slot_but_shares_chats_and_global_holds(
+    subject: Subject,
+) -> None:
+    """ALLOW_PAID_BROADCAST: a taken free slot does not refuse a paid send, nor the other way
+    round; a chat's pace counts sends in both lanes; a global hold stops both."""
+    assert await subject.budget.take(1, 30) is None
+    assert refused(await subject.budget.take(2, 30), "global", SAFETY / 30)
+    assert await subject.budget.take(2, RATE, "paid") is None  # the free slot is not the paid one
+    assert refused(await subject.budget.take(3, RATE, "paid"), "global", SPACING)
+    lanes: tuple[Lane, ...] = ("free", "paid")
+    for lane in lanes:  # chat 2: a send in each lane, three in all
+        subject.clock.advance(SAFETY / 30)
+        assert await subject.budget.take(2, 30 if lane == "free" else RATE, lane) is None
+    subject.clock.advance(SAFETY / 30)
+    refusal = await subject.budget.take(2, 30)
+    assert refusal is not None and refusal.scope == "chat"  # its burst is spent in both lanes
+    await subject.budget.hold(None, 10)
+    assert refused(await subject.budget.take(4, RATE, "paid"), "global", 10)
+    assert refused(await subject.budget.take(5, 30), "global", 10)
+
+
 async def test_a_wait_hint_takes_nothing(subject: Subject) -> None:
     for _ in range(10):
         assert await subject.budget.wait_hint(9) == 0
@@ -229,6 +252,46 @@ async def test_two_limiters_on_one_redis_pace_a_chat_across_replicas(
     assert len(sent) == 20
     # 20 sends with a burst of 2 need 18 refills of 0.05 s, whoever sends them.
     assert sent[-1] - start >= 18 * 0.05 - 0.02
+
+
+async def test_two_limiters_on_one_redis_share_the_free_lane_and_pay_for_the_rest(
+    shared: tuple[Redis, str],
+) -> None:
+    """Real time, ALLOW_PAID_BROADCAST on two replicas: 40 reminders to 40 chats, each allowed
+    to go paid after 0.5 s, free lane 20 msg/s. Together the replicas send at most the free
+    lane's 0.5 s worth unflagged before then (two in-process budgets would each send that
+    much), and the rest goes paid."""
+    client, namespace = shared
+    sent: list[tuple[float, bool]] = []
+
+    def request(limiter: FairRateLimiter, chat: int) -> Any:
+        data: dict[str, Any] = {"chat_id": chat}
+
+        async def send(*_: Any) -> bool:
+            sent.append((time.monotonic(), bool(data.get("allow_paid_broadcast"))))
+            return True
+
+        options = SendOptions(paid_after=0.5)
+        return limiter.process_request(send, (), {}, "sendMessage", data, options)
+
+    limiters = [
+        FairRateLimiter(
+            20, paid_per_second=200, budget=RedisSendBudget(client, namespace=namespace)
+        )
+        for _ in range(2)
+    ]
+    start = time.monotonic()
+    await asyncio.gather(
+        *(request(limiter, 100 * n + i) for n, limiter in enumerate(limiters) for i in range(20))
+    )
+    for limiter in limiters:
+        await limiter.shutdown()
+    assert len(sent) == 40
+    free_in_time = [at for at, paid in sent if not paid and at - start < 0.5]
+    assert len(free_in_time) <= 0.5 * 20 / SAFETY + 2
+    paid = [at for at, flagged in sent if flagged]
+    assert len(paid) == sum(limiter.stats.paid for limiter in limiters) >= 20
+    assert min(paid) - start >= 0.5 - 0.01
 
 
 def is_degraded(budget: RedisSendBudget) -> bool:
