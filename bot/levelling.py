@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import accumulate
 from typing import Final
 
@@ -159,6 +159,19 @@ def plan_releases(
         return ReleasePlan(now, {})
     plan = Leveller(TokenBudget(rate), grace, start=now).plan(reminders)
     drops = _drop_quotas(plan, groups) if plan.expired else {}
+    expiring = plan.expired_count
+    if drops:
+        # Level what is left after the drops: early releases must not take the reminders the
+        # plan drops (the soonest groups), which, released, would be pending and beyond reach.
+        kept = [
+            (replace(reminder, count=reminder.count - drops.get(group, 0)), group)
+            if group is not None
+            else (reminder, group)
+            for reminder, group in zip(reminders, groups, strict=True)
+        ]
+        reminders = [reminder for reminder, _ in kept if reminder.count > 0]
+        groups = [group for reminder, group in kept if reminder.count > 0]
+        plan = Leveller(TokenBudget(rate), grace, start=now).plan(reminders)
     quotas: dict[tuple[str, int], list[tuple[int, int]]] = {}
     for index, second, count in zip(
         plan.piece_reminder, plan.piece_second, plan.piece_count, strict=True
@@ -166,7 +179,7 @@ def plan_releases(
         group = groups[index]
         if group is not None and second <= group[1] - MIN_EARLY:
             quotas.setdefault(group, []).append((second, count))
-    return ReleasePlan(now, quotas, drops, plan.expired_count)
+    return ReleasePlan(now, quotas, drops, expiring)
 
 
 def _drop_quotas(

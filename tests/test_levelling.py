@@ -162,3 +162,20 @@ def test_a_check_in_clump_is_never_released_before_its_time() -> None:
 
 def test_morning_kinds_never_widen_the_horizon() -> None:
     assert horizon_seconds(MORNING) == horizon_seconds(WINDOWS)
+
+
+def test_what_the_plan_drops_it_does_not_also_release_early() -> None:
+    # The overloaded hour of the drop test: every meal idea is dropped, so none may go early
+    # (released, it would be pending and out of the drop's reach); the rest still levels.
+    due = NOW + 30 * MINUTE
+    loads = [
+        Load("wind_down", due, 3000),
+        Load("meal", due, 3000),
+        Load("exercise", due + MINUTE, 3000),
+    ]
+    plan = plan_releases(loads, WINDOWS, now=NOW, rate=1, grace=1800)
+    assert plan.dropping == 9000 - 3661
+    early = [release for release in plan.due(due - 1)]
+    assert early and all(release.kind != "meal" for release in early)
+    exercise_early = sum(r.count for r in early if r.kind == "exercise")
+    assert exercise_early + (9000 - 3661 - 3000) <= 3000  # early + dropped never exceed the group
