@@ -37,8 +37,9 @@ minute we have seen (65,000 reminders at 1M people). The minute is the planner's
 (bot/capacity.py); the planner sends earliest deadline first, so it can use each reminder's own
 window, and its paid count is a lower bound of the dispatcher's. Early (levelled) releases
 never pay; replies and kinds without a send window never pay (the diary's check-in and weekly
-chart have windows in content/diary.toml, so their overflow may pay too). Each tick's summary counts the paid sends (``paid``, with one INFO line saying why);
-/metrics counts them (``sleepbot_paid_broadcasts_total``).
+chart have windows in content/diary.toml, so their overflow may pay too). Each tick's
+summary counts the paid sends (``paid``, with one INFO line saying why); /metrics counts them
+(``sleepbot_paid_broadcasts_total``).
 
 Stop means stop: right before each request goes out — after the rate limiter's wait, via
 its ``SendOptions.still_wanted`` hook — the delivery is checked against the person's current

@@ -1005,3 +1005,35 @@ async def test_a_check_in_is_never_sent_before_its_time_even_under_a_clump(h: Ha
     assert {datetime.fromisoformat(d["due_at"]) for d in checkins + wind_downs} == {due}
     assert min(_sent_at(d) for d in checkins) >= due  # never before the wake time asked for
     assert any(_sent_at(d) < due for d in wind_downs)  # the clump was levelled
+
+
+async def test_shedding_drops_plain_exercise_notes_before_merged_ones(h: Harness) -> None:
+    # CHAT's meal idea rides with its 19:30 note; OTHER has a plain 19:30 note. Dropping one
+    # exercise note takes OTHER's (the planner's order: exercise before the merged message);
+    # dropping another takes CHAT's note, and its meal idea is relabelled dropped: both lost.
+    await sign_up(h, CHAT, only=["meal", "exercise"])
+    await sign_up(h, OTHER, only=["exercise"])
+    meal = h.content.meal_ideas[0].id
+    await h.store.shed(
+        berlin(10, 18, 29),
+        [Release("meal", int(berlin(10, 18, 30).timestamp()), 1)],
+        choose_meal=lambda diet, recent: meal,
+        merge_within=timedelta(hours=2),
+    )
+    exercise = Release("exercise", int(berlin(10, 19, 30).timestamp()), 1)
+
+    async def drop_one() -> list[Shed]:
+        return await h.store.shed(
+            berlin(10, 19, 29), [exercise], choose_meal=lambda d, r: meal, merge_within=GRACE * 4
+        )
+
+    assert await drop_one() == [Shed(dropped=1)]
+    [plain] = await h.deliveries(OTHER)
+    assert (plain["status"], plain["last_error"]) == ("skipped", DROPPED)
+    assert {d["status"] for d in await h.deliveries(CHAT)} == {"skipped", "pending"}
+    assert await drop_one() == [Shed(dropped=1)]
+    assert {(d["kind"], d["status"], d["last_error"]) for d in await h.deliveries(CHAT)} == {
+        ("meal", "skipped", DROPPED),
+        ("exercise", "skipped", DROPPED),
+    }
+    assert await drop_one() == [Shed()]  # nothing left to take

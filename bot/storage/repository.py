@@ -973,6 +973,10 @@ class Store:
                         merged += 1
                     else:
                         dropped += 1
+                if release.kind == EXERCISE_KIND and merged + dropped < release.count:
+                    dropped += await _drop_merged_notes(
+                        session, release, now, release.count - merged - dropped, merge_within
+                    )
                 results.append(Shed(merged, dropped))
             await self._insert_deliveries(session, rows_out)
             return results
@@ -1836,6 +1840,55 @@ def _diary_json(row: DiaryEntryRow) -> dict[str, Any]:
         "created_at": _iso(row.created_at),
         "updated_at": _iso(row.updated_at),
     }
+
+
+async def _drop_merged_notes(
+    session: AsyncSession, release: Release, now: datetime, limit: int, merge_within: timedelta
+) -> int:
+    """Policy (c) past the plain exercise notes: exercise notes carrying a merged meal idea,
+    made ahead for the release's minute and not yet sendable, are dropped too — the planner's
+    drop order (meal, exercise, the merged evening message, wind-down last). Without this,
+    an overload that merging has turned into carried notes could drop nothing more before the
+    wind-downs expire. The meal idea it carried is relabelled dropped as well: it is lost."""
+    start = datetime.fromtimestamp(release.at, UTC)
+    notes = (
+        await session.execute(
+            select(_D.id, _D.chat_id, _D.due_at)
+            .where(
+                _D.kind == EXERCISE_KIND,
+                _D.status == DeliveryStatus.PENDING,
+                _D.attempts == 0,
+                _D.meal_id.is_not(None),
+                _D.next_attempt_at > now,
+                _D.next_attempt_at >= start,
+                _D.next_attempt_at < start + timedelta(minutes=1),
+            )
+            .order_by(_D.next_attempt_at, _D.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    if not notes:
+        return 0
+    await session.execute(
+        update(DeliveryRow)
+        .where(_D.id.in_([note.id for note in notes]))
+        .values(status=DeliveryStatus.SKIPPED, last_error=DROPPED)
+    )
+    for note in notes:
+        await session.execute(
+            update(DeliveryRow)
+            .where(
+                _D.chat_id == note.chat_id,
+                _D.kind == MEAL_KIND,
+                _D.status == DeliveryStatus.SKIPPED,
+                _D.last_error == MERGED,
+                _D.due_at >= note.due_at - merge_within,
+                _D.due_at < note.due_at,
+            )
+            .values(last_error=DROPPED)
+        )
+    return len(notes)
 
 
 def _nothing_earlier_waiting(
