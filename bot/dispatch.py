@@ -44,6 +44,7 @@ Time always comes from the injected clock, so tests can cross nights and DST wit
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import secrets
@@ -188,21 +189,37 @@ R = TypeVar("R")
 class _GroupCall(Generic[T, R]):
     """Runs ``run`` once for everything submitted while its previous run was busy.
 
-    Idle, a submission runs at once (alone); under load, the sends that finished meanwhile
-    share one transaction. Each caller waits for its own item's result only.
+    Idle, a submission runs at once (alone); under load, what arrived meanwhile shares one
+    transaction. Rounds run one after another in submission order, so an item's answer comes
+    only after everything submitted before it has run (committed, for the dispatcher).
+    ``submit`` waits for its item's result; ``post`` does not wait, and calls ``then`` with
+    the result (or the error) as soon as its round ends.
     """
 
     def __init__(self, run: Callable[[list[T]], Awaitable[Sequence[R]]]) -> None:
         self._run = run
-        self._waiting: list[tuple[T, asyncio.Future[R]]] = []
+        self._waiting: list[tuple[T, Callable[[R | Exception], None]]] = []
         self._runner: asyncio.Task[None] | None = None
 
     async def submit(self, item: T) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._waiting.append((item, future))
+
+        def then(result: R | Exception) -> None:
+            if future.done():  # the caller gave up (cancelled)
+                return
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+        self.post(item, then)
+        return await future
+
+    def post(self, item: T, then: Callable[[R | Exception], None]) -> None:
+        """Queue ``item`` for the next round without waiting for it."""
+        self._waiting.append((item, then))
         if self._runner is None or self._runner.done():
             self._runner = asyncio.create_task(self._drain(), name="dispatcher-group-call")
-        return await future
 
     async def flush(self) -> None:
         """Wait until everything submitted so far has run (a caller that gave up included)."""
@@ -213,15 +230,14 @@ class _GroupCall(Generic[T, R]):
         while self._waiting:
             batch, self._waiting = self._waiting, []
             try:
-                results = await self._run([item for item, _ in batch])
+                results: Sequence[R | Exception] = await self._run([item for item, _ in batch])
             except Exception as error:  # every caller sees it; the next batch may succeed
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
-                continue
-            for (_, future), result in zip(batch, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
+                results = [error] * len(batch)
+            for (_, then), result in zip(batch, results, strict=True):
+                try:
+                    then(result)
+                except Exception:  # one caller's bookkeeping must not fail the others
+                    log.exception("dispatcher: handling a settled item failed")
 
 
 class NothingToSend(Exception):
@@ -315,7 +331,7 @@ class Dispatcher:
         self._idle = asyncio.Event()
         self._idle.set()
         self._stopping = asyncio.Event()
-        self._workers: dict[asyncio.Task[bool], str] = {}
+        self._workers: dict[asyncio.Task[None], str] = {}
         self._unrecorded: set[int] = set()  # sent or not, its outcome could not be written
         self._withdrawn: set[int] = set()  # not sent and still claimed: to be released
         self._released_on_stop = 0
@@ -612,38 +628,68 @@ class Dispatcher:
     # --- 2. send -------------------------------------------------------------------------
 
     async def _send_due(self, report: TickReport) -> None:
-        """Claim a few, keep ``max_concurrency`` workers busy, claim more as they finish."""
+        """Claim a few, keep ``max_concurrency`` workers busy, claim more as they go.
+
+        A worker takes the next ready delivery as soon as its send returns and its outcome is
+        queued for the next round, so that outcome is recorded in the same transaction as
+        the next delivery's check (``_GroupCall``: rounds run in order, and a check's answer
+        comes only after its round commits). A send therefore starts only after every
+        outcome queued before its check is committed: a worker has at most one sent but
+        unrecorded delivery at any moment, and a SIGKILL repeats at most ``max_concurrency``.
+        """
         ready: deque[ClaimedDelivery] = deque()
-        running: dict[asyncio.Task[bool], ClaimedDelivery] = {}
+        holding: dict[asyncio.Task[None], ClaimedDelivery] = {}
         unsent: list[int] = []
+        hungry = asyncio.Event()  # ``ready`` ran low: claim more
+        workers: set[asyncio.Task[None]] = set()
         more = True
         try:
             while True:
                 if more and not self.stopping and len(ready) < self.max_concurrency:
                     claimed, more = await self._claim(report)
                     ready.extend(claimed)
-                while ready and len(running) < self.max_concurrency and not self.stopping:
-                    delivery = ready.popleft()
-                    task = asyncio.create_task(self._deliver(delivery, report))
+                while ready and len(workers) < self.max_concurrency and not self.stopping:
+                    task = asyncio.create_task(
+                        self._work(ready, holding, unsent, hungry, report),
+                        name="dispatcher-worker",
+                    )
                     self._workers[task] = _BUSY
-                    running[task] = delivery
-                if not running:
+                    workers.add(task)
+                if not workers:
                     if self.stopping or not (more or ready):
                         return
                     continue
-                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    delivery = running.pop(task)
+                hungry.clear()
+                wants_more = more and not self.stopping
+                waiting: set[asyncio.Future[Any]] = set(workers)
+                waker = asyncio.ensure_future(hungry.wait()) if wants_more else None
+                if waker is not None:
+                    waiting.add(waker)
+                try:
+                    done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    if waker is not None:
+                        waker.cancel()
+                for task in workers & done:
+                    workers.discard(task)
                     self._workers.pop(task, None)
-                    if task.cancelled() or not task.result():
-                        unsent.append(delivery.id)
+                    if task.cancelled():  # stop(): it was waiting for the rate limiter
+                        continue
+                    error = task.exception()
+                    if error is not None:
+                        raise error
         finally:
-            for task in running:  # only when this tick itself is cancelled
+            for task in workers:  # only when this tick itself is cancelled
                 task.cancel()
+            if workers:
+                await asyncio.gather(*workers, return_exceptions=True)
+            for task in workers:
                 self._workers.pop(task, None)
-            unsent.extend(delivery.id for delivery in [*ready, *running.values()])
-            for delivery in ready:
+            unsent.extend(delivery.id for delivery in [*ready, *holding.values()])
+            for delivery in [*ready, *holding.values()]:
                 self._busy_chats.discard(delivery.chat_id)
+            # Outcomes first, so no sent message is released (and the report is complete).
+            await self._rounds.flush()
             if unsent:
                 released = await self.store.release_claims(self.owner, unsent)
                 report.released += released
@@ -685,31 +731,67 @@ class Dispatcher:
                 self.observer.outcome(expired.kind, "expired", None)
         return list(claim.claimed), claim.scanned >= self.claim_size
 
-    async def _deliver(self, delivery: ClaimedDelivery, report: TickReport) -> bool:
-        """Check, send and record one delivery; False when it was not sent and is still
-        claimed (withdrawn because we are stopping, or the check itself failed)."""
-        try:
+    async def _work(
+        self,
+        ready: deque[ClaimedDelivery],
+        holding: dict[asyncio.Task[None], ClaimedDelivery],
+        unsent: list[int],
+        hungry: asyncio.Event,
+        report: TickReport,
+    ) -> None:
+        """One worker: check, send and queue the outcome of ready deliveries, one at a time.
+
+        ``holding`` says which delivery it has (released by ``_send_due`` if the worker is
+        cancelled before its send); one that was not sent and is still claimed (withdrawn
+        because we are stopping, or the check itself failed) goes to ``unsent``.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        while ready and not self.stopping:
+            delivery = ready.popleft()
+            if len(ready) < self.max_concurrency:
+                hungry.set()
+            holding[task] = delivery
+            if task in self._workers:
+                self._workers[task] = _BUSY
             outcome = await self._attempt(delivery, report)
+            del holding[task]
             if outcome is None:
-                return delivery.id not in self._withdrawn
-            try:
-                recorded = await self._rounds.submit(outcome)
-                assert isinstance(recorded, RecordedOutcome)
-            except Exception:
-                log.exception(
+                if delivery.id in self._withdrawn:
+                    unsent.append(delivery.id)
+                self._finished(delivery)
+                continue
+            # Not awaited: recorded in the round that also checks this worker's next one.
+            self._rounds.post(outcome, functools.partial(self._recorded, delivery, outcome, report))
+
+    def _recorded(
+        self,
+        delivery: ClaimedDelivery,
+        outcome: SendOutcome,
+        report: TickReport,
+        recorded: str | RecordedOutcome | Exception | None,
+    ) -> None:
+        """An outcome's round has ended: count it, or keep it to release if not written."""
+        try:
+            if isinstance(recorded, RecordedOutcome):
+                self._count(delivery, outcome, recorded, report)
+            else:
+                log.error(
                     "could not record that delivery %s was %s; it will be released",
                     delivery.id,
                     outcome.result,
+                    exc_info=recorded if isinstance(recorded, Exception) else None,
                 )
                 self._unrecorded.add(delivery.id)
-                return True
-            self._count(delivery, outcome, recorded, report)
-            return True
         finally:
-            self._withdrawn.discard(delivery.id)
-            self._busy_chats.discard(delivery.chat_id)
-            if self.observer is not None:
-                self.observer.progress()
+            self._finished(delivery)
+
+    def _finished(self, delivery: ClaimedDelivery) -> None:
+        """The delivery is done with (its outcome committed, or nothing to record)."""
+        self._withdrawn.discard(delivery.id)
+        self._busy_chats.discard(delivery.chat_id)
+        if self.observer is not None:
+            self.observer.progress()
 
     def content_for(self, delivery: ClaimedDelivery) -> Content:
         """The content in the person's language (their choice, else Telegram's)."""
