@@ -12,10 +12,11 @@ each tick
    at ``send_rate`` messages a second, and each tick releases what the plan says is due.
 2. SENDS due deliveries through a small pipeline: claims a few at a time (``sending``, owned
    by this dispatcher), and ``max_concurrency`` workers each check → send → record one
-   delivery; the checks and records waiting at the same moment share one transaction
-   (``Store.settle``). Loops while claims keep coming, so with 10,000 reminders due at once
-   the send rate is set by the bot's rate limiter, not by the tick interval. A tick with
-   nothing due costs one indexed read (``Store.anything_due``).
+   delivery after another; the checks and records waiting at the same moment share one
+   transaction (``Store.settle``), a worker's record always with its next check. Loops while
+   claims keep coming, so with 10,000 reminders due at once the send rate is set by the bot's
+   rate limiter, not by the tick interval. A tick with nothing due costs one indexed read
+   (``Store.anything_due``).
 
 Stop means stop: right before each request goes out — after the rate limiter's wait, via
 its ``SendOptions.still_wanted`` hook — the delivery is checked against the person's current
@@ -23,15 +24,15 @@ state in the database (``bot.eligibility``), and dropped with a counted, logged 
 the person stopped, paused, erased, switched that kind off or blocked the bot since it was
 claimed. The same rule runs again before a failed attempt is rescheduled.
 
-Crash safety: each outcome is committed as soon as its send returns (small group commits), and
-a worker takes its next delivery only after that commit, so a SIGKILL can repeat at most the
-sends that were in flight (≤ ``max_concurrency``). Claims carry their owner; a heartbeat task
-renews the owner's row every ``heartbeat_every``, independently of sending. Claims of an
-owner silent for ``dead_after`` (8 s) are put back to pending by any live dispatcher at its
-next tick, or within a heartbeat interval mid-burst: at most 8 + 5 = 13 s after the crash by
-default; a live owner's claims are never taken, however slowly it sends. ``stop()``
-(SIGTERM) stops claiming, lets requests already on the wire finish, and gives unsent claims
-back at once.
+Crash safety: each outcome is committed as soon as its send returns (small group commits), in
+the same transaction as the worker's check of its next delivery, which is sent only after that
+commit; so a SIGKILL can repeat at most one send per worker (≤ ``max_concurrency``). Claims
+carry their owner; a heartbeat task renews the owner's row every ``heartbeat_every``,
+independently of sending. Claims of an owner silent for ``dead_after`` (8 s) are put back to
+pending by any live dispatcher at its next tick, or within a heartbeat interval mid-burst: at
+most 8 + 5 = 13 s after the crash by default; a live owner's claims are never taken, however
+slowly it sends. ``stop()`` (SIGTERM) stops claiming, lets requests already on the wire
+finish, and gives unsent claims back at once.
 
 Several processes may share one PostgreSQL database: every claim uses ``FOR UPDATE SKIP
 LOCKED``, so each reminder is materialised once and each delivery claimed by one process.
@@ -94,13 +95,13 @@ DRAIN_SECONDS: Final = 5.0
 # No in-process retry of a 429, and no waiting longer than this for a held-back chat: the
 # delivery is rescheduled instead, so the send slot goes to another chat.
 REMINDER_SEND: Final = SendOptions(max_retries=0, max_wait=2.0)
-# Sends in flight at once. bench/sendrate.py (5,000 messages, local fake Bot API, 2026-11-30):
-# the dispatcher's rate was flat from 8 to 32 (it is CPU-bound there: ~230-260 msg/s, while
-# plain PTB fell from 808 msg/s at 4 to 148 at 32, httpcore's pool bookkeeping), so locally
-# concurrency buys nothing above 8. Against real Telegram a send waits a network round trip
-# (~50-100 ms), so the rate is about concurrency / RTT: 16 keeps ~160-320 msg/s of headroom
-# over the 30 msg/s cap (8 would leave 80-160), while a crash repeats at most this many sends
-# and 32+ costs httpcore time. Hence 16.
+# Sends in flight at once. bench/sendrate.py (5,000 messages, local fake Bot API, 2026-11-30,
+# bench/README.md): the dispatcher's rate is flat from 4 to 32 (it is CPU-bound there:
+# ~200-330 msg/s in four runs, while plain PTB fell from up to 990 msg/s at 4 to ~140-440 at
+# 32, httpcore's pool bookkeeping), so locally concurrency buys nothing above 8. Against real
+# Telegram a send waits a network round trip (~50-100 ms), so the rate is about
+# concurrency / RTT: 16 keeps ~160-320 msg/s of headroom over the 30 msg/s cap (8 would leave
+# 80-160), while a crash repeats at most this many sends and 32+ costs httpcore time. Hence 16.
 DEFAULT_MAX_CONCURRENCY: Final = 16
 # A chat's next due reminder is looked at again this much later while its previous one is
 # still in flight (one at a time keeps their order; the limiter paces the chat).
