@@ -12,12 +12,12 @@ each tick
    at ``send_rate`` messages a second, and each tick releases what the plan says is due.
 2. SENDS due deliveries through a small pipeline: claims a few at a time (``sending``, owned
    by this dispatcher), and ``max_concurrency`` workers each check → send → record one
-   delivery; the checks and records waiting at the same moment share one transaction
-   (``Store.settle``). Loops while claims keep coming, so with 10,000 reminders due at once
-   the send rate is set by the bot's rate limiter, not by the tick interval; after each
-   ``batch_size`` claims it goes back to step 1, so a tick that sends a backlog for minutes
-   still levels and materialises in step with the clock. A tick with
-   nothing due costs one indexed read (``Store.anything_due``).
+   delivery after another; the checks and records waiting at the same moment share one
+   transaction (``Store.settle``), a worker's record always with its next check. Loops while
+   claims keep coming, so with 10,000 reminders due at once the send rate is set by the bot's
+   rate limiter, not by the tick interval; after each ``batch_size`` claims it goes back to
+   step 1, so a tick that sends a backlog for minutes still levels and materialises in step
+   with the clock. A tick with nothing due costs one indexed read (``Store.anything_due``).
 
 Paid only for the overflow (ALLOW_PAID_BROADCAST): a reminder is sent flagged
 ``allow_paid_broadcast`` (0.1 Telegram Stars each) only when the free lane (~30 msg/s) cannot
@@ -47,15 +47,15 @@ state in the database (``bot.eligibility``), and dropped with a counted, logged 
 the person stopped, paused, erased, switched that kind off or blocked the bot since it was
 claimed. The same rule runs again before a failed attempt is rescheduled.
 
-Crash safety: each outcome is committed as soon as its send returns (small group commits), and
-a worker takes its next delivery only after that commit, so a SIGKILL can repeat at most the
-sends that were in flight (≤ ``max_concurrency``). Claims carry their owner; a heartbeat task
-renews the owner's row every ``heartbeat_every``, independently of sending. Claims of an
-owner silent for ``dead_after`` (8 s) are put back to pending by any live dispatcher at its
-next tick, or within a heartbeat interval mid-burst: at most 8 + 5 = 13 s after the crash by
-default; a live owner's claims are never taken, however slowly it sends. ``stop()``
-(SIGTERM) stops claiming, lets requests already on the wire finish, and gives unsent claims
-back at once.
+Crash safety: each outcome is committed as soon as its send returns (small group commits), in
+the same transaction as the worker's check of its next delivery, which is sent only after that
+commit; so a SIGKILL can repeat at most one send per worker (≤ ``max_concurrency``). Claims
+carry their owner; a heartbeat task renews the owner's row every ``heartbeat_every``,
+independently of sending. Claims of an owner silent for ``dead_after`` (8 s) are put back to
+pending by any live dispatcher at its next tick, or within a heartbeat interval mid-burst: at
+most 8 + 5 = 13 s after the crash by default; a live owner's claims are never taken, however
+slowly it sends. ``stop()`` (SIGTERM) stops claiming, lets requests already on the wire
+finish, and gives unsent claims back at once.
 
 Several processes may share one PostgreSQL database: every claim uses ``FOR UPDATE SKIP
 LOCKED``, so each reminder is materialised once and each delivery claimed by one process.
@@ -68,6 +68,7 @@ Time always comes from the injected clock, so tests can cross nights and DST wit
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import secrets
@@ -117,13 +118,13 @@ DRAIN_SECONDS: Final = 5.0
 # No in-process retry of a 429, and no waiting longer than this for a held-back chat: the
 # delivery is rescheduled instead, so the send slot goes to another chat.
 REMINDER_SEND: Final = SendOptions(max_retries=0, max_wait=2.0)
-# Sends in flight at once. bench/sendrate.py (5,000 messages, local fake Bot API, 2026-11-30):
-# the dispatcher's rate was flat from 8 to 32 (it is CPU-bound there: ~230-260 msg/s, while
-# plain PTB fell from 808 msg/s at 4 to 148 at 32, httpcore's pool bookkeeping), so locally
-# concurrency buys nothing above 8. Against real Telegram a send waits a network round trip
-# (~50-100 ms), so the rate is about concurrency / RTT: 16 keeps ~160-320 msg/s of headroom
-# over the 30 msg/s cap (8 would leave 80-160), while a crash repeats at most this many sends
-# and 32+ costs httpcore time. Hence 16.
+# Sends in flight at once. bench/sendrate.py (5,000 messages, local fake Bot API, 2026-11-30,
+# bench/README.md): the dispatcher's rate is flat from 4 to 32 (it is CPU-bound there:
+# ~200-330 msg/s in four runs, while plain PTB fell from up to 990 msg/s at 4 to ~140-440 at
+# 32, httpcore's pool bookkeeping), so locally concurrency buys nothing above 8. Against real
+# Telegram a send waits a network round trip (~50-100 ms), so the rate is about
+# concurrency / RTT: 16 keeps ~160-320 msg/s of headroom over the 30 msg/s cap (8 would leave
+# 80-160), while a crash repeats at most this many sends and 32+ costs httpcore time. Hence 16.
 DEFAULT_MAX_CONCURRENCY: Final = 16
 # Overload policy (b): a meal idea the plan takes out of a congested stretch rides with the
 # person's exercise note when that note comes at most this long after it (3 h before bedtime
@@ -220,21 +221,37 @@ R = TypeVar("R")
 class _GroupCall(Generic[T, R]):
     """Runs ``run`` once for everything submitted while its previous run was busy.
 
-    Idle, a submission runs at once (alone); under load, the sends that finished meanwhile
-    share one transaction. Each caller waits for its own item's result only.
+    Idle, a submission runs at once (alone); under load, what arrived meanwhile shares one
+    transaction. Rounds run one after another in submission order, so an item's answer comes
+    only after everything submitted before it has run (committed, for the dispatcher).
+    ``submit`` waits for its item's result; ``post`` does not wait, and calls ``then`` with
+    the result (or the error) as soon as its round ends.
     """
 
     def __init__(self, run: Callable[[list[T]], Awaitable[Sequence[R]]]) -> None:
         self._run = run
-        self._waiting: list[tuple[T, asyncio.Future[R]]] = []
+        self._waiting: list[tuple[T, Callable[[R | Exception], None]]] = []
         self._runner: asyncio.Task[None] | None = None
 
     async def submit(self, item: T) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._waiting.append((item, future))
+
+        def then(result: R | Exception) -> None:
+            if future.done():  # the caller gave up (cancelled)
+                return
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+        self.post(item, then)
+        return await future
+
+    def post(self, item: T, then: Callable[[R | Exception], None]) -> None:
+        """Queue ``item`` for the next round without waiting for it."""
+        self._waiting.append((item, then))
         if self._runner is None or self._runner.done():
             self._runner = asyncio.create_task(self._drain(), name="dispatcher-group-call")
-        return await future
 
     async def flush(self) -> None:
         """Wait until everything submitted so far has run (a caller that gave up included)."""
@@ -245,15 +262,14 @@ class _GroupCall(Generic[T, R]):
         while self._waiting:
             batch, self._waiting = self._waiting, []
             try:
-                results = await self._run([item for item, _ in batch])
+                results: Sequence[R | Exception] = await self._run([item for item, _ in batch])
             except Exception as error:  # every caller sees it; the next batch may succeed
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
-                continue
-            for (_, future), result in zip(batch, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
+                results = [error] * len(batch)
+            for (_, then), result in zip(batch, results, strict=True):
+                try:
+                    then(result)
+                except Exception:  # one caller's bookkeeping must not fail the others
+                    log.exception("dispatcher: handling a settled item failed")
 
 
 class NothingToSend(Exception):
@@ -353,7 +369,7 @@ class Dispatcher:
         self._idle = asyncio.Event()
         self._idle.set()
         self._stopping = asyncio.Event()
-        self._workers: dict[asyncio.Task[bool], str] = {}
+        self._workers: dict[asyncio.Task[None], str] = {}
         self._unrecorded: set[int] = set()  # sent or not, its outcome could not be written
         self._withdrawn: set[int] = set()  # not sent and still claimed: to be released
         self._released_on_stop = 0
@@ -681,11 +697,21 @@ class Dispatcher:
     # --- 2. send -------------------------------------------------------------------------
 
     async def _send_due(self, report: TickReport, *, limit: int) -> bool:
-        """Claim a few, keep ``max_concurrency`` workers busy, claim more as they finish, up to
-        ``limit`` claims; True when it stopped at the limit (more may be due)."""
+        """Claim a few, keep ``max_concurrency`` workers busy, claim more as they go, up to
+        ``limit`` claims; True when it stopped at the limit (more may be due).
+
+        A worker takes the next ready delivery as soon as its send returns and its outcome is
+        queued for the next round, so that outcome is recorded in the same transaction as
+        the next delivery's check (``_GroupCall``: rounds run in order, and a check's answer
+        comes only after its round commits). A send therefore starts only after every
+        outcome queued before its check is committed: a worker has at most one sent but
+        unrecorded delivery at any moment, and a SIGKILL repeats at most ``max_concurrency``.
+        """
         ready: deque[ClaimedDelivery] = deque()
-        running: dict[asyncio.Task[bool], ClaimedDelivery] = {}
+        holding: dict[asyncio.Task[None], ClaimedDelivery] = {}
         unsent: list[int] = []
+        hungry = asyncio.Event()  # ``ready`` ran low: claim more
+        workers: set[asyncio.Task[None]] = set()
         more = True
         claimed_so_far = 0
         try:
@@ -695,28 +721,48 @@ class Dispatcher:
                     claimed, more = await self._claim(report)
                     claimed_so_far += len(claimed)
                     ready.extend(claimed)
-                while ready and len(running) < self.max_concurrency and not self.stopping:
-                    delivery = ready.popleft()
-                    task = asyncio.create_task(self._deliver(delivery, report))
+                while ready and len(workers) < self.max_concurrency and not self.stopping:
+                    task = asyncio.create_task(
+                        self._work(ready, holding, unsent, hungry, report),
+                        name="dispatcher-worker",
+                    )
                     self._workers[task] = _BUSY
-                    running[task] = delivery
-                if not running:
+                    workers.add(task)
+                if not workers:
                     if self.stopping or not (claiming or ready):
                         return more and not self.stopping
                     continue
-                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    delivery = running.pop(task)
+                hungry.clear()
+                wants_more = more and claimed_so_far < limit and not self.stopping
+                waiting: set[asyncio.Future[Any]] = set(workers)
+                waker = asyncio.ensure_future(hungry.wait()) if wants_more else None
+                if waker is not None:
+                    waiting.add(waker)
+                try:
+                    done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    if waker is not None:
+                        waker.cancel()
+                for task in workers & done:
+                    workers.discard(task)
                     self._workers.pop(task, None)
-                    if task.cancelled() or not task.result():
-                        unsent.append(delivery.id)
+                    if task.cancelled():  # stop(): it was waiting for the rate limiter
+                        continue
+                    error = task.exception()
+                    if error is not None:
+                        raise error
         finally:
-            for task in running:  # only when this tick itself is cancelled
+            for task in workers:  # only when this tick itself is cancelled
                 task.cancel()
+            if workers:
+                await asyncio.gather(*workers, return_exceptions=True)
+            for task in workers:
                 self._workers.pop(task, None)
-            unsent.extend(delivery.id for delivery in [*ready, *running.values()])
-            for delivery in ready:
+            unsent.extend(delivery.id for delivery in [*ready, *holding.values()])
+            for delivery in [*ready, *holding.values()]:
                 self._busy_chats.discard(delivery.chat_id)
+            # Outcomes first, so no sent message is released (and the report is complete).
+            await self._rounds.flush()
             if unsent:
                 released = await self.store.release_claims(self.owner, unsent)
                 report.released += released
@@ -758,32 +804,68 @@ class Dispatcher:
                 self.observer.outcome(expired.kind, "expired", None)
         return list(claim.claimed), claim.scanned >= self.claim_size
 
-    async def _deliver(self, delivery: ClaimedDelivery, report: TickReport) -> bool:
-        """Check, send and record one delivery; False when it was not sent and is still
-        claimed (withdrawn because we are stopping, or the check itself failed)."""
-        try:
+    async def _work(
+        self,
+        ready: deque[ClaimedDelivery],
+        holding: dict[asyncio.Task[None], ClaimedDelivery],
+        unsent: list[int],
+        hungry: asyncio.Event,
+        report: TickReport,
+    ) -> None:
+        """One worker: check, send and queue the outcome of ready deliveries, one at a time.
+
+        ``holding`` says which delivery it has (released by ``_send_due`` if the worker is
+        cancelled before its send); one that was not sent and is still claimed (withdrawn
+        because we are stopping, or the check itself failed) goes to ``unsent``.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        while ready and not self.stopping:
+            delivery = ready.popleft()
+            if len(ready) < self.max_concurrency:
+                hungry.set()
+            holding[task] = delivery
+            if task in self._workers:
+                self._workers[task] = _BUSY
             outcome = await self._attempt(delivery, report)
+            del holding[task]
             if outcome is None:
-                return delivery.id not in self._withdrawn
-            try:
-                recorded = await self._rounds.submit(outcome)
-                assert isinstance(recorded, RecordedOutcome)
-            except Exception:
-                log.exception(
+                if delivery.id in self._withdrawn:
+                    unsent.append(delivery.id)
+                self._finished(delivery)
+                continue
+            # Not awaited: recorded in the round that also checks this worker's next one.
+            self._rounds.post(outcome, functools.partial(self._recorded, delivery, outcome, report))
+
+    def _recorded(
+        self,
+        delivery: ClaimedDelivery,
+        outcome: SendOutcome,
+        report: TickReport,
+        recorded: str | RecordedOutcome | Exception | None,
+    ) -> None:
+        """An outcome's round has ended: count it, or keep it to release if not written."""
+        try:
+            if isinstance(recorded, RecordedOutcome):
+                self._count(delivery, outcome, recorded, report)
+            else:
+                log.error(
                     "could not record that delivery %s was %s; it will be released",
                     delivery.id,
                     outcome.result,
+                    exc_info=recorded if isinstance(recorded, Exception) else None,
                 )
                 self._unrecorded.add(delivery.id)
-                return True
-            self._count(delivery, outcome, recorded, report)
-            return True
         finally:
-            self._withdrawn.discard(delivery.id)
-            self._went_paid.discard(delivery.id)
-            self._busy_chats.discard(delivery.chat_id)
-            if self.observer is not None:
-                self.observer.progress()
+            self._finished(delivery)
+
+    def _finished(self, delivery: ClaimedDelivery) -> None:
+        """The delivery is done with (its outcome committed, or nothing to record)."""
+        self._withdrawn.discard(delivery.id)
+        self._went_paid.discard(delivery.id)
+        self._busy_chats.discard(delivery.chat_id)
+        if self.observer is not None:
+            self.observer.progress()
 
     def content_for(self, delivery: ClaimedDelivery) -> Content:
         """The content in the person's language (their choice, else Telegram's)."""

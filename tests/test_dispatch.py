@@ -519,6 +519,44 @@ async def test_one_message_per_chat_per_tick(h: Harness) -> None:
     assert {d["kind"] for d in await h.deliveries()} == {"meal", "exercise"}
 
 
+@pytest.mark.parametrize("concurrency", [1, 3])
+async def test_a_send_waits_for_the_outcomes_before_it_and_shares_their_round(
+    h: Harness, monkeypatch: pytest.MonkeyPatch, concurrency: int
+) -> None:
+    """Crash safety with the record and the next check in one round: when a request reaches
+    Telegram, every answered send but those of the other workers is committed, so a SIGKILL
+    repeats at most ``max_concurrency`` sends. One worker records each outcome in the same
+    transaction as its next delivery's check: one round per send, not two."""
+    chats = [CHAT + i for i in range(7)]
+    for chat in chats:
+        await sign_up(h, chat, only=["meal"])
+    rounds: list[tuple[int, int]] = []  # (checks, outcomes) of each round, in order
+    committed: list[float] = []  # when each outcome's round committed (the fake's clock)
+    settle = h.store.settle  # every round of the dispatcher's workers goes through it
+
+    async def logged_settle(owner: str, ids: Sequence[int], outcomes: Sequence[Any]) -> Any:
+        result = await settle(owner, ids, outcomes)
+        rounds.append((len(ids), len(outcomes)))
+        committed.extend([wallclock.monotonic()] * len(outcomes))
+        return result
+
+    monkeypatch.setattr(h.store, "settle", logged_settle)
+    h.dispatcher = h.new_dispatcher(max_concurrency=concurrency)
+
+    report = await h.tick_at(berlin(10, 18, 30))
+
+    assert report.sent == len(chats)
+    for call in h.sends():
+        arrived = sum(1 for other in h.sends() if other.at <= call.at)
+        recorded = sum(1 for moment in committed if moment < call.at)
+        assert arrived - recorded <= concurrency, (arrived, recorded)
+    assert sum(outcomes for _, outcomes in rounds) == len(chats)
+    if concurrency == 1:  # check, then (record + next check) x 6, then the last record
+        assert rounds == [(1, 0), *[(1, 1)] * (len(chats) - 1), (0, 1)]
+    else:
+        assert any(checks and outcomes for checks, outcomes in rounds)
+
+
 @pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 async def test_a_chat_held_back_by_the_limiter_is_rescheduled_without_a_send(
     h: Harness,
