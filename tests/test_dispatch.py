@@ -1075,3 +1075,20 @@ async def test_shedding_drops_plain_exercise_notes_before_merged_ones(h: Harness
         ("exercise", "skipped", DROPPED),
     }
     assert await drop_one() == [Shed()]  # nothing left to take
+
+
+async def test_shedding_keeps_an_evening_mode_note_for_last(h: Harness) -> None:
+    # CHAT chose the one evening message (signed up first: lower ids); OTHER's note is plain.
+    # One exercise note to drop: OTHER's, since CHAT's also carries the meal idea.
+    await sign_up(h, CHAT, only=["meal", "exercise"])
+    await h.store.set_evening_message(CHAT, True, h.clock.now())
+    await sign_up(h, OTHER, only=["exercise"])
+    shed = await h.store.shed(
+        berlin(10, 19, 29),
+        [Release("exercise", int(berlin(10, 19, 30).timestamp()), 1)],
+        choose_meal=lambda diet, recent: None,
+        merge_within=timedelta(hours=2),
+    )
+    assert shed == [Shed(dropped=1)]
+    assert [d["status"] for d in await h.deliveries(OTHER)] == ["skipped"]
+    assert await h.deliveries(CHAT) == []

@@ -932,6 +932,11 @@ class Store:
                         .exists()
                     )
                     query = query.order_by(None).order_by(mergeable.desc(), _R.next_fire_at, _R.id)
+                elif release.kind == EXERCISE_KIND:
+                    # A person in evening mode has their meal idea in this note: theirs last.
+                    query = query.order_by(None).order_by(
+                        _P.evening_message, _R.next_fire_at, _R.id
+                    )
                 rows = (await session.execute(query)).all()
                 notes = await self._exercise_notes(
                     session,
