@@ -800,6 +800,28 @@ async def test_a_change_takes_back_an_early_release_and_the_new_time_wins(h: Har
     assert len(h.sends(OTHER)) == 1
 
 
+async def overloaded_evening(
+    h: Harness,
+    caplog: pytest.LogCaptureFixture,
+    winders: range,
+    eaters: range,
+    eater_kinds: Sequence[str],
+) -> None:
+    """Wind-downs (bedtime 22:30) and meal ideas (bedtime 01:30, 4 h before) all due at 21:30,
+    at 0.02 msg/s: the hour around them holds 72 sends. An hour of levelled dispatching from
+    20:40, WARNINGs captured."""
+    for chat_id in winders:
+        await sign_up(h, chat_id, only=["wind_down"])
+    for chat_id in eaters:
+        await sign_up(h, chat_id, bedtime=time(1, 30), only=eater_kinds)
+    dispatcher = h.new_dispatcher(
+        windows=windows_from(h.content), send_rate=0.02, tick_every=timedelta(minutes=1)
+    )
+    h.clock.set(berlin(10, 20, 40))
+    with caplog.at_level(logging.WARNING, logger="bot.dispatch"):
+        await run_simulated(dispatcher, h.clock, timedelta(hours=1))
+
+
 async def test_overload_drops_meal_ideas_by_priority_counted_and_logged(
     h: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -807,16 +829,7 @@ async def test_overload_drops_meal_ideas_by_priority_counted_and_logged(
     # 72 sends. Levelling cannot carry it, so 8 meal ideas are dropped when they fall due,
     # recorded as skipped with the policy's reason; every wind-down goes.
     winders, eaters = range(7200, 7240), range(7300, 7340)
-    for chat_id in winders:
-        await sign_up(h, chat_id, only=["wind_down"])  # bedtime 22:30: due 21:30
-    for chat_id in eaters:
-        await sign_up(h, chat_id, bedtime=time(1, 30), only=["meal"])  # 4 h before: 21:30
-    dispatcher = h.new_dispatcher(
-        windows=windows_from(h.content), send_rate=0.02, tick_every=timedelta(minutes=1)
-    )
-    h.clock.set(berlin(10, 20, 40))
-    with caplog.at_level(logging.WARNING, logger="bot.dispatch"):
-        await run_simulated(dispatcher, h.clock, timedelta(hours=1))
+    await overloaded_evening(h, caplog, winders, eaters, ["meal"])
 
     wind_downs = [d for c in winders for d in await h.deliveries(c)]
     meals = [d for c in eaters for d in await h.deliveries(c)]
@@ -832,6 +845,20 @@ async def test_overload_drops_meal_ideas_by_priority_counted_and_logged(
 THIRD = 5003
 
 
+async def shed_at(
+    h: Harness, due: datetime, kind: str = "meal", count: int = 1, *, meal: str | None = None
+) -> list[Shed]:
+    """The overload shedding of ``count`` reminders of ``kind`` due at ``due``, a minute
+    before it; ``meal`` is the idea a merged note carries (default: the first one)."""
+    chosen = meal if meal is not None else h.content.meal_ideas[0].id
+    return await h.store.shed(
+        due - timedelta(minutes=1),
+        [Release(kind, int(due.timestamp()), count)],
+        choose_meal=lambda diet, recent: chosen,
+        merge_within=timedelta(hours=2),
+    )
+
+
 async def test_shedding_merges_meal_ideas_into_the_exercise_note_first(h: Harness) -> None:
     # Bedtime 22:30: meal idea 18:30, exercise note 19:30. OTHER signs up first (lower ids)
     # but has no exercise note, so the two people who can merge are taken before it.
@@ -839,15 +866,8 @@ async def test_shedding_merges_meal_ideas_into_the_exercise_note_first(h: Harnes
     await sign_up(h, CHAT, only=["meal", "exercise"])
     await sign_up(h, THIRD, only=["meal", "exercise"])
     meal_at, exercise_at = berlin(10, 18, 30), berlin(10, 19, 30)
-    release = Release("meal", int(meal_at.timestamp()), 2)
     now = berlin(10, 18, 29)
-    shed = await h.store.shed(
-        now,
-        [release],
-        choose_meal=lambda diet, recent: h.content.meal_ideas[0].id,
-        merge_within=timedelta(hours=2),
-    )
-    assert shed == [Shed(merged=2, dropped=0)]
+    assert await shed_at(h, meal_at, "meal", 2) == [Shed(merged=2, dropped=0)]
     for chat_id in (CHAT, THIRD):
         meal, note = sorted(await h.deliveries(chat_id), key=lambda d: d["due_at"])
         assert (meal["kind"], meal["status"], meal["last_error"]) == ("meal", "skipped", MERGED)
@@ -873,12 +893,7 @@ async def test_shedding_drops_what_cannot_merge(h: Harness) -> None:
     await sign_up(h, OTHER, only=["meal", "exercise"])
     await h.store.set_reminder(OTHER, "exercise", h.clock.now(), offset_minutes=60)
     meal_at = berlin(10, 18, 30)
-    shed = await h.store.shed(
-        berlin(10, 18, 29),
-        [Release("meal", int(meal_at.timestamp()), 5)],
-        choose_meal=lambda diet, recent: h.content.meal_ideas[0].id,
-        merge_within=timedelta(hours=2),
-    )
+    shed = await shed_at(h, meal_at, "meal", 5)
     assert shed == [Shed(merged=0, dropped=2)]
     for chat_id in (CHAT, OTHER):
         [meal] = await h.deliveries(chat_id)
@@ -891,12 +906,7 @@ async def test_an_early_release_never_overtakes_a_merged_exercise_note(h: Harnes
     await sign_up(h, CHAT, only=["meal", "exercise", "wind_down"])
     await h.store.set_reminder(CHAT, "meal", h.clock.now(), offset_minutes=70)
     await h.store.set_reminder(CHAT, "exercise", h.clock.now(), offset_minutes=65)
-    merged = await h.store.shed(
-        berlin(10, 21, 19),
-        [Release("meal", int(berlin(10, 21, 20).timestamp()), 1)],
-        choose_meal=lambda diet, recent: h.content.meal_ideas[0].id,
-        merge_within=timedelta(hours=2),
-    )
+    merged = await shed_at(h, berlin(10, 21, 20))
     assert merged == [Shed(merged=1)]
     wind_down = Release("wind_down", int(berlin(10, 21, 30).timestamp()), 1)
     none = lambda diet, recent: None  # noqa: E731
@@ -913,16 +923,7 @@ async def test_overload_merges_before_it_drops_counted_and_logged(
     # (22:30). The plan still takes meal ideas out of the 21:30 clump; now each rides with
     # its person's exercise note: no meal idea is lost, and fewer messages go.
     winders, eaters = range(7400, 7440), range(7500, 7540)
-    for chat_id in winders:
-        await sign_up(h, chat_id, only=["wind_down"])
-    for chat_id in eaters:
-        await sign_up(h, chat_id, bedtime=time(1, 30), only=["meal", "exercise"])
-    dispatcher = h.new_dispatcher(
-        windows=windows_from(h.content), send_rate=0.02, tick_every=timedelta(minutes=1)
-    )
-    h.clock.set(berlin(10, 20, 40))
-    with caplog.at_level(logging.WARNING, logger="bot.dispatch"):
-        await run_simulated(dispatcher, h.clock, timedelta(hours=1))
+    await overloaded_evening(h, caplog, winders, eaters, ["meal", "exercise"])
 
     wind_downs = [d for c in winders for d in await h.deliveries(c)]
     assert [d["status"] for d in wind_downs] == ["sent"] * 40
@@ -972,12 +973,7 @@ async def test_a_merged_note_can_still_be_levelled_early(h: Harness) -> None:
     await sign_up(h, CHAT, only=["meal", "exercise"])
     meal = h.content.meal_ideas[0].id
     exercise_at = berlin(10, 19, 30)
-    await h.store.shed(
-        berlin(10, 18, 29),
-        [Release("meal", int(berlin(10, 18, 30).timestamp()), 1)],
-        choose_meal=lambda diet, recent: meal,
-        merge_within=timedelta(hours=2),
-    )
+    await shed_at(h, berlin(10, 18, 30), meal=meal)
     now = berlin(10, 19, 15)
     loads = await h.store.upcoming_load(now - GRACE, now + timedelta(hours=1), now)
     assert [(load.kind, load.at, load.scheduled) for load in loads] == [
@@ -1000,12 +996,7 @@ async def test_a_change_gives_a_merged_meal_idea_back_with_its_note(h: Harness) 
     # (now 19:00) instead of being lost with the note it rode on.
     await sign_up(h, CHAT, only=["meal", "exercise"])
     meal = h.content.meal_ideas[0].id
-    await h.store.shed(
-        berlin(10, 18, 29),
-        [Release("meal", int(berlin(10, 18, 30).timestamp()), 1)],
-        choose_meal=lambda diet, recent: meal,
-        merge_within=timedelta(hours=2),
-    )
+    await shed_at(h, berlin(10, 18, 30), meal=meal)
     h.clock.set(berlin(10, 18, 45))
     await h.store.set_bedtime(CHAT, time(23, 0), h.clock.now())
     assert await h.deliveries(CHAT) == []
@@ -1052,18 +1043,10 @@ async def test_shedding_drops_plain_exercise_notes_before_merged_ones(h: Harness
     await sign_up(h, CHAT, only=["meal", "exercise"])
     await sign_up(h, OTHER, only=["exercise"])
     meal = h.content.meal_ideas[0].id
-    await h.store.shed(
-        berlin(10, 18, 29),
-        [Release("meal", int(berlin(10, 18, 30).timestamp()), 1)],
-        choose_meal=lambda diet, recent: meal,
-        merge_within=timedelta(hours=2),
-    )
-    exercise = Release("exercise", int(berlin(10, 19, 30).timestamp()), 1)
+    await shed_at(h, berlin(10, 18, 30), meal=meal)
 
     async def drop_one() -> list[Shed]:
-        return await h.store.shed(
-            berlin(10, 19, 29), [exercise], choose_meal=lambda d, r: meal, merge_within=GRACE * 4
-        )
+        return await shed_at(h, berlin(10, 19, 30), "exercise")
 
     assert await drop_one() == [Shed(dropped=1)]
     [plain] = await h.deliveries(OTHER)
@@ -1083,12 +1066,7 @@ async def test_shedding_keeps_an_evening_mode_note_for_last(h: Harness) -> None:
     await sign_up(h, CHAT, only=["meal", "exercise"])
     await h.store.set_evening_message(CHAT, True, h.clock.now())
     await sign_up(h, OTHER, only=["exercise"])
-    shed = await h.store.shed(
-        berlin(10, 19, 29),
-        [Release("exercise", int(berlin(10, 19, 30).timestamp()), 1)],
-        choose_meal=lambda diet, recent: None,
-        merge_within=timedelta(hours=2),
-    )
+    shed = await shed_at(h, berlin(10, 19, 30), "exercise")
     assert shed == [Shed(dropped=1)]
     assert [d["status"] for d in await h.deliveries(OTHER)] == ["skipped"]
     assert await h.deliveries(CHAT) == []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.capacity import Window
-from bot.levelling import Load, Release, horizon_seconds, plan_releases
+from bot.levelling import Load, Release, ReleasePlan, horizon_seconds, plan_releases
 
 MINUTE = 60
 WINDOWS = {
@@ -98,18 +98,23 @@ def test_the_horizon_is_two_widest_windows() -> None:
     assert horizon_seconds({"meal": Window(0, 600)}) == 0
 
 
+def overloaded_hour_plan(due: int) -> ReleasePlan:
+    """3,000 wind-downs and meal ideas at ``due``, 3,000 exercise notes a minute later, 1 msg/s."""
+    loads = [
+        Load("wind_down", due, 3000),
+        Load("meal", due, 3000),
+        Load("exercise", due + MINUTE, 3000),
+    ]
+    return plan_releases(loads, WINDOWS, now=NOW, rate=1, grace=1800)
+
+
 def test_an_hour_levelling_cannot_carry_drops_meal_ideas_first() -> None:
     # 3,000 each of wind-downs and meal ideas at T and exercise notes a minute later, at
     # 1 msg/s: from now (the meal window opens) to the exercise notes' grace end is 3,661
     # seconds for 9,000 sends. What would expire is dropped instead, meal ideas first, then
     # exercise notes; no wind-down.
     due = NOW + 30 * MINUTE
-    loads = [
-        Load("wind_down", due, 3000),
-        Load("meal", due, 3000),
-        Load("exercise", due + MINUTE, 3000),
-    ]
-    plan = plan_releases(loads, WINDOWS, now=NOW, rate=1, grace=1800)
+    plan = overloaded_hour_plan(due)
     assert plan.dropping == 9000 - 3661
     assert plan.drops_due(due - 1) == []  # a group's drops wait until it falls due
     assert plan.drops_due(due) == [Release("meal", due, 3000)]
@@ -168,14 +173,9 @@ def test_what_the_plan_drops_it_does_not_also_release_early() -> None:
     # The overloaded hour of the drop test: every meal idea is dropped, so none may go early
     # (released, it would be pending and out of the drop's reach); the rest still levels.
     due = NOW + 30 * MINUTE
-    loads = [
-        Load("wind_down", due, 3000),
-        Load("meal", due, 3000),
-        Load("exercise", due + MINUTE, 3000),
-    ]
-    plan = plan_releases(loads, WINDOWS, now=NOW, rate=1, grace=1800)
+    plan = overloaded_hour_plan(due)
     assert plan.dropping == 9000 - 3661
-    early = [release for release in plan.due(due - 1)]
+    early = plan.due(due - 1)
     assert early and all(release.kind != "meal" for release in early)
     exercise_early = sum(r.count for r in early if r.kind == "exercise")
     assert exercise_early + (9000 - 3661 - 3000) <= 3000  # early + dropped never exceed the group
