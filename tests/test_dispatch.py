@@ -1070,3 +1070,18 @@ async def test_shedding_keeps_an_evening_mode_note_for_last(h: Harness) -> None:
     assert shed == [Shed(dropped=1)]
     assert [d["status"] for d in await h.deliveries(OTHER)] == ["skipped"]
     assert await h.deliveries(CHAT) == []
+
+
+async def test_turning_the_exercise_note_off_gives_a_merged_meal_idea_back(h: Harness) -> None:
+    # The meal idea (18:30) rides with the 19:30 note; at 18:45 the person switches exercise
+    # notes off. The note goes, and the meal idea comes back on its own, sent late (within
+    # the grace) instead of being lost with the note.
+    await sign_up(h, CHAT, only=["meal", "exercise"])
+    await shed_at(h, berlin(10, 18, 30))
+    h.clock.set(berlin(10, 18, 45))
+    await h.store.set_reminder(CHAT, "exercise", h.clock.now(), enabled=False)
+    await run_simulated(h.dispatcher, h.clock, timedelta(hours=2))
+    [meal] = await h.deliveries(CHAT)
+    assert (meal["kind"], meal["status"]) == ("meal", "sent")
+    assert _sent_at(meal) == berlin(10, 18, 46)  # the first tick after the change
+    assert [call.chat_id for call in h.sends()] == [CHAT]
