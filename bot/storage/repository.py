@@ -1858,16 +1858,8 @@ async def _drop_merged_notes(
     start = datetime.fromtimestamp(release.at, UTC)
     notes = (
         await session.execute(
-            select(_D.id, _D.chat_id, _D.due_at)
-            .where(
-                _D.kind == EXERCISE_KIND,
-                _D.status == DeliveryStatus.PENDING,
-                _D.attempts == 0,
-                _D.meal_id.is_not(None),
-                _D.next_attempt_at > now,
-                _D.next_attempt_at >= start,
-                _D.next_attempt_at < start + timedelta(minutes=1),
-            )
+            select(_D.id, _D.chat_id)
+            .where(_waiting_for(release, now), _D.meal_id.is_not(None))
             .order_by(_D.next_attempt_at, _D.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -1880,20 +1872,36 @@ async def _drop_merged_notes(
         .where(_D.id.in_([note.id for note in notes]))
         .values(status=DeliveryStatus.SKIPPED, last_error=DROPPED)
     )
-    for note in notes:
-        await session.execute(
-            update(DeliveryRow)
-            .where(
-                _D.chat_id == note.chat_id,
-                _D.kind == MEAL_KIND,
-                _D.status == DeliveryStatus.SKIPPED,
-                _D.last_error == MERGED,
-                _D.due_at >= note.due_at - merge_within,
-                _D.due_at < note.due_at,
-            )
-            .values(last_error=DROPPED)
+    # The meal ideas they carried: each person's merged one, due within ``merge_within``
+    # before these notes (all due in the release's minute) — one statement for all of them.
+    await session.execute(
+        update(DeliveryRow)
+        .where(
+            _D.chat_id.in_([note.chat_id for note in notes]),
+            _D.kind == MEAL_KIND,
+            _D.status == DeliveryStatus.SKIPPED,
+            _D.last_error == MERGED,
+            _D.due_at >= start - merge_within,
+            _D.due_at < start + timedelta(minutes=1),
         )
+        .values(last_error=DROPPED)
+    )
     return len(notes)
+
+
+def _waiting_for(release: Release, now: datetime) -> ColumnElement[bool]:
+    """Deliveries of the release's kind made ahead for its minute and never tried (merged
+    notes, ``Store.shed``), not yet sendable: what levelling may release or drop in their
+    reminder's stead (``read_split`` counts the same rows as scheduled)."""
+    start = datetime.fromtimestamp(release.at, UTC)
+    return and_(
+        _D.kind == release.kind,
+        _D.status == DeliveryStatus.PENDING,
+        _D.attempts == 0,
+        _D.next_attempt_at > now,
+        _D.next_attempt_at >= start,
+        _D.next_attempt_at < start + timedelta(minutes=1),
+    )
 
 
 def _nothing_earlier_waiting(
@@ -1923,19 +1931,10 @@ async def _release_waiting(
     """Levelling's early release of deliveries made ahead for the release's minute and never
     tried (merged notes, ``Store.shed``): sendable now, with the same ordering rule as the
     reminders — none goes ahead of its person's earlier reminder or delivery still waiting."""
-    start = datetime.fromtimestamp(release.at, UTC)
     ids = (
         await session.scalars(
             select(_D.id)
-            .where(
-                _D.kind == release.kind,
-                _D.status == DeliveryStatus.PENDING,
-                _D.attempts == 0,
-                _D.next_attempt_at > now,
-                _D.next_attempt_at >= start,
-                _D.next_attempt_at < start + timedelta(minutes=1),
-                _nothing_earlier_waiting(_D.chat_id, _D.due_at),
-            )
+            .where(_waiting_for(release, now), _nothing_earlier_waiting(_D.chat_id, _D.due_at))
             .order_by(_D.next_attempt_at, _D.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
