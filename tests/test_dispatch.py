@@ -1085,3 +1085,21 @@ async def test_turning_the_exercise_note_off_gives_a_merged_meal_idea_back(h: Ha
     assert (meal["kind"], meal["status"]) == ("meal", "sent")
     assert _sent_at(meal) == berlin(10, 18, 46)  # the first tick after the change
     assert [call.chat_id for call in h.sends()] == [CHAT]
+
+
+@pytest.mark.parametrize("action", ["stop", "pause"])
+async def test_nothing_of_a_merge_reaches_a_person_who_stops_or_pauses(
+    h: Harness, action: str
+) -> None:
+    # The meal idea (18:30) rides with the 19:30 note; at 18:45 the person stops, or pauses
+    # until tomorrow. Neither the note nor the meal idea it carried is sent tonight.
+    await sign_up(h, CHAT, only=["meal", "exercise"])
+    await shed_at(h, berlin(10, 18, 30))
+    h.clock.set(berlin(10, 18, 45))
+    if action == "stop":
+        await h.store.unsubscribe(CHAT, h.clock.now())
+    else:
+        await h.store.pause(CHAT, berlin(11, 12), h.clock.now())
+    await run_simulated(h.dispatcher, h.clock, timedelta(hours=3))
+    assert h.sends(CHAT) == []
+    assert all(d["status"] != "pending" for d in await h.deliveries(CHAT))
