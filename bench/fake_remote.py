@@ -27,11 +27,12 @@ def _serve_entry(
     token: str,
     enforce_global_rate: int | None,
     chat_rate: tuple[float, int] | None,
+    latency: float,
 ) -> None:
     # Imported here, not at the top: only the server process may load aiohttp.
     from bench.fake_server import serve
 
-    serve(connection, token, enforce_global_rate, chat_rate)
+    serve(connection, token, enforce_global_rate, chat_rate, latency)
 
 
 @dataclass(frozen=True)
@@ -64,9 +65,12 @@ class RemoteFakeApi:
         enforce_global_rate: int | None = None,
         enforce_chat_rate: tuple[float, int] | None = None,
         token: str = TOKEN,
+        latency: float = 0.0,
     ) -> None:
-        """`enforce_chat_rate` is (messages per second, burst) per chat, as ChatRate."""
+        """`enforce_chat_rate` is (messages per second, burst) per chat, as ChatRate;
+        `latency` (seconds) delays every answer, as a network round trip would."""
         self.token = token
+        self._latency = latency
         self._rate = enforce_global_rate
         self._chat_rate = enforce_chat_rate
         self._connection: Connection | None = None
@@ -78,7 +82,7 @@ class RemoteFakeApi:
         ours, theirs = context.Pipe()
         self._process = context.Process(
             target=_serve_entry,
-            args=(theirs, self.token, self._rate, self._chat_rate),
+            args=(theirs, self.token, self._rate, self._chat_rate, self._latency),
             name="fake-telegram",
             daemon=True,
         )

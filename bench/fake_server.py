@@ -19,8 +19,9 @@ def serve(
     token: str,
     enforce_global_rate: int | None,
     chat_rate: tuple[float, int] | None,
+    latency: float = 0.0,
 ) -> None:
-    asyncio.run(_serve(connection, token, enforce_global_rate, chat_rate))
+    asyncio.run(_serve(connection, token, enforce_global_rate, chat_rate, latency))
 
 
 async def _serve(
@@ -28,10 +29,11 @@ async def _serve(
     token: str,
     enforce_global_rate: int | None,
     chat_rate: tuple[float, int] | None,
+    latency: float,
 ) -> None:
     per_chat = ChatRate(*chat_rate) if chat_rate else None
     async with FakeBotApi(
-        token, enforce_global_rate=enforce_global_rate, enforce_chat_rate=per_chat
+        token, enforce_global_rate=enforce_global_rate, enforce_chat_rate=per_chat, latency=latency
     ) as api:
         connection.send(("ready", api.base_url))
         while True:

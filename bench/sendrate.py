@@ -53,9 +53,9 @@ CONCURRENCIES: Final = (4, 8, 16, 32)
 RESULTS_DIR: Final = Path(__file__).resolve().parent / "results"
 
 
-async def plain(path: Path, count: int, concurrency: int) -> dict[str, Any]:
+async def plain(path: Path, count: int, concurrency: int, latency: float = 0.0) -> dict[str, Any]:
     """``concurrency`` coroutines sending the reminder text with PTB, nothing else."""
-    async with RemoteFakeApi() as api:
+    async with RemoteFakeApi(latency=latency) as api:
         chats = [chat_id(i) for i in range(count)]
         await api.add_chats(chats)
         application = build_app(
@@ -90,10 +90,14 @@ async def plain(path: Path, count: int, concurrency: int) -> dict[str, Any]:
 
 
 async def dispatcher(
-    path: Path, count: int, concurrency: int, profile: Path | None = None
+    path: Path,
+    count: int,
+    concurrency: int,
+    profile: Path | None = None,
+    latency: float = 0.0,
 ) -> dict[str, Any]:
     """One production Dispatcher tick sending ``count`` due reminders."""
-    async with RemoteFakeApi() as api:
+    async with RemoteFakeApi(latency=latency) as api:
         await api.add_chats([chat_id(i) for i in range(count)])
         application, tick_dispatcher, store = await _production_dispatcher(
             settings_for(path, api), FakeClock(SEND_DUE), rate_limit=False
@@ -124,30 +128,44 @@ async def dispatcher(
     }
 
 
-async def run(count: int, concurrencies: Sequence[int], rounds: int, profile: int | None) -> int:
+async def run(
+    count: int,
+    concurrencies: Sequence[int],
+    rounds: int,
+    profile: int | None,
+    latency: float = 0.0,
+) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="sleepbot-sendrate-"))
     try:
-        return await _run_in(workdir, count, concurrencies, rounds, profile)
+        return await _run_in(workdir, count, concurrencies, rounds, profile, latency)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
 async def _run_in(
-    workdir: Path, count: int, concurrencies: Sequence[int], rounds: int, profile: int | None
+    workdir: Path,
+    count: int,
+    concurrencies: Sequence[int],
+    rounds: int,
+    profile: int | None,
+    latency: float,
 ) -> int:
     pristine = await _send_database(Context(workdir=workdir, quick=False), "sendrate", count)
     copy = workdir / "run.sqlite3"
     rates: dict[tuple[str, int], list[float]] = {}
-    print(f"{count:,} messages per run, {rounds} round(s), fake Bot API in its own process")
+    print(
+        f"{count:,} messages per run, {rounds} round(s), fake Bot API in its own process, "
+        f"answering {latency * 1000:g} ms after each request"
+    )
     for round_number in range(rounds):
         for concurrency in concurrencies:
             order = ("plain", "dispatcher") if round_number % 2 == 0 else ("dispatcher", "plain")
             for mode in order:
                 fresh_copy(pristine, copy)
                 if mode == "plain":
-                    result = await plain(copy, count, concurrency)
+                    result = await plain(copy, count, concurrency, latency)
                 else:
-                    result = await dispatcher(copy, count, concurrency)
+                    result = await dispatcher(copy, count, concurrency, latency=latency)
                 rates.setdefault((mode, concurrency), []).append(result["msg_per_s"])
                 extra = ""
                 if "store_s" in result:
@@ -167,7 +185,7 @@ async def _run_in(
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
         target = RESULTS_DIR / f"sendrate-c{profile}.prof"
         fresh_copy(pristine, copy)
-        await dispatcher(copy, count, profile, target)
+        await dispatcher(copy, count, profile, target, latency)
         print(f"\nprofile of one dispatcher run at concurrency {profile}: {target}")
     return 0
 
@@ -178,8 +196,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCIES))
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--profile", type=int, metavar="C", help="also profile concurrency C")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="the fake answers this long after each request, as api.telegram.org's round "
+        "trip would (0: localhost, where the bot's CPU per message decides the rate)",
+    )
     args = parser.parse_args(argv)
-    return asyncio.run(run(args.messages, args.concurrency, args.rounds, args.profile))
+    if args.latency_ms < 0:
+        parser.error("--latency-ms must not be negative")
+    return asyncio.run(
+        run(args.messages, args.concurrency, args.rounds, args.profile, args.latency_ms / 1000)
+    )
 
 
 if __name__ == "__main__":

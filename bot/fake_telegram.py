@@ -470,12 +470,18 @@ class FakeBotApi:
         now: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         host: str = "127.0.0.1",
+        latency: float = 0.0,
     ) -> None:
         """``enforce_global_rate`` answers 429 once more than that many messages were sent
         in the last second, ``enforce_chat_rate`` once a chat's sends and edits exceed it;
         ``now`` supplies Unix time for message dates (inject a fake clock to make dates
         deterministic), ``monotonic`` the arrival times the rate checks and ``ApiCall.at``
-        use."""
+        use. ``latency`` (seconds) holds every answer that long after the request arrived:
+        a stand-in for the network round trip to api.telegram.org, for benchmarks whose
+        figures depend on it (``bench.sendrate --latency-ms``)."""
+        if latency < 0:
+            raise ValueError("latency must not be negative")
+        self.latency = latency
         self.token = token
         self.username = username
         self.enforce_global_rate = enforce_global_rate
@@ -672,6 +678,8 @@ class FakeBotApi:
         else:
             response = _json_response(200, {"ok": True, "result": call.result})
 
+        if self.latency:
+            await asyncio.sleep(self.latency)  # the answer's way back over the network
         if fault is not None and fault.drop:
             # No answer at all: httpx reports RemoteProtocolError, PTB a NetworkError.
             call.status = 0

@@ -480,3 +480,19 @@ async def test_real_application_polls_replies_and_handles_buttons(fake_api: Fake
     assert message.text == "You said: sleep:well"
     assert fake_api.pending_updates() == 0  # PTB confirmed everything on shutdown
     assert fake_api.calls_to("deleteWebhook")
+
+
+async def test_latency_holds_each_answer_like_a_network_round_trip() -> None:
+    """bench.sendrate --latency-ms: every answer leaves ``latency`` after its request arrived
+    (a lower bound only, so a slow machine cannot fail it)."""
+    with pytest.raises(ValueError, match="latency"):
+        FakeBotApi(TEST_TOKEN, latency=-0.1)
+    async with FakeBotApi(TEST_TOKEN, latency=0.25) as api:
+        async with httpx.AsyncClient() as client:
+            started = time.monotonic()
+            answer = await client.get(f"{api.base_url}{TEST_TOKEN}/getMe")
+            answered = time.monotonic()
+        assert answer.json()["ok"] is True
+        (call,) = api.calls_to("getMe")
+        assert call.at >= started
+        assert answered - call.at >= 0.25
