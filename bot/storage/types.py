@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, time
 from typing import Any
 
@@ -36,6 +37,28 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[datetime | None], Any] | None:
+        """SQLite: ``process_bind_param`` and the SQLite dialect's DATETIME text in one step.
+
+        materialize_due binds several datetimes per reminder, and the chain (TypeDecorator's
+        wrapper, this class's conversion, the dialect's ``%``-formatting of a dict) cost about
+        twice this. Same text (tests/test_storage_types.py); other dialects keep the chain.
+        """
+        if dialect.name == "sqlite":
+            return _sqlite_text
+        return super().bind_processor(dialect)
+
+
+def _sqlite_text(value: datetime | None) -> str | None:
+    """An aware datetime as the naive-UTC text SQLite keeps ("YYYY-MM-DD HH:MM:SS.ffffff",
+    the format of ``sqlalchemy.dialects.sqlite.DATETIME``); naive input is refused."""
+    if value is None:
+        return None
+    offset = value.utcoffset()
+    if offset is None:
+        raise ValueError(f"refusing to store a naive datetime: {value!r}")
+    return (value.replace(tzinfo=None) - offset).isoformat(" ", "microseconds")
 
 
 class ClockTime(TypeDecorator[time]):

@@ -1,0 +1,92 @@
+"""UTCDateTime's one-step SQLite bind processor writes exactly what the generic chain wrote.
+
+The chain is ``TypeDecorator.bind_processor``: ``process_bind_param`` (to naive UTC), then
+SQLAlchemy's SQLite DATETIME formatting. Stored text is compared as text by SQLite (``<=`` in
+every due query), so the two must agree to the character, not just as instants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+from bot.storage.types import UTCDateTime
+
+SQLITE = SQLiteDialect_aiosqlite()
+NEW_YORK = ZoneInfo("America/New_York")
+LORD_HOWE = ZoneInfo("Australia/Lord_Howe")
+
+
+def processors(dialect: Dialect) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """(what the type binds with, the generic TypeDecorator chain) on ``dialect``."""
+    impl = UTCDateTime().dialect_impl(dialect)
+    assert isinstance(impl, UTCDateTime)
+    used = impl.bind_processor(dialect)
+    chain = TypeDecorator.bind_processor(impl, dialect)
+    assert used is not None and chain is not None
+    return used, chain
+
+
+def outcome(process: Callable[[Any], Any], value: Any) -> object:
+    try:
+        return process(value)
+    except Exception as error:  # the same refusal, not just any failure
+        return type(error), str(error)
+
+
+def values() -> list[datetime]:
+    """UTC, fixed offsets, both folds of a repeated hour, a 30-minute DST zone, microseconds,
+    and the ends of the datetime range."""
+    moments = [
+        datetime(2026, 1, 15, 13, 0, tzinfo=UTC),
+        datetime(2026, 1, 15, 13, 0, 0, 1, tzinfo=UTC),
+        datetime(2026, 1, 15, 13, 0, 0, 999_999, tzinfo=UTC),
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(1, 1, 1, 2, 0, tzinfo=timezone(timedelta(hours=3))),
+        datetime(1, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=3))),  # before year 1 in UTC
+        datetime(9999, 12, 31, 22, 0, tzinfo=timezone(timedelta(hours=-3))),  # past year 9999
+        datetime(2026, 6, 1, 0, 0, tzinfo=timezone(timedelta(hours=-3, minutes=-30))),
+    ]
+    for tz in (NEW_YORK, LORD_HOWE):
+        start = datetime(2026, 11, 1, 0, 0) if tz is NEW_YORK else datetime(2026, 4, 5, 0, 0)
+        for minutes in range(0, 4 * 60, 7):
+            wall = start + timedelta(minutes=minutes, microseconds=minutes)
+            moments += [wall.replace(tzinfo=tz), wall.replace(tzinfo=tz, fold=1)]
+    return moments
+
+
+def test_sqlite_binds_the_text_the_generic_chain_binds() -> None:
+    used, chain = processors(SQLITE)
+    assert used is not chain
+    checked = values()
+    for value in [*checked, None]:
+        assert outcome(used, value) == outcome(chain, value), value
+    # Both folds of New York's repeated 01:30 are stored an hour apart.
+    first = datetime(2026, 11, 1, 1, 30, tzinfo=NEW_YORK)
+    assert used(first) == "2026-11-01 05:30:00.000000"
+    assert used(first.replace(fold=1)) == "2026-11-01 06:30:00.000000"
+
+
+def test_sqlite_refuses_naive_datetimes_as_before() -> None:
+    used, chain = processors(SQLITE)
+    naive = datetime(2026, 1, 15, 13, 0)
+    with pytest.raises(ValueError, match="naive"):
+        used(naive)
+    assert outcome(used, naive) == outcome(chain, naive)
+
+
+def test_postgresql_keeps_the_chain() -> None:
+    dialect = PGDialect_asyncpg()  # type: ignore[no-untyped-call]  # untyped in SQLAlchemy
+    used, _ = processors(dialect)
+    value = datetime(2026, 11, 1, 1, 30, tzinfo=NEW_YORK, fold=1)
+    assert used(value) == datetime(2026, 11, 1, 6, 30, tzinfo=UTC)
+    assert used(value).tzinfo is UTC
