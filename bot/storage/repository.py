@@ -810,6 +810,7 @@ class Store:
             handed: list[dict[str, Any]] = []  # a delivery made: last_due_at moves too
             meals: dict[int, list[str]] = {}  # chat → recent meals, when a meal was chosen
             stale: list[StaleOccurrence] = []
+            schedules: dict[tuple[object, ...], datetime] = {}  # see _shared_next_instant
             evening = await _evening_chats(
                 connection, [d.chat_id for d in rows if _may_carry_meal(d.kind, d.evening_message)]
             )
@@ -824,7 +825,7 @@ class Store:
                 lateness = now - fire_at
                 if lateness > grace:
                     stale.append(StaleOccurrence(due.chat_id, due.kind, fire_at, lateness))
-                    following = _next_instant(due, due, tz, now, after=now)
+                    following = _shared_next_instant(schedules, due, tz, now, after=now)
                     moves.append({"b_id": due.id, "b_next": following})
                     continue
                 meal_id = None
@@ -837,7 +838,7 @@ class Store:
                     _delivery_values(due.chat_id, due.id, due.kind, fire_at, meal_id, now)
                 )
                 due.last_due_at = fire_at
-                following = _next_instant(due, due, tz, now, after=fire_at)
+                following = _shared_next_instant(schedules, due, tz, now, after=fire_at)
                 handed.append({"b_id": due.id, "b_next": following})
             if moves:
                 await connection.execute(_MOVE_REMINDER, moves)
@@ -2188,6 +2189,37 @@ def _next_instant(
         return schedule.next_occurrence(state, now, after=after, keep_due=keep_due)
     following, night = _diary_timing(person, reminder, tz)
     return schedule.next_occurrence_of(following, night, state, now, after=after, keep_due=keep_due)
+
+
+def _shared_next_instant(
+    shared: dict[tuple[object, ...], datetime],
+    due: _DueReminder,
+    tz: tzinfo,
+    now: datetime,
+    *,
+    after: datetime,
+) -> datetime:
+    """``_next_instant`` for one ``materialize_due`` call (one ``now``), answered once per
+    schedule: the reminders due together mostly share a zone, bedtimes and offset.
+
+    The key is everything the answer reads besides ``now`` (without ``keep_due`` the stored
+    ``next_fire_at`` is not read). Its datetimes come from the database in UTC, or are
+    ``now``, so equal keys are equal instants (no fold, PEP 495).
+    """
+    key = (
+        due.kind if due.kind in _DIARY_DEFAULTS else None,  # the other kinds share one clock
+        due.timezone,
+        due.bedtime,
+        due.weekend_bedtime,
+        due.offset_minutes,
+        due.paused_until,
+        due.last_due_at,
+        after,
+    )
+    found = shared.get(key)
+    if found is None:
+        found = shared[key] = _next_instant(due, due, tz, now, after=after)
+    return found
 
 
 def _diary_timing(
