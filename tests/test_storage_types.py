@@ -1,8 +1,9 @@
-"""UTCDateTime's one-step SQLite bind processor writes exactly what the generic chain wrote.
+"""UTCDateTime's one-step SQLite processors do exactly what the generic chain did.
 
 The chain is ``TypeDecorator.bind_processor``: ``process_bind_param`` (to naive UTC), then
-SQLAlchemy's SQLite DATETIME formatting. Stored text is compared as text by SQLite (``<=`` in
-every due query), so the two must agree to the character, not just as instants.
+SQLAlchemy's SQLite DATETIME formatting; and ``result_processor``: the dialect's parsing, then
+``process_result_value``. Stored text is compared as text by SQLite (``<=`` in every due
+query), so the binds must agree to the character, not just as instants.
 """
 
 from __future__ import annotations
@@ -68,9 +69,10 @@ def test_sqlite_binds_the_text_the_generic_chain_binds() -> None:
     used, chain = processors(SQLITE)
     assert used is not chain
     checked = values()
-    for value in [*checked, None]:
+    for value in [*checked, None, *checked]:  # twice: the second time from _utc_text's memo
         assert outcome(used, value) == outcome(chain, value), value
-    # Both folds of New York's repeated 01:30 are stored an hour apart.
+    # Both folds of New York's repeated 01:30 are stored an hour apart, although they are
+    # equal (and hash equal) as datetimes: no memo may conflate them.
     first = datetime(2026, 11, 1, 1, 30, tzinfo=NEW_YORK)
     assert used(first) == "2026-11-01 05:30:00.000000"
     assert used(first.replace(fold=1)) == "2026-11-01 06:30:00.000000"
@@ -90,3 +92,28 @@ def test_postgresql_keeps_the_chain() -> None:
     value = datetime(2026, 11, 1, 1, 30, tzinfo=NEW_YORK, fold=1)
     assert used(value) == datetime(2026, 11, 1, 6, 30, tzinfo=UTC)
     assert used(value).tzinfo is UTC
+
+
+def test_sqlite_reads_what_the_generic_chain_reads() -> None:
+    impl = UTCDateTime().dialect_impl(SQLITE)
+    assert isinstance(impl, UTCDateTime)
+    used = impl.result_processor(SQLITE, None)
+    chain = TypeDecorator.result_processor(impl, SQLITE, None)
+    assert used is not None and chain is not None and used is not chain
+    bind, _ = processors(SQLITE)
+    stored = [
+        text for text in (outcome(bind, value) for value in values()) if isinstance(text, str)
+    ]
+    others = [
+        None,
+        "2026-01-15 13:00:00",  # no microseconds (text written by hand)
+        "2026-01-15 13:00",
+        "2026-01-15",
+        "2026-01-15T13:00:00.250000",
+        "2026-01-15 13:00:00+02:00",  # an offset in the text: converted, not replaced
+        "not a date",
+    ]
+    for text_value in [*stored, *others]:
+        assert outcome(used, text_value) == outcome(chain, text_value), text_value
+        got = outcome(used, text_value)
+        assert not isinstance(got, datetime) or got.tzinfo is UTC
