@@ -9,7 +9,7 @@ query), so the binds must agree to the character, not just as instants.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,7 +19,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-from bot.storage.types import UTCDateTime
+from bot.storage.types import ClockTime, UTCDateTime
 
 SQLITE = SQLiteDialect_aiosqlite()
 NEW_YORK = ZoneInfo("America/New_York")
@@ -117,3 +117,19 @@ def test_sqlite_reads_what_the_generic_chain_reads() -> None:
         assert outcome(used, text_value) == outcome(chain, text_value), text_value
         got = outcome(used, text_value)
         assert not isinstance(got, datetime) or got.tzinfo is UTC
+
+
+def test_clock_times_read_as_before_from_the_memo() -> None:
+    """Every minute of the day, twice (the second time from the memo), and bad text fails
+    the same way as the old split-and-int parsing."""
+    impl = ClockTime().dialect_impl(SQLITE)
+    used = impl.result_processor(SQLITE, None)
+    assert used is not None
+    for _ in range(2):
+        for minute in range(24 * 60):
+            text_value = f"{minute // 60:02d}:{minute % 60:02d}"
+            assert used(text_value) == time(minute // 60, minute % 60)
+    assert used(None) is None
+    for bad in ("24:00", "7", "ab:cd"):
+        with pytest.raises(ValueError):
+            used(bad)
