@@ -117,12 +117,13 @@ class ClockTime(TypeDecorator[time]):
 
 
 def _clock_time(value: str | None) -> time | None:
+    """ClockTime's result processor (NULL stays None)."""
     return None if value is None else _parse_clock(value)
 
 
 @functools.lru_cache(maxsize=1024)
 def _parse_clock(value: str) -> time:
-    """ "HH:MM" → time, remembered: bedtimes cluster on a few dozen quarter hours."""
+    """Parse "HH:MM", remembered: bedtimes cluster on a few dozen quarter hours."""
     hour, minute = value.split(":")
     return time(int(hour), int(minute))
 
