@@ -28,16 +28,22 @@ instant; ``next_fire_at`` and ``upcoming`` report it once.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Final
 
 _NOON: Final = time(12, 0)
+_MIDNIGHT: Final = time(0, 0)
 MAX_OFFSET_MINUTES: Final = 720
 _WEEKEND_EVENINGS: Final = frozenset({4, 5})  # Friday and Saturday evenings (date.weekday())
 _ONE_DAY: Final = timedelta(days=1)
+_MINUTES_PER_DAY: Final = 24 * 60
 _RESOLUTION: Final = timedelta(microseconds=1)
+# Entries of next_fire_at's memo: a few hundred schedules fire in any one minute, and
+# materialize_due reads due reminders in fire-time order, so equal keys come together.
+_MEMO_SIZE: Final = 4096
 
 
 def _require_aware(moment: datetime, name: str) -> None:
@@ -165,18 +171,50 @@ def next_fire_at(
     Walks nights rather than adding 24 h, so DST, weekend bedtimes and 12-hour offsets cannot
     make it skip or repeat a night. Night instants never decrease, so the first night past
     ``after`` is the answer; the start is pushed back until it is not past ``after`` yet.
+
+    Memoised (``_next_fire_memo``): the dispatcher asks this for every reminder every night,
+    and the people due in one minute mostly share a zone and a wall-clock schedule.
     """
     _require_aware(after, "after")
     _validate(bedtime, weekend_bedtime, offset_minutes)
+    weekday = _wall_delta(bedtime, offset_minutes)
+    weekend = weekday if weekend_bedtime is None else _wall_delta(weekend_bedtime, offset_minutes)
+    # The key is the instant in UTC: two aware datetimes in one zone that differ only by
+    # ``fold`` compare (and hash) equal although they are an hour apart (PEP 495).
+    instant = after.astimezone(UTC)
+    if type(tz).__hash__ is None:  # a tzinfo subclass with __eq__ but no __hash__
+        return _next_fire_walk(tz, weekday, weekend, instant)
+    return _next_fire_memo(tz, weekday, weekend, instant)
+
+
+def _wall_delta(bedtime: time, offset_minutes: int) -> timedelta:
+    """Where a night's reminder sits on the wall clock, from the night's (evening date's)
+    local midnight: ``reminder_wall_time`` as one number, so that schedules that differ in
+    bedtime and offset but not in wall time share ``_next_fire_memo``'s entries."""
+    minutes = bedtime.hour * 60 + bedtime.minute - offset_minutes
+    if bedtime < _NOON:  # the bedtime is on the next day's date
+        minutes += _MINUTES_PER_DAY
+    return timedelta(minutes=minutes, seconds=bedtime.second, microseconds=bedtime.microsecond)
+
+
+@functools.lru_cache(maxsize=_MEMO_SIZE)
+def _next_fire_memo(
+    tz: tzinfo, weekday: timedelta, weekend: timedelta, after: datetime
+) -> datetime:
+    """``_next_fire_walk``, remembered: its result depends on nothing but these arguments
+    (``after`` in UTC, so equal keys are equal instants) and the zone's rules."""
+    return _next_fire_walk(tz, weekday, weekend, after)
+
+
+def _next_fire_walk(
+    tz: tzinfo, weekday: timedelta, weekend: timedelta, after: datetime
+) -> datetime:
+    """``next_fire_at``'s night walk; ``weekday``/``weekend``: ``_wall_delta`` of the bedtime
+    used on weekday and on weekend nights (the same when there is no weekend bedtime)."""
 
     def on(night: date) -> datetime:
-        return reminder_time_on_night(
-            night,
-            bedtime=bedtime,
-            weekend_bedtime=weekend_bedtime,
-            offset_minutes=offset_minutes,
-            tz=tz,
-        )
+        delta = weekend if night.weekday() in _WEEKEND_EVENINGS else weekday
+        return local_to_utc(datetime.combine(night, _MIDNIGHT) + delta, tz)
 
     # Start one night before ``after``'s own: that night's bedtime is before noon of the
     # next day, which ``after`` is past, so it rarely needs pushing back; two evaluations

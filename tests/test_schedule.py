@@ -16,6 +16,7 @@ import pytest
 
 from bot.schedule import (
     ReminderState,
+    _next_fire_memo,
     local_to_utc,
     next_fire_at,
     next_occurrence,
@@ -697,6 +698,99 @@ def test_next_fire_at_random_properties() -> None:
         assert nearby == sorted(nearby)
         assert got in nearby
         assert not any(after < instant < got for instant in nearby)
+
+
+def _next_fire_at_unmemoised(
+    *, bedtime: time, weekend_bedtime: time | None, offset_minutes: int, tz: tzinfo, after: datetime
+) -> datetime:
+    """``next_fire_at`` as it was before the memo: the night walk over the public
+    ``reminder_time_on_night``, evaluated afresh on every call (the reference)."""
+
+    def on(night: date) -> datetime:
+        return reminder_time_on_night(
+            night,
+            bedtime=bedtime,
+            weekend_bedtime=weekend_bedtime,
+            offset_minutes=offset_minutes,
+            tz=tz,
+        )
+
+    night = night_of(after, tz) - timedelta(days=1)
+    while on(night) > after:
+        night -= timedelta(days=1)
+    while True:
+        night += timedelta(days=1)
+        instant = on(night)
+        if instant > after:
+            return instant
+
+
+# Bedtimes and offsets that put the reminder near local midnight, in DST transition hours and
+# across noon; with and without a weekend bedtime on the other side of midnight.
+_MEMO_SCHEDULES: list[tuple[time, time | None, int]] = [
+    (time(23, 30), None, 0),
+    (time(0, 0), None, 0),
+    (time(0, 30), None, 60),
+    (time(1, 40), None, 0),
+    (time(2, 40), None, 60),
+    (time(3, 0), time(2, 0), 30),
+    (time(23, 45), time(0, 45), 15),
+    (time(1, 15), time(23, 15), 720),
+    (time(12, 0), None, 720),
+    (time(2, 30), None, 0),
+]
+
+
+@pytest.mark.parametrize(
+    "tz",
+    [ZoneInfo("Europe/London"), NEW_YORK, LORD_HOWE, JERUSALEM, MINUS_0330],
+    ids=str,
+)
+def test_memoised_next_fire_at_matches_the_unmemoised_walk_around_dst(tz: tzinfo) -> None:
+    """Every ``after`` 24 h either side of each 2026 transition, every 10 min, given in UTC,
+    in the zone itself (the right fold) and with the other fold: the memo must answer what
+    the walk answers, also when it answers from an entry another call made. Schedules
+    sharing a wall time (00:30-60 and 23:30-0, 02:40-60 and 01:40-0) share entries."""
+    _next_fire_memo.cache_clear()
+    found = transitions(tz, 2026) if isinstance(tz, ZoneInfo) else (utc(2026, 3, 29, 1),)
+    assert found  # a fixed offset has none: one sweep anyway, as the control
+    for transition in found:
+        for step in range(-144, 145):
+            instant = transition + timedelta(minutes=10 * step)
+            own = instant.astimezone(tz)
+            for after in (instant, own, own.replace(fold=1 - own.fold)):
+                for bedtime, weekend, offset in _MEMO_SCHEDULES:
+                    memoised = next_fire_at(
+                        bedtime=bedtime,
+                        weekend_bedtime=weekend,
+                        offset_minutes=offset,
+                        tz=tz,
+                        after=after,
+                    )
+                    walked = _next_fire_at_unmemoised(
+                        bedtime=bedtime,
+                        weekend_bedtime=weekend,
+                        offset_minutes=offset,
+                        tz=tz,
+                        after=after,
+                    )
+                    assert memoised == walked, (after, bedtime, weekend, offset)
+    assert _next_fire_memo.cache_info().hits > _next_fire_memo.cache_info().misses
+
+
+def test_memo_tells_the_two_occurrences_of_a_repeated_hour_apart() -> None:
+    """New York 2026-11-01: 01:30 EDT (05:30Z, fold=0) and 01:30 EST (06:30Z, fold=1) are
+    equal as datetimes in one zone (PEP 495), but a 01:40 reminder's next instant differs:
+    05:40Z (first 01:40) after the first, Mon 01:40 EST = 06:40Z after the second."""
+    _next_fire_memo.cache_clear()
+    first = datetime(2026, 11, 1, 1, 30, tzinfo=NEW_YORK)
+    second = first.replace(fold=1)
+    assert first == second and (first - second) == timedelta(0)  # why the key is UTC
+    at_0140 = partial(
+        next_fire_at, bedtime=time(1, 40), weekend_bedtime=None, offset_minutes=0, tz=NEW_YORK
+    )
+    assert at_0140(after=first) == utc(2026, 11, 1, 5, 40)
+    assert at_0140(after=second) == utc(2026, 11, 2, 6, 40)
 
 
 # --- the scheduling policy: next_occurrence (pause, keep-due, never the same night twice) ---

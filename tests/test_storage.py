@@ -20,7 +20,7 @@ from sqlalchemy import Column, Connection, Integer, MetaData, select, text
 
 from bot.storage import DeliveryStatus, Person, SendOutcome, Store, create_engine, open_store
 from bot.storage.migrate import alembic_config
-from bot.storage.models import DELIVERIES, REMINDERS, Base
+from bot.storage.models import DELIVERIES, PEOPLE, REMINDERS, Base
 from bot.timezones import UnknownTimezone
 from tests.pg import TestDatabase
 
@@ -566,6 +566,28 @@ async def test_materialize_advances_and_remembers_meals(store: Store) -> None:
     assert exported is not None
     assert exported["person"]["recent_meals"] == ["x"]
     assert [d["meal_id"] for d in exported["deliveries"]] == ["x"]
+
+
+async def test_reminders_sharing_a_schedule_in_one_batch_keep_their_own_pause(
+    store: Store,
+) -> None:
+    """materialize_due answers the schedule once per distinct (zone, bedtimes, offset, pause,
+    last night, start): two people with the same bedtime differ here only by a pause (set
+    behind the Store's back, so the due row stays due), and each gets their own next night."""
+    await ready_person(store, CHAT)
+    await ready_person(store, OTHER)
+    async with store.engine.begin() as connection:
+        await connection.execute(
+            PEOPLE.update().where(PEOPLE.c.chat_id == OTHER).values(paused_until=berlin(12, 12))
+        )
+    result = await store.materialize_due(
+        berlin(10, 18, 30), grace=timedelta(minutes=30), limit=10, choose_meal=never_chosen
+    )
+    assert result.claimed == 2
+    mine, theirs = await store.get_person(CHAT), await store.get_person(OTHER)
+    assert mine is not None and theirs is not None
+    assert next_fire(mine, "meal") == berlin(11, 18, 30)
+    assert next_fire(theirs, "meal") == berlin(12, 18, 30)
 
 
 async def test_unique_night_backstop(store: Store) -> None:

@@ -806,9 +806,11 @@ class Store:
                 for row in await connection.execute(_due_reminders(now, limit, lock=True))
             ]
             new_deliveries: list[dict[str, Any]] = []
-            moves: list[dict[str, Any]] = []
+            moves: list[dict[str, Any]] = []  # stale or unschedulable: next_fire_at only
+            handed: list[dict[str, Any]] = []  # a delivery made: last_due_at moves too
             meals: dict[int, list[str]] = {}  # chat → recent meals, when a meal was chosen
             stale: list[StaleOccurrence] = []
+            schedules: dict[tuple[object, ...], datetime] = {}  # see _shared_next_instant
             evening = await _evening_chats(
                 connection, [d.chat_id for d in rows if _may_carry_meal(d.kind, d.evening_message)]
             )
@@ -818,12 +820,13 @@ class Store:
                 tz = self._fire_zone(due, due)
                 if tz is None:
                     # Not schedulable any more (defensive: mutators keep this NULL already).
-                    moves.append(_move(due, None))
+                    moves.append({"b_id": due.id, "b_next": None})
                     continue
                 lateness = now - fire_at
                 if lateness > grace:
                     stale.append(StaleOccurrence(due.chat_id, due.kind, fire_at, lateness))
-                    moves.append(_move(due, _next_instant(due, due, tz, now, after=now)))
+                    following = _shared_next_instant(schedules, due, tz, now, after=now)
+                    moves.append({"b_id": due.id, "b_next": following})
                     continue
                 meal_id = None
                 if due.kind == MEAL_KIND or (due.kind == EXERCISE_KIND and due.chat_id in evening):
@@ -835,9 +838,12 @@ class Store:
                     _delivery_values(due.chat_id, due.id, due.kind, fire_at, meal_id, now)
                 )
                 due.last_due_at = fire_at
-                moves.append(_move(due, _next_instant(due, due, tz, now, after=fire_at)))
+                following = _shared_next_instant(schedules, due, tz, now, after=fire_at)
+                handed.append({"b_id": due.id, "b_next": following})
             if moves:
                 await connection.execute(_MOVE_REMINDER, moves)
+            if handed:
+                await connection.execute(_HAND_OVER, handed)
             if meals:
                 await connection.execute(
                     _REMEMBER_MEALS,
@@ -2134,17 +2140,21 @@ def _delivery_values(
     }
 
 
-def _move(due: _DueReminder, next_fire_at: datetime | None) -> dict[str, Any]:
-    """Parameters of ``_MOVE_REMINDER``: the reminder's next fire time and last due night."""
-    return {"b_id": due.id, "b_next": next_fire_at, "b_last": due.last_due_at}
-
-
+# materialize_due's moves (``b_id``, ``b_next``): a reminder to its next fire time; and one
+# whose occurrence became a delivery, whose last due night is then that occurrence: the row's
+# own next_fire_at before this UPDATE (SET reads the old row on SQLite and PostgreSQL alike),
+# so the occurrence is not bound a second time.
 _MOVE_REMINDER: Final = (
     update(REMINDERS)
     .where(REMINDERS.c.id == bindparam("b_id"))
+    .values(next_fire_at=bindparam("b_next", type_=UTCDateTime()))
+)
+_HAND_OVER: Final = (
+    update(REMINDERS)
+    .where(REMINDERS.c.id == bindparam("b_id"))
     .values(
+        last_due_at=REMINDERS.c.next_fire_at,
         next_fire_at=bindparam("b_next", type_=UTCDateTime()),
-        last_due_at=bindparam("b_last", type_=UTCDateTime()),
     )
 )
 _REMEMBER_MEALS: Final = (
@@ -2179,6 +2189,37 @@ def _next_instant(
         return schedule.next_occurrence(state, now, after=after, keep_due=keep_due)
     following, night = _diary_timing(person, reminder, tz)
     return schedule.next_occurrence_of(following, night, state, now, after=after, keep_due=keep_due)
+
+
+def _shared_next_instant(
+    shared: dict[tuple[object, ...], datetime],
+    due: _DueReminder,
+    tz: tzinfo,
+    now: datetime,
+    *,
+    after: datetime,
+) -> datetime:
+    """``_next_instant`` for one ``materialize_due`` call (one ``now``), answered once per
+    schedule: the reminders due together mostly share a zone, bedtimes and offset.
+
+    The key is everything the answer reads besides ``now`` (without ``keep_due`` the stored
+    ``next_fire_at`` is not read). Its datetimes come from the database in UTC, or are
+    ``now``, so equal keys are equal instants (no fold, PEP 495).
+    """
+    key = (
+        due.kind if due.kind in _DIARY_DEFAULTS else None,  # the other kinds share one clock
+        due.timezone,
+        due.bedtime,
+        due.weekend_bedtime,
+        due.offset_minutes,
+        due.paused_until,
+        due.last_due_at,
+        after,
+    )
+    found = shared.get(key)
+    if found is None:
+        found = shared[key] = _next_instant(due, due, tz, now, after=after)
+    return found
 
 
 def _diary_timing(
