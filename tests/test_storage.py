@@ -18,7 +18,15 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Connection, Integer, MetaData, select, text
 
-from bot.storage import DeliveryStatus, Person, SendOutcome, Store, create_engine, open_store
+from bot.storage import (
+    DeliveryStatus,
+    Person,
+    SendOutcome,
+    Store,
+    create_engine,
+    dialects,
+    open_store,
+)
 from bot.storage.migrate import alembic_config
 from bot.storage.models import DELIVERIES, PEOPLE, REMINDERS, Base
 from bot.timezones import UnknownTimezone
@@ -770,6 +778,22 @@ async def test_in_memory_sqlite_works_with_concurrent_sessions() -> None:
     try:
         await asyncio.gather(*(ready_person(store, chat) for chat in range(1, 6)))
         assert (await store.stats())["reminders_scheduled"] == 15
+    finally:
+        await store.close()
+
+
+async def test_writers_in_one_process_take_turns_before_sqlite_sees_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With SQLite's busy handler off, any two of this process's writers meeting inside SQLite
+    would fail with "database is locked": the writer lock queues them on the event loop first
+    (where the next one starts as the last commits, instead of sleeping between retries)."""
+    monkeypatch.setattr(dialects, "SQLITE_BUSY_TIMEOUT_MS", 0)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+    store = await open_store(url, default_offsets=OFFSETS)
+    try:
+        await asyncio.gather(*(ready_person(store, chat) for chat in range(1, 21)))
+        assert (await store.stats())["reminders_scheduled"] == 60
     finally:
         await store.close()
 

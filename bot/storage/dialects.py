@@ -5,7 +5,9 @@
   when we create them), and ``BEGIN IMMEDIATE`` for every transaction. The sqlite3 driver
   would otherwise start a transaction only at the first write, so a read-then-write (load a
   person, recompute, update) could act on stale reads; taking the write lock up front
-  serialises writers the way ``SELECT ... FOR UPDATE`` does on PostgreSQL. Transactions marked
+  serialises writers the way ``SELECT ... FOR UPDATE`` does on PostgreSQL. Within one process
+  writers queue on an asyncio lock before that (``writer_lock``), so they never meet in
+  SQLite's busy handler, which sleeps between retries. Transactions marked
   ``READ_ONLY`` begin deferred and read a WAL snapshot, so a read that must be quick (the
   dispatcher's check before each send) never queues behind a writer. SQLite has no row
   locks, so ``FOR UPDATE [SKIP LOCKED]`` is simply omitted by SQLAlchemy there, which is right:
@@ -17,14 +19,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import sqlite3
+import weakref
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import Connection, Table, event, text
+from sqlalchemy import Connection, Engine, Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -124,6 +128,29 @@ def create_read_only_engine(url: str | URL, *, schema: str | None = None) -> Asy
             connect_args={"server_settings": settings},
         )
     raise UnsupportedDatabaseError(f"unsupported database {parsed.drivername!r}")
+
+
+def writer_lock(engine: AsyncEngine) -> asyncio.Lock | None:
+    """Where this process's writers to a SQLite file take turns (None: not needed).
+
+    SQLite has one writer at a time. A second connection's ``BEGIN IMMEDIATE`` waits in
+    SQLite's busy handler, which sleeps 1, 2, 5, 10… ms between tries whether or not the lock
+    was freed meanwhile; the dispatcher's claims, materialising and per-send rounds, and the
+    handlers' updates, all in one process, kept colliding there. Queued on this lock instead, the
+    next writer starts the moment the last one commits. Other processes (a second bot on the
+    same file, the CLI) still meet in the busy handler. One lock per engine, so every Store on
+    it shares it; PostgreSQL has row locks, and the in-memory database serialises everything
+    already (``is_single_connection``).
+    """
+    if engine.dialect.name != "sqlite" or is_single_connection(engine):
+        return None
+    lock = _WRITER_LOCKS.get(engine.sync_engine)
+    if lock is None:
+        lock = _WRITER_LOCKS[engine.sync_engine] = asyncio.Lock()
+    return lock
+
+
+_WRITER_LOCKS: Final[weakref.WeakKeyDictionary[Engine, asyncio.Lock]] = weakref.WeakKeyDictionary()
 
 
 def is_single_connection(engine: AsyncEngine) -> bool:

@@ -50,6 +50,7 @@ from bot.storage.dialects import (
     insert_ignoring_conflicts,
     is_single_connection,
     wipe_erased_data,
+    writer_lock,
 )
 from bot.storage.inbox import Inbox, erase_chat
 from bot.storage.migrate import upgrade_to_head
@@ -150,6 +151,7 @@ class Store:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
         # An in-memory SQLite database is one shared connection: sessions must take turns.
         self._serial = asyncio.Lock() if is_single_connection(engine) else None
+        self._writer = writer_lock(engine)  # SQLite file: this process's writers queue here
         self._dialect = engine.dialect.name
         self.inbox = Inbox(self._transaction, self._dialect)
         self.conversations = Conversations(self._core)
@@ -168,6 +170,8 @@ class Store:
         async with contextlib.AsyncExitStack() as stack:
             if self._serial is not None:
                 await stack.enter_async_context(self._serial)
+            if self._writer is not None and not read_only:
+                await stack.enter_async_context(self._writer)
             if read_only:
                 connection = await stack.enter_async_context(self.engine.connect())
                 connection = await connection.execution_options(**{READ_ONLY: True})
@@ -191,6 +195,8 @@ class Store:
         async with contextlib.AsyncExitStack() as stack:
             if self._serial is not None:
                 await stack.enter_async_context(self._serial)
+            if self._writer is not None and not (read_only or single_statement):
+                await stack.enter_async_context(self._writer)
             connection = await stack.enter_async_context(self.engine.connect())
             if read_only or single_statement:
                 options = {READ_ONLY: True, SINGLE_STATEMENT: single_statement}
