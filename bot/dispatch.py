@@ -115,6 +115,10 @@ DEAD_AFTER: Final = timedelta(seconds=8)
 # Graceful stop: how long requests already on the wire may take before they are abandoned
 # (their claims are then released too: a possible duplicate, never a loss).
 DRAIN_SECONDS: Final = 5.0
+# Telegram refused a paid broadcast for want of Stars: no reminder goes paid for this long
+# (then one tries again: the operator may have topped the balance up), and meanwhile the
+# overload policy's merges and drops apply as without paid broadcasts.
+PAID_SUSPENDED_FOR: Final = timedelta(hours=1)
 # No in-process retry of a 429, and no waiting longer than this for a held-back chat: the
 # delivery is rescheduled instead, so the send slot goes to another chat.
 REMINDER_SEND: Final = SendOptions(max_retries=0, max_wait=2.0)
@@ -272,6 +276,24 @@ class _GroupCall(Generic[T, R]):
                     log.exception("dispatcher: handling a settled item failed")
 
 
+class PaidRefused(Exception):
+    """Telegram answered a paid broadcast with a refusal to charge for it (``error``)."""
+
+    def __init__(self, error: TelegramError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _refuses_paid_broadcast(error: TelegramError) -> bool:
+    """Is this Telegram's "not enough Stars" for a paid broadcast? The Bot API does not
+    document the answer; MTProto's error for it is BALANCE_TOO_LOW, and the Bot API passes
+    such names through in its descriptions ("Bad Request: BALANCE_TOO_LOW"). Matched loosely
+    on purpose: a paid send refused for any reason about the balance or Stars must not cost
+    the reminder."""
+    text = str(error).lower()
+    return "balance" in text or "stars" in text
+
+
 class NothingToSend(Exception):
     """A composer's answer when a due message has become pointless (the check-in's night
     was already logged): the delivery is recorded as skipped with this reason, not sent."""
@@ -351,6 +373,7 @@ class Dispatcher:
         self.allow_paid_broadcast = allow_paid_broadcast
         self.paid_lead = paid_lead
         self._went_paid: set[int] = set()  # deliveries whose send was a paid broadcast
+        self._paid_suspended_until: datetime | None = None  # see PAID_SUSPENDED_FOR
         self.composers = dict(composers or {})
         self.windows: Mapping[str, Window] = dict(windows or {})
         self.send_rate = send_rate
@@ -612,7 +635,7 @@ class Dispatcher:
         drops = self._releases.drops_due(
             int((now + self.replan_every + self.tick_every).timestamp())
         )
-        if drops and not self.allow_paid_broadcast:  # paid: the overflow goes paid instead
+        if drops and not self.paid_now():  # paid: the overflow goes paid instead
             await self._shed(now, drops, report)
         due = self._releases.due(int((now + self.tick_every).timestamp()))
         if not due:
@@ -905,6 +928,8 @@ class Dispatcher:
             message = await self._send(delivery, outgoing, still_wanted)
         except Withdrawn:
             return None
+        except PaidRefused as refused:
+            return self._paid_refused(delivery, refused.error)
         except RetryAfter as error:
             wait = _retry_after(error)
             log.info(
@@ -959,6 +984,7 @@ class Dispatcher:
         after the wait for a slot); otherwise check, then send. None: not wanted any more."""
         bot = self.bot
         extra: dict[str, Any] = {}
+        refused: list[TelegramError] = []  # paid attempts Telegram refused to charge for
         if _takes_send_options(bot):
             task = asyncio.current_task()
             if task in self._workers:
@@ -967,30 +993,67 @@ class Dispatcher:
             def went_paid() -> None:
                 self._went_paid.add(delivery.id)
 
+            def paid_failed(error: Exception) -> None:
+                if isinstance(error, TelegramError) and _refuses_paid_broadcast(error):
+                    refused.append(error)
+
             extra["rate_limit_args"] = replace(
                 REMINDER_SEND,
                 still_wanted=still_wanted,
                 paid_after=self.paid_after(delivery),
                 on_paid=went_paid,
+                on_paid_error=paid_failed,
             )
         elif not await still_wanted():
             return None
-        if outgoing.photo is not None:
-            return await bot.send_photo(
+        try:
+            if outgoing.photo is not None:
+                return await bot.send_photo(
+                    delivery.chat_id,
+                    outgoing.photo,
+                    caption=outgoing.text,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=outgoing.markup,
+                    **extra,
+                )
+            return await bot.send_message(
                 delivery.chat_id,
-                outgoing.photo,
-                caption=outgoing.text,
+                outgoing.text,
                 parse_mode=ParseMode.HTML,
                 reply_markup=outgoing.markup,
                 **extra,
             )
-        return await bot.send_message(
-            delivery.chat_id,
-            outgoing.text,
-            parse_mode=ParseMode.HTML,
-            reply_markup=outgoing.markup,
-            **extra,
-        )
+        except TelegramError as error:
+            if refused:  # that last attempt went paid, and Telegram would not charge for it
+                raise PaidRefused(refused[-1]) from error
+            raise
+
+    def _paid_refused(self, delivery: ClaimedDelivery, error: TelegramError) -> SendOutcome:
+        """A paid broadcast refused for want of Stars: this reminder is tried again on the
+        free lane, and none goes paid for ``PAID_SUSPENDED_FOR``. Without this it would be
+        recorded failed (a BadRequest), and every later overflow the same way."""
+        now = self.clock.now()
+        if self.paid_now():
+            self._paid_suspended_until = now + PAID_SUSPENDED_FOR
+            log.error(
+                "Telegram refused a paid broadcast (%s): the bot's Telegram Stars balance is "
+                "probably too low. No reminder goes as a paid broadcast for the next %s; the "
+                "overflow waits for the free lane, and the overload policy merges and drops "
+                "again. Top the balance up (paid broadcasts resume after that, or on restart), "
+                "or set ALLOW_PAID_BROADCAST=false.",
+                error,
+                _duration(PAID_SUSPENDED_FOR),
+            )
+        self._went_paid.discard(delivery.id)
+        return self._retry(delivery, BACKOFF_START, error)
+
+    def paid_now(self) -> bool:
+        """May reminders go as paid broadcasts now: allowed, and not suspended since
+        Telegram refused one for want of Stars (``PAID_SUSPENDED_FOR``)?"""
+        if not self.allow_paid_broadcast:
+            return False
+        suspended = self._paid_suspended_until
+        return suspended is None or self.clock.now() >= suspended
 
     def paid_after(self, delivery: ClaimedDelivery) -> float | None:
         """Seconds from now after which this delivery may go as a paid broadcast when the free
@@ -998,7 +1061,7 @@ class Dispatcher:
         the tightest window closes (``due_at`` + the smallest ``after``: a reminder due as
         early may wait behind it, see the module docstring), never before its own time; None
         when paid broadcasts are off or its kind has no send window."""
-        if not self.allow_paid_broadcast or delivery.kind not in self.windows:
+        if not self.paid_now() or delivery.kind not in self.windows:
             return None
         tightest = min(window.after for window in self.windows.values())
         closes = delivery.due_at + timedelta(seconds=tightest)

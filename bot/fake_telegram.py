@@ -327,9 +327,12 @@ class _Fault:
     remaining: int
     drop: bool = False
     after_processing: bool = False
+    when: Callable[[JSONDict], bool] | None = None
 
     def matches(self, params: JSONDict) -> bool:
-        return self.chat_id is None or params.get("chat_id") == self.chat_id
+        if self.chat_id is not None and params.get("chat_id") != self.chat_id:
+            return False
+        return self.when is None or self.when(params)
 
 
 @dataclass(eq=False)
@@ -1424,16 +1427,18 @@ class FakeBotApi:
         retry_after: int | None = None,
         chat_id: int | None = None,
         times: int = 1,
+        when: Callable[[JSONDict], bool] | None = None,
     ) -> None:
-        """Answer the next ``times`` calls of ``method`` (optionally to ``chat_id``) with an
-        error. For 429, ``retry_after`` defaults to 1 and the description to Telegram's."""
+        """Answer the next ``times`` calls of ``method`` (optionally to ``chat_id``, or
+        whose decoded parameters ``when`` accepts) with an error. For 429, ``retry_after``
+        defaults to 1 and the description to Telegram's."""
         if error_code == 429:
             retry_after = retry_after or 1
             description = description or f"Too Many Requests: retry after {retry_after}"
         if description is None:
             description = _DEFAULT_DESCRIPTIONS.get(error_code, "Internal Server Error")
         self._faults.setdefault(self._canonical(method), []).append(
-            _Fault(error_code, description, retry_after, chat_id, times)
+            _Fault(error_code, description, retry_after, chat_id, times, when=when)
         )
 
     def drop_connection_next(

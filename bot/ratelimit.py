@@ -154,13 +154,16 @@ class SendOptions:
 
     ``paid_after``: seconds from the call after which, when its turn comes and the free slot
     is taken, the request may go as a paid broadcast (None: never; ignored without a paid
-    lane). ``on_paid`` is called once a paid attempt was accepted by Telegram."""
+    lane). ``on_paid`` is called once a paid attempt was accepted by Telegram;
+    ``on_paid_error`` with the error when one was not (then raised as usual), so the caller
+    can tell a refusal to charge from the same error on the free lane."""
 
     max_retries: int | None = None
     max_wait: float | None = None
     still_wanted: Callable[[], Awaitable[bool]] | None = None
     paid_after: float | None = None
     on_paid: Callable[[], None] | None = None
+    on_paid_error: Callable[[Exception], None] | None = None
 
 
 def may_go_paid(now: float, paid_from: float | None, free_wait: float) -> bool:
@@ -438,7 +441,11 @@ class FairRateLimiter(BaseRateLimiter[SendOptions]):
                 data[PAID_FLAG] = True
             try:
                 result = await callback(*args, **kwargs)
-            except RetryAfter as error:
+            except Exception as error:
+                if lane == "paid" and options.on_paid_error is not None:
+                    options.on_paid_error(error)
+                if not isinstance(error, RetryAfter):
+                    raise
                 await self._flooded(chat, endpoint, retry_after_seconds(error))
                 if attempt == retries:
                     raise

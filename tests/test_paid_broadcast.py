@@ -222,6 +222,59 @@ async def test_a_burst_through_the_real_dispatcher_flags_only_the_overflow(
     assert pacer.stats.paid == len(flagged)
 
 
+async def test_a_paid_broadcast_refused_for_want_of_stars_costs_no_reminder(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The burst above, with Telegram refusing the first paid broadcast ("BALANCE_TOO_LOW"):
+    that reminder is tried again on the free lane instead of being recorded failed, no other
+    reminder is flagged for the next hour, and the operator is told once, at ERROR."""
+    chats = list(range(9101, 9141))
+    for chat in chats:
+        await sign_up(h, chat, only=["wind_down"])
+    h.api.fail_next(
+        "sendMessage",
+        error_code=400,
+        description="Bad Request: BALANCE_TOO_LOW",
+        when=lambda params: params.get("allow_paid_broadcast") is True,
+    )
+
+    def monotonic() -> float:
+        return h.clock.now().timestamp()
+
+    async def sleep(seconds: float) -> None:
+        h.clock.advance(timedelta(seconds=max(seconds, 0.0)))
+        await asyncio.sleep(0)
+
+    pacer = FairRateLimiter(FREE, paid_per_second=PAID, monotonic=monotonic, sleep=sleep)
+    async with ExtBot(TEST_TOKEN, base_url=h.api.base_url, rate_limiter=pacer) as bot:
+        dispatcher = Dispatcher(
+            h.store,
+            bot,
+            h.content,
+            h.clock,
+            allow_paid_broadcast=True,
+            windows={"wind_down": Window(0, 3)},
+            paid_lead=timedelta(0),
+            max_concurrency=1,
+        )
+        h.clock.set(berlin(10, 21, 30))
+        with caplog.at_level(logging.INFO, logger="bot.dispatch"):
+            await dispatcher.tick_and_log()
+            assert not dispatcher.paid_now()
+            h.clock.advance(timedelta(seconds=10))  # past the refused one's 5 s retry
+            await dispatcher.tick_and_log()
+    assert sorted(int(call.chat_id or 0) for call in h.sends()) == chats  # each once, none lost
+    every = h.api.calls_to("sendMessage", ok_only=False)
+    flagged = [call for call in every if call.params.get("allow_paid_broadcast") is True]
+    assert [call.status for call in flagged] == [400]  # the refused one, and no other
+    statuses: Counter[str] = Counter()
+    for chat in chats:
+        statuses.update(d["status"] for d in await h.deliveries(chat))
+    assert statuses == {"sent": 40}
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "Stars" in errors[0] and "balance_too_low" in errors[0].lower()
+
+
 async def test_with_paid_broadcast_the_overload_policy_drops_nothing(
     h: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
