@@ -8,10 +8,11 @@ The lane rule on simulated time (bot/ratelimit.py), the dispatcher's limit for e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from datetime import time, timedelta
 from typing import Any
 
@@ -171,6 +172,36 @@ async def test_without_the_rate_limiter_nothing_is_flagged(h: Harness) -> None:
     assert "allow_paid_broadcast" not in call.params
 
 
+@contextlib.asynccontextmanager
+async def burst_dispatcher(h: Harness) -> AsyncIterator[tuple[Dispatcher, FairRateLimiter]]:
+    """The real dispatcher sending through ExtBot and FairRateLimiter (free 10 msg/s, paid 100)
+    to the fake Bot API, all on the dispatcher's clock, one request in flight at a time (so
+    the limiter's waits move the clock exactly); wind-downs have a 3-second window."""
+
+    def monotonic() -> float:
+        return h.clock.now().timestamp()
+
+    async def sleep(seconds: float) -> None:
+        h.clock.advance(timedelta(seconds=max(seconds, 0.0)))
+        await asyncio.sleep(0)
+
+    pacer = FairRateLimiter(FREE, paid_per_second=PAID, monotonic=monotonic, sleep=sleep)
+    async with ExtBot(TEST_TOKEN, base_url=h.api.base_url, rate_limiter=pacer) as bot:
+        yield (
+            Dispatcher(
+                h.store,
+                bot,
+                h.content,
+                h.clock,
+                allow_paid_broadcast=True,
+                windows={"wind_down": Window(0, 3)},
+                paid_lead=timedelta(0),
+                max_concurrency=1,
+            ),
+            pacer,
+        )
+
+
 async def test_a_burst_through_the_real_dispatcher_flags_only_the_overflow(
     h: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -182,25 +213,7 @@ async def test_a_burst_through_the_real_dispatcher_flags_only_the_overflow(
     for chat in chats:
         await sign_up(h, chat, only=["wind_down"])
 
-    def monotonic() -> float:
-        return h.clock.now().timestamp()
-
-    async def sleep(seconds: float) -> None:  # one request in flight at a time: exact
-        h.clock.advance(timedelta(seconds=max(seconds, 0.0)))
-        await asyncio.sleep(0)
-
-    pacer = FairRateLimiter(FREE, paid_per_second=PAID, monotonic=monotonic, sleep=sleep)
-    async with ExtBot(TEST_TOKEN, base_url=h.api.base_url, rate_limiter=pacer) as bot:
-        dispatcher = Dispatcher(
-            h.store,
-            bot,
-            h.content,
-            h.clock,
-            allow_paid_broadcast=True,
-            windows={"wind_down": Window(0, 3)},
-            paid_lead=timedelta(0),
-            max_concurrency=1,
-        )
+    async with burst_dispatcher(h) as (dispatcher, pacer):
         due = berlin(10, 21, 30)
         h.clock.set(due)
         with caplog.at_level(logging.INFO, logger="bot.dispatch"):
@@ -238,25 +251,7 @@ async def test_a_paid_broadcast_refused_for_want_of_stars_costs_no_reminder(
         when=lambda params: params.get("allow_paid_broadcast") is True,
     )
 
-    def monotonic() -> float:
-        return h.clock.now().timestamp()
-
-    async def sleep(seconds: float) -> None:
-        h.clock.advance(timedelta(seconds=max(seconds, 0.0)))
-        await asyncio.sleep(0)
-
-    pacer = FairRateLimiter(FREE, paid_per_second=PAID, monotonic=monotonic, sleep=sleep)
-    async with ExtBot(TEST_TOKEN, base_url=h.api.base_url, rate_limiter=pacer) as bot:
-        dispatcher = Dispatcher(
-            h.store,
-            bot,
-            h.content,
-            h.clock,
-            allow_paid_broadcast=True,
-            windows={"wind_down": Window(0, 3)},
-            paid_lead=timedelta(0),
-            max_concurrency=1,
-        )
+    async with burst_dispatcher(h) as (dispatcher, _):
         h.clock.set(berlin(10, 21, 30))
         with caplog.at_level(logging.INFO, logger="bot.dispatch"):
             await dispatcher.tick_and_log()
