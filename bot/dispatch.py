@@ -99,7 +99,7 @@ from bot.config import DEFAULT_SNOOZE_MINUTES
 from bot.content import Content
 from bot.keyboards import reminder_keyboard
 from bot.levelling import Release, ReleasePlan, horizon_seconds, plan_releases
-from bot.meals import choose_meal
+from bot.meals import MEAL_KIND, choose_meal
 from bot.ratelimit import FairRateLimiter, SendOptions, Withdrawn
 from bot.storage import ClaimedDelivery, RecordedOutcome, SendOutcome, Shed, Store
 
@@ -666,14 +666,19 @@ class Dispatcher:
         )
         merged = sum(result.merged for result in results)
         dropped = sum(result.dropped for result in results)
+        carried = sum(result.carried_dropped for result in results)
         report.merged += merged
-        report.dropped[DROPPED] += dropped
+        report.dropped[DROPPED] += dropped + carried
         if self.observer is not None:
+            # Counters count what was done: a meal idea merged earlier and lost now with the
+            # note that carried it shows once as merged (then) and once as dropped (now).
             for release, result in zip(drops, results, strict=True):
                 for _ in range(result.merged):
                     self.observer.outcome(release.kind, "merged", None)
                 for _ in range(result.dropped):
                     self.observer.outcome(release.kind, "dropped", None)
+                for _ in range(result.carried_dropped):
+                    self.observer.outcome(MEAL_KIND, "dropped", None)
 
         def groups(count: Callable[[Shed], int]) -> str:
             return ", ".join(
@@ -692,9 +697,12 @@ class Dispatcher:
         if dropped:
             log.warning(
                 "dropped %d reminders by priority (overload policy c: the coming hour cannot "
-                "carry them even levelled and merged; meal ideas go first, wind-downs last): %s",
-                dropped,
+                "carry them even levelled and merged; meal ideas go first, wind-downs last): %s%s",
+                dropped + carried,
                 groups(lambda result: result.dropped),
+                f"; and {carried} meal ideas merged into the dropped exercise notes"
+                if carried
+                else "",
             )
 
     async def _materialize(self, report: TickReport) -> bool:

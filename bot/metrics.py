@@ -52,7 +52,8 @@ UPDATE_TYPES: Final = frozenset(str(kind) for kind in Update.ALL_TYPES)
 OTHER: Final = "other"
 # What the dispatcher can do with one reminder (bot/dispatch.py): sent; rescheduled after a
 # 429 or a network error; failed for good; the chat is gone; too late to send; dropped by the
-# overload policy, or merged into the person's exercise note by it (bot/levelling.py).
+# overload policy, or merged into the person's exercise note by it (bot/levelling.py). They
+# count actions: a merged meal idea lost later with the note carrying it is merged, then dropped.
 OUTCOMES: Final = frozenset(
     {"sent", "retry", "failed", "deactivated", "expired", "stale", "dropped", "merged"}
 )

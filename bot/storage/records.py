@@ -165,10 +165,13 @@ class MaterializeResult:
 @dataclass(frozen=True, slots=True)
 class Shed:
     """What overload shedding (``Store.shed``) did with one release's reminders: ``merged``
-    meal ideas now ride with the person's exercise note, ``dropped`` ones are not sent."""
+    meal ideas now ride with the person's exercise note, ``dropped`` ones are not sent, and
+    ``carried_dropped`` meal ideas went with dropped exercise notes that carried them (merged
+    earlier, lost now: counted apart, because they are meal ideas, not of the release's kind)."""
 
     merged: int = 0
     dropped: int = 0
+    carried_dropped: int = 0
 
     @property
     def total(self) -> int:

@@ -990,11 +990,13 @@ class Store:
                         merged += 1
                     else:
                         dropped += 1
+                carried = 0
                 if release.kind == EXERCISE_KIND and merged + dropped < release.count:
-                    dropped += await _drop_merged_notes(
+                    notes_dropped, carried = await _drop_merged_notes(
                         session, release, now, release.count - merged - dropped, merge_within
                     )
-                results.append(Shed(merged, dropped))
+                    dropped += notes_dropped
+                results.append(Shed(merged, dropped, carried))
             await self._insert_deliveries(session, rows_out)
             return results
 
@@ -1861,12 +1863,13 @@ def _diary_json(row: DiaryEntryRow) -> dict[str, Any]:
 
 async def _drop_merged_notes(
     session: AsyncSession, release: Release, now: datetime, limit: int, merge_within: timedelta
-) -> int:
+) -> tuple[int, int]:
     """Policy (c) past the plain exercise notes: exercise notes carrying a merged meal idea,
     made ahead for the release's minute and not yet sendable, are dropped too — the planner's
     drop order (meal, exercise, the merged evening message, wind-down last). Without this,
     an overload that merging has turned into carried notes could drop nothing more before the
-    wind-downs expire. The meal idea it carried is relabelled dropped as well: it is lost."""
+    wind-downs expire. The meal idea it carried is relabelled dropped as well: it is lost.
+    How many notes, and how many meal ideas with them."""
     start = datetime.fromtimestamp(release.at, UTC)
     notes = (
         await session.execute(
@@ -1878,7 +1881,7 @@ async def _drop_merged_notes(
         )
     ).all()
     if not notes:
-        return 0
+        return 0, 0
     await session.execute(
         update(DeliveryRow)
         .where(_D.id.in_([note.id for note in notes]))
@@ -1886,7 +1889,7 @@ async def _drop_merged_notes(
     )
     # The meal ideas they carried: each person's merged one, due within ``merge_within``
     # before these notes (all due in the release's minute) — one statement for all of them.
-    await session.execute(
+    meals = await session.execute(
         update(DeliveryRow)
         .where(
             _D.chat_id.in_([note.chat_id for note in notes]),
@@ -1898,7 +1901,7 @@ async def _drop_merged_notes(
         )
         .values(last_error=DROPPED)
     )
-    return len(notes)
+    return len(notes), _rowcount(meals)
 
 
 def _waiting_for(release: Release, now: datetime) -> ColumnElement[bool]:
