@@ -23,8 +23,8 @@ LAYERS: Final = (
     ("+ sqlalchemy (asyncio ext, ORM)", "import sqlalchemy.ext.asyncio, sqlalchemy.orm"),
     ("+ aiosqlite, asyncpg", "import aiosqlite, asyncpg"),
     ("+ pydantic", "import pydantic"),
-    ("+ alembic", "import alembic.command"),
     ("+ bot.app (everything `sleepbot run` imports)", "import bot.app, bot.cli"),
+    ("+ alembic (only when a migration runs)", "import alembic.command"),
 )
 PROBE: Final = (
     "{imports}\n"

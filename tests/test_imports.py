@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 HEAVY = ("matplotlib", "PIL", "numpy", "timezonefinder", "h3")
 
@@ -24,6 +25,27 @@ def test_the_bot_process_does_not_import_the_chart_or_coordinate_libraries() -> 
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert loaded == ""
+
+
+def test_a_start_on_a_migrated_database_does_not_import_alembic(tmp_path: Path) -> None:
+    # Alembic with Mako is ~8 MB of RSS; once the database is at head a start only reads
+    # alembic_version. The first start migrates (and imports it); the second must not.
+    probe = (
+        "import asyncio, sys\n"
+        "from bot.storage import open_store\n"
+        "async def start():\n"
+        f"    store = await open_store('sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}')\n"
+        "    await store.close()\n"
+        "asyncio.run(start())\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    starts = [
+        subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for _ in range(2)
+    ]
+    assert starts == ["True", "False"]
 
 
 def test_a_shared_location_still_finds_its_zone() -> None:

@@ -27,7 +27,7 @@ from bot.storage import (
     dialects,
     open_store,
 )
-from bot.storage.migrate import alembic_config
+from bot.storage.migrate import HEAD_REVISION, alembic_config, at_head
 from bot.storage.models import DELIVERIES, PEOPLE, REMINDERS, Base
 from bot.timezones import UnknownTimezone
 from tests.pg import TestDatabase
@@ -110,6 +110,27 @@ async def test_migrations_create_the_directory_apply_and_are_idempotent(tmp_path
         assert foreign_keys == 1
         assert synchronous == 1  # NORMAL
     assert path.exists()
+
+
+def test_the_head_revision_the_start_up_checks_is_alembics_head() -> None:
+    # A start on a database at HEAD_REVISION skips Alembic; a migration added without moving
+    # HEAD_REVISION would then never run on existing databases.
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD_REVISION
+
+
+async def test_a_database_behind_head_is_migrated_and_one_at_head_is_only_read(
+    db: TestDatabase,
+) -> None:
+    store = await db.open_store(OFFSETS)
+    try:
+        async with store.engine.begin() as connection:
+            assert await connection.run_sync(at_head)
+            await connection.execute(text("UPDATE alembic_version SET version_num = '0008_diary'"))
+            assert not await connection.run_sync(at_head)
+            await connection.execute(text("DROP TABLE alembic_version"))
+            assert not await connection.run_sync(at_head)
+    finally:
+        await store.close()
 
 
 async def test_relative_sqlite_path_creates_its_parent(
