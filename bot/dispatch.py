@@ -17,7 +17,8 @@ each tick
    claims keep coming, so with 10,000 reminders due at once the send rate is set by the bot's
    rate limiter, not by the tick interval; after each ``batch_size`` claims it goes back to
    step 1, so a tick that sends a backlog for minutes still levels and materialises in step
-   with the clock. A tick with nothing due costs one indexed read (``Store.anything_due``).
+   with the clock. A tick with nothing due costs one indexed read (``Store.anything_due``;
+   once a heartbeat interval ``Store.tick_check``, which also asks for dead claims).
 
 Paid only for the overflow (ALLOW_PAID_BROADCAST): a reminder is sent flagged
 ``allow_paid_broadcast`` (0.1 Telegram Stars each) only when the free lane (~30 msg/s) cannot
@@ -526,7 +527,7 @@ class Dispatcher:
                 report = TickReport()
                 if self.stopping:
                     return report
-                await self._keep_alive(report)
+                await self._beat_when_due()
                 await self._release_unrecorded(report)
                 # Send after every materialised batch, so with 10,000 due at once the first
                 # message leaves after one batch of database work, not after all of it; and
@@ -534,9 +535,12 @@ class Dispatcher:
                 # (a backlog) keeps levelling, shedding and materialising in step with the
                 # clock instead of after the backlog. Nothing due (almost every tick): one
                 # read decides, no write transaction.
+                first = True
                 while not self.stopping:
                     await self._level(report)
-                    if not await self.store.anything_due(self.clock.now()):
+                    due = await self._anything_due(report, reap=first)
+                    first = False
+                    if not due:
                         break
                     more_reminders = await self._materialize(report)
                     more_deliveries = await self._send_due(report, limit=self.batch_size)
@@ -549,15 +553,38 @@ class Dispatcher:
             finally:
                 self._idle.set()
 
-    async def _keep_alive(self, report: TickReport) -> None:
-        """Beat if the heartbeat task has not (tests tick without it), and at most once a
-        heartbeat interval put dead dispatchers' claims back to pending."""
+    async def _beat_when_due(self) -> None:
+        """Beat if the heartbeat task has not (tests tick without it)."""
         now = self.clock.now()
         if self._last_beat is None or now - self._last_beat >= self.heartbeat_every:
             await self.beat()
-        if self._last_reap is not None and now - self._last_reap < self.heartbeat_every:
-            return
+
+    async def _keep_alive(self, report: TickReport) -> None:
+        """Between claims of a long tick: beat when due, and at most once a heartbeat
+        interval put dead dispatchers' claims back to pending."""
+        await self._beat_when_due()
+        now = self.clock.now()
+        if self._reap_due(now):
+            self._last_reap = now
+            await self._reap(now, report)
+
+    async def _anything_due(self, report: TickReport, *, reap: bool) -> bool:
+        """Is there work? When it is time to look for dead dispatchers' claims too (``reap``:
+        the tick's first look, at most once a heartbeat interval), the same one read asks
+        both; claims taken over are pending again, so then there is work."""
+        now = self.clock.now()
+        if not (reap and self._reap_due(now)):
+            return await self.store.anything_due(now)
         self._last_reap = now
+        check = await self.store.tick_check(now, self.dead_after)
+        if not check.dead_claims:
+            return check.due
+        return await self._reap(now, report) > 0 or check.due
+
+    def _reap_due(self, now: datetime) -> bool:
+        return self._last_reap is None or now - self._last_reap >= self.heartbeat_every
+
+    async def _reap(self, now: datetime, report: TickReport) -> int:
         dead = await self.store.release_dead_claims(now, self.dead_after)
         if dead.released:
             log.warning(
@@ -567,6 +594,7 @@ class Dispatcher:
                 _duration(self.dead_after),
             )
             report.taken_over += dead.released
+        return dead.released
 
     async def _release_unrecorded(self, report: TickReport) -> None:
         """Deliveries whose outcome could not be written are given back: at least once."""

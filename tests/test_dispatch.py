@@ -214,6 +214,41 @@ async def test_a_tick_with_nothing_due_only_reads(h: Harness) -> None:
     assert not h.sends()
 
 
+async def test_an_idle_tick_at_production_cadence_is_one_read(h: Harness) -> None:
+    """Production ticks are 5 s apart, more than the heartbeat interval, so each also looks
+    for dead dispatchers' claims: that question shares the one read (bench.idle)."""
+    await sign_up(h)
+    await h.tick_at(berlin(10, 17, 0))  # registers the dispatcher, reaps: writes are fine
+    h.clock.set(berlin(10, 17, 0, 5))
+    await h.dispatcher.beat()  # the heartbeat task's work, not the tick's
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(" ".join(statement.split()).upper())
+
+    engine = h.store.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        report = await h.dispatcher.tick()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert not report
+    [read] = statements
+    assert read.startswith("SELECT") and "DISPATCHERS" in read  # it did look for the dead
+
+
+async def test_a_tick_takes_over_a_dead_dispatchers_claims_and_sends_them(h: Harness) -> None:
+    await sign_up(h, only=["meal"])
+    due = berlin(10, 18, 30)
+    await h.store.heartbeat("crashed", due)
+    await h.store.materialize_due(due, grace=GRACE, limit=10, choose_meal=lambda d, r: None)
+    claim = await h.store.claim_deliveries(due, owner="crashed", grace=GRACE, limit=10)
+    assert len(claim.claimed) == 1
+    report = await h.tick_at(due + DEAD_AFTER + timedelta(seconds=1))
+    assert (report.taken_over, report.sent) == (1, 1)
+    assert len(h.sends(CHAT)) == 1
+
+
 async def test_a_week_of_meal_ideas_never_repeats(h: Harness) -> None:
     await sign_up(h, only=["meal"])
     for day in range(10, 17):  # Monday 10 to Sunday 16 March, weekend nights included

@@ -23,6 +23,7 @@ from bot.storage import (
     Person,
     SendOutcome,
     Store,
+    TickCheck,
     create_engine,
     dialects,
     open_store,
@@ -521,10 +522,15 @@ async def test_dead_dispatchers_claims_go_back_to_pending_live_ones_never(store:
     await store.claim_deliveries(due, owner="dead", grace=timedelta(minutes=30), limit=1)
     await store.claim_deliveries(due, owner="alive", grace=timedelta(minutes=30), limit=1)
     ten = timedelta(seconds=10)
+    # Claimed, so nothing is due; nobody is silent for 10 s yet.
+    assert await store.tick_check(due + ten, ten) == TickCheck(due=False, dead_claims=False)
     assert (await store.release_dead_claims(due + ten, ten)).released == 0
     await store.heartbeat("alive", due + timedelta(seconds=9))
-    dead = await store.release_dead_claims(due + timedelta(seconds=11), ten)
+    eleven = due + timedelta(seconds=11)
+    assert await store.tick_check(eleven, ten) == TickCheck(due=False, dead_claims=True)
+    dead = await store.release_dead_claims(eleven, ten)
     assert (dead.released, dead.owners) == (1, ("dead",))
+    assert await store.tick_check(eleven, ten) == TickCheck(due=True, dead_claims=False)
     async with store.engine.connect() as connection:
         owners = (await connection.execute(text("SELECT owner FROM dispatchers"))).scalars().all()
     assert owners == ["alive"]

@@ -26,6 +26,7 @@ from bot.storage.records import (
     SendOutcome,
     Shed,
     StaleOccurrence,
+    TickCheck,
 )
 from bot.storage.repository import Store, open_store
 
@@ -55,6 +56,7 @@ __all__ = [
     "StaleOccurrence",
     "Store",
     "StoredUpdate",
+    "TickCheck",
     "UnsupportedDatabaseError",
     "create_engine",
     "open_store",

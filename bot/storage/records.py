@@ -231,6 +231,15 @@ class RecordedOutcome:
 
 
 @dataclass(frozen=True)
+class TickCheck:
+    """What a dispatcher tick asks first (``Store.tick_check``): is anything due, and has a
+    dispatcher died holding claims? (Not a bool on purpose: both answers matter.)"""
+
+    due: bool
+    dead_claims: bool
+
+
+@dataclass(frozen=True)
 class DeadClaims:
     """Claims of dispatchers whose heartbeat stopped, put back to pending for anyone."""
 
