@@ -157,11 +157,14 @@ async def _snooze_index(connection: AsyncConnection) -> tuple[str, str]:
         plan = (await connection.execute(text(f"EXPLAIN QUERY PLAN {lookup}"))).all()
         return str(definition), " ".join(str(row[-1]) for row in plan)
     definition = await connection.scalar(
-        text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_deliveries_snoozed_from'")
-    )
+        text(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+            "AND indexname = 'ix_deliveries_snoozed_from'"
+        )
+    )  # this test's schema: other tests' schemas on the server may be at other revisions
     await connection.execute(text("SET LOCAL enable_seqscan = off"))  # an empty table
     plan = (await connection.execute(text(f"EXPLAIN {lookup}"))).scalars().all()
-    return str(definition), " ".join(plan)
+    return str(definition), " ".join(str(line) for line in plan)
 
 
 async def test_migration_0010_makes_the_snooze_index_partial_and_it_still_serves_the_key(
@@ -665,6 +668,31 @@ async def test_unique_night_backstop(store: Store) -> None:
     async with store.engine.connect() as connection:
         rows = (await connection.execute(select(DELIVERIES.c.id))).all()
     assert len(rows) == 1
+
+
+async def test_backstop_counts_only_the_rows_inserted_in_a_mixed_batch(store: Store) -> None:
+    """One batch with a night already materialised and a new one: one created, not two or
+    zero (SQLite counts the driver's row changes, PostgreSQL the RETURNING rows)."""
+    await ready_person(store)
+    await ready_person(store, OTHER)
+    due = berlin(10, 18, 30)
+    first = await store.materialize_due(
+        due, grace=timedelta(minutes=30), limit=1, choose_meal=never_chosen
+    )
+    assert (first.claimed, first.materialized) == (1, 1)
+    async with store.engine.begin() as connection:
+        await connection.execute(
+            REMINDERS.update()
+            .where(REMINDERS.c.kind == "meal", REMINDERS.c.chat_id == CHAT)
+            .values(next_fire_at=due)
+        )
+    mixed = await store.materialize_due(
+        due, grace=timedelta(minutes=30), limit=10, choose_meal=never_chosen
+    )
+    assert (mixed.claimed, mixed.materialized) == (2, 1)
+    async with store.engine.connect() as connection:
+        rows = (await connection.execute(select(DELIVERIES.c.chat_id))).scalars().all()
+    assert sorted(rows) == sorted([CHAT, OTHER])
 
 
 # --- blocking ----------------------------------------------------------------------------

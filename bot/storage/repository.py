@@ -47,6 +47,7 @@ from bot.storage.dialects import (
     READ_ONLY,
     SINGLE_STATEMENT,
     create_engine,
+    execute_many,
     insert_ignoring_conflicts,
     is_single_connection,
     wipe_erased_data,
@@ -153,6 +154,10 @@ class Store:
         self._serial = asyncio.Lock() if is_single_connection(engine) else None
         self._writer = writer_lock(engine)  # SQLite file: this process's writers queue here
         self._dialect = engine.dialect.name
+        # One statement object for every batch: execute_many compiles it once (by identity).
+        self._insert_delivery = insert_ignoring_conflicts(
+            self._dialect, DELIVERIES, "reminder_id", "due_at"
+        )
         self.inbox = Inbox(self._transaction, self._dialect)
         self.conversations = Conversations(self._core)
 
@@ -846,15 +851,13 @@ class Store:
                 due.last_due_at = fire_at
                 following = _shared_next_instant(schedules, due, tz, now, after=fire_at)
                 handed.append({"b_id": due.id, "b_next": following})
-            if moves:
-                await connection.execute(_MOVE_REMINDER, moves)
-            if handed:
-                await connection.execute(_HAND_OVER, handed)
-            if meals:
-                await connection.execute(
-                    _REMEMBER_MEALS,
-                    [{"b_chat": chat, "b_meals": recent} for chat, recent in meals.items()],
-                )
+            await execute_many(connection, _MOVE_REMINDER, moves)
+            await execute_many(connection, _HAND_OVER, handed)
+            await execute_many(
+                connection,
+                _REMEMBER_MEALS,
+                [{"b_chat": chat, "b_meals": recent} for chat, recent in meals.items()],
+            )
             created = await self._insert_deliveries(connection, new_deliveries)
             return MaterializeResult(len(rows), created, tuple(stale))
 
@@ -1071,14 +1074,20 @@ class Store:
     async def _insert_deliveries(
         self, session: AsyncSession | AsyncConnection, rows: list[dict[str, Any]]
     ) -> int:
+        """Insert pending deliveries; how many were new.
+
+        The UNIQUE(reminder_id, due_at) backstop: a night that somehow was already
+        materialised is silently not inserted again, and not counted. materialize_due's
+        connection on SQLite goes through ``execute_many`` (SQLite counts what DO NOTHING
+        skipped correctly without RETURNING); PostgreSQL's executemany row count is not
+        reliable, so there RETURNING counts, as it does for the ORM sessions of levelling.
+        """
         if not rows:
             return 0
-        # The UNIQUE(reminder_id, due_at) backstop: a night that somehow was already
-        # materialised is silently not inserted again.
-        statement = insert_ignoring_conflicts(
-            self._dialect, DELIVERIES, "reminder_id", "due_at"
-        ).returning(DELIVERIES.c.id)
-        return len((await session.execute(statement, rows)).all())
+        if isinstance(session, AsyncConnection) and self._dialect == "sqlite":
+            return await execute_many(session, self._insert_delivery, rows)
+        returning = self._insert_delivery.returning(DELIVERIES.c.id)
+        return len((await session.execute(returning, rows)).all())
 
     async def send_load(self, start: datetime, end: datetime) -> list[MinuteLoad]:
         """Everything due in [start, end) per kind and minute (the daily capacity check)."""
