@@ -29,7 +29,19 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Final, Protocol, TypedDict, Unpack
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Text,
+    and_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
@@ -89,7 +101,7 @@ from bot.storage.records import (
     StaleOccurrence,
 )
 from bot.storage.send_load import MinuteLoad, read_send_load_in, read_split
-from bot.storage.types import JSONStringList, UTCDateTime
+from bot.storage.types import JSONStringList, UTCDateTime, string_list
 from bot.timezones import UnknownTimezone, tzinfo_for
 
 log = logging.getLogger(__name__)
@@ -841,7 +853,9 @@ class Store:
                     continue
                 meal_id = None
                 if due.kind == MEAL_KIND or (due.kind == EXERCISE_KIND and due.chat_id in evening):
-                    recent = meals.get(due.chat_id, due.recent_meals)
+                    recent = meals.get(due.chat_id)
+                    if recent is None:
+                        recent = string_list(due.recent_meals_json) or []
                     meal_id = choose_meal(due.diet, tuple(recent))
                     if meal_id is not None:
                         meals[due.chat_id] = [*recent, meal_id][-RECENT_MEALS_KEPT:]
@@ -2091,7 +2105,8 @@ class _DueReminder:
     weekend_bedtime: time | None
     paused_until: datetime | None
     diet: str
-    recent_meals: list[str]
+    # The column's JSON text, decoded only for a meal (most due rows are other kinds).
+    recent_meals_json: str
     evening_message: bool
 
 
@@ -2115,7 +2130,7 @@ def _due_reminders(now: datetime, limit: int, *, lock: bool) -> Select[Any]:
             p.weekend_bedtime,
             p.paused_until,
             p.diet,
-            p.recent_meals,
+            type_coerce(p.recent_meals, Text()),  # JSON text: see _DueReminder
             p.evening_message,
         )
         .join_from(REMINDERS, PEOPLE, p.chat_id == r.chat_id)
