@@ -31,6 +31,7 @@ from typing import Any, Final, Protocol, TypedDict, Unpack
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Select,
     Text,
     and_,
@@ -826,7 +827,9 @@ class Store:
         async with self._core() as connection:
             rows = [
                 _DueReminder(*row)
-                for row in await connection.execute(_due_reminders(now, limit, lock=True))
+                for row in await connection.execute(
+                    _due_reminders(lock=True), {"b_now": now, "b_limit": limit}
+                )
             ]
             new_deliveries: list[dict[str, Any]] = []
             moves: list[dict[str, Any]] = []  # stale or unschedulable: next_fire_at only
@@ -2110,9 +2113,11 @@ class _DueReminder:
     evening_message: bool
 
 
-def _due_reminders(now: datetime, limit: int, *, lock: bool) -> Select[Any]:
-    """Up to ``limit`` reminders due at ``now``, oldest first, in ``_DueReminder``'s column
-    order; ``lock``: the reminder and person rows, skipping those another process holds."""
+@functools.cache
+def _due_reminders(*, lock: bool) -> Select[Any]:
+    """Up to ``b_limit`` reminders due at ``b_now``, oldest first, in ``_DueReminder``'s
+    column order; ``lock``: the reminder and person rows, skipping those another process
+    holds. Built once: constructing the SELECT cost each batch about 1 µs a reminder."""
     r, p = REMINDERS.c, PEOPLE.c
     statement = (
         select(
@@ -2134,9 +2139,9 @@ def _due_reminders(now: datetime, limit: int, *, lock: bool) -> Select[Any]:
             p.evening_message,
         )
         .join_from(REMINDERS, PEOPLE, p.chat_id == r.chat_id)
-        .where(r.next_fire_at <= now)
+        .where(r.next_fire_at <= bindparam("b_now", type_=UTCDateTime()))
         .order_by(r.next_fire_at, r.id)
-        .limit(limit)
+        .limit(bindparam("b_limit", type_=Integer()))
     )
     if lock:
         statement = statement.with_for_update(
