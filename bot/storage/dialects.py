@@ -271,8 +271,10 @@ def insert_ignoring_conflicts(dialect_name: str, table: Table, *columns: str) ->
 async def execute_many(
     connection: AsyncConnection, statement: UpdateBase, rows: Sequence[Mapping[str, Any]]
 ) -> int:
-    """Run ``statement`` (an INSERT or UPDATE without RETURNING) once per row; the number of
-    rows it changed (an ``INSERT … ON CONFLICT DO NOTHING`` counts only the rows inserted).
+    """Run ``statement`` (an INSERT or UPDATE without RETURNING) once per row; on SQLite the
+    number of rows it changed (an ``INSERT … ON CONFLICT DO NOTHING`` counts only the rows
+    inserted), elsewhere the driver's row count, which asyncpg's executemany does not give
+    reliably (a count needed there comes from RETURNING, as in ``_insert_deliveries``).
 
     On SQLite the driver's own ``executemany`` runs the statement, compiled once, with each
     row's values converted by the columns' own bind processors into a tuple: SQLAlchemy's
