@@ -8,12 +8,15 @@ long enough that every occurrence becomes a delivery (the meal ones choosing and
 a meal); then once more on a fresh copy with no grace, so every occurrence is stale (the
 downtime path). Wall time per reminder, µs, and the CPU time of the process (the driver
 thread included): on a shared machine the wall time mostly measures the wait for a core.
+Before the clock starts the child does what ``sleepbot run`` does after start-up (``gc.freeze``
+of the start-up heap, ``bot.app.freeze_start_up_heap``), where the checkout has it.
 
 ``--baseline DIR`` also measures the ``bot`` package of another checkout (e.g. a worktree of
-main), in the same invocation, alternating rounds on fresh copies of the same database, so
+main), in the same invocation, alternating rounds on fresh copies of the same population, so
 before and after see the same machine state. Each measurement is a child process: the child
 is this file run as a script with ``PYTHONPATH`` set to the checkout, so it imports that
-checkout's ``bot``.
+checkout's ``bot``. Each checkout's database is migrated by that checkout (a child too: its
+schema may differ, e.g. one migration fewer), then the same people and reminders go in.
 
 ``--database-url postgresql+asyncpg://…`` measures PostgreSQL instead: a private database is
 created on that server for each measurement (``CREATE DATABASE``, dropped afterwards) and the
@@ -72,6 +75,14 @@ async def _measure(url: str, grace: timedelta) -> dict[str, Any]:
 
     store = await open_store(url, default_offsets=_offsets())
     chooser = _chooser()
+    # What `sleepbot run` does once started (bot.app.serve): everything start-up built is
+    # frozen out of the cyclic collector's reach. bot.app is imported for every checkout, so
+    # the heaps compare; a checkout from before freeze_start_up_heap (a baseline) skips it.
+    import bot.app
+
+    freeze = getattr(bot.app, "freeze_start_up_heap", None)
+    if freeze is not None:
+        freeze()
     claimed = created = stale = batches = 0
     started = time.perf_counter()
     cpu = time.process_time()
@@ -101,8 +112,23 @@ async def _measure(url: str, grace: timedelta) -> dict[str, Any]:
     }
 
 
-def _populate_sqlite(path: Path, people: int) -> int:
+def _populate_sqlite(path: Path, people: int, bot_from: Path) -> int:
+    """The benchmark population in a database migrated by ``bot_from``'s ``bot``."""
     from bench.population import populate
+
+    env = {**os.environ, "PYTHONPATH": str(bot_from)}
+    command = [sys.executable, str(Path(__file__).resolve()), "--migrate", str(path)]
+    output = subprocess.run(
+        command, env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True, check=False
+    )
+    if output.returncode != 0:
+        raise RuntimeError(f"migration failed ({bot_from}):\n{output.stderr}")
+    population = populate(path, people, list(_offsets().items()), T0)
+    return population.reminders_scheduled
+
+
+def _migrate_main(path: str) -> int:
+    """``materialize.py --migrate PATH``: create and migrate an SQLite database, nothing else."""
     from bot.storage import open_store
 
     async def migrate() -> None:
@@ -110,8 +136,7 @@ def _populate_sqlite(path: Path, people: int) -> int:
         await store.close()
 
     asyncio.run(migrate())
-    population = populate(path, people, list(_offsets().items()), T0)
-    return population.reminders_scheduled
+    return 0
 
 
 async def _copy_to_postgres(source: Path, url: str) -> None:
@@ -192,8 +217,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         checkouts = {"baseline": args.baseline.resolve(), "this": REPO}
     workdir = Path(tempfile.mkdtemp(prefix="sleepbot-materialize-"))
     try:
-        pristine = workdir / "pristine.sqlite3"
-        scheduled = _populate_sqlite(pristine, args.people)
+        pristines = {name: workdir / f"pristine-{name}.sqlite3" for name in checkouts}
+        counts = {_populate_sqlite(pristines[n], args.people, r) for n, r in checkouts.items()}
+        if len(counts) != 1:
+            raise RuntimeError(f"the checkouts' populations differ: {counts} reminders")
+        (scheduled,) = counts
         print(f"{args.people:,} people, {scheduled:,} reminders due at {DUE_AT:%Y-%m-%d %H:%M}Z")
         runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for _ in range(args.rounds):
@@ -207,10 +235,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         run = workdir / "run.sqlite3"
                         for suffix in ("", "-wal", "-shm"):
                             Path(f"{run}{suffix}").unlink(missing_ok=True)
-                        shutil.copyfile(pristine, run)
+                        shutil.copyfile(pristines[name], run)
                         url = f"sqlite+aiosqlite:///{run}"
                     try:
-                        result = _run_child(root, url, grace, pristine)
+                        result = _run_child(root, url, grace, pristines[name])
                     finally:
                         if args.database_url:
                             asyncio.run(
@@ -246,4 +274,7 @@ if __name__ == "__main__":
         # Run as a script: drop bench/ itself from the path, PYTHONPATH picks the checkout.
         sys.path.pop(0)
         sys.exit(child_main(sys.argv[2:]))
+    if len(sys.argv) > 1 and sys.argv[1] == "--migrate":
+        sys.path.pop(0)
+        sys.exit(_migrate_main(sys.argv[2]))
     sys.exit(main())

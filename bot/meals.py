@@ -23,9 +23,6 @@ def choose_meal(ideas: Sequence[MealIdea], diet: str, recent_ids: Sequence[str])
     then the least recently suggested eligible idea. Raises ValueError if the diet allows no
     idea at all (content validation is meant to rule that out).
     """
-    eligible = [idea for idea in ideas if diet in idea.diets]
-    if not eligible:
-        raise ValueError(f"no meal idea for diet {diet!r}")
     window = list(recent_ids)[-NO_REPEAT_WITHIN:]
     blocked = set(window)
 
@@ -43,6 +40,10 @@ def choose_meal(ideas: Sequence[MealIdea], diet: str, recent_ids: Sequence[str])
             return idea
 
     # Everything eligible was suggested within the window: the one suggested longest ago.
+    # (Only here is the eligible list needed: the rotation above finds most nights' idea.)
+    eligible = [idea for idea in ideas if diet in idea.diets]
+    if not eligible:
+        raise ValueError(f"no meal idea for diet {diet!r}")
     last_seen = {meal_id: index for index, meal_id in enumerate(window)}
     return min(eligible, key=lambda idea: last_seen.get(idea.id, -1))
 

@@ -6,6 +6,7 @@ with one clear line rather than a 409 loop."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -16,7 +17,7 @@ import httpx
 import pytest
 
 from bench.kill import private_database
-from bot.app import build_app, running
+from bot.app import build_app, freeze_start_up_heap, running
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.context import SERVICES_KEY, Services, SleepApplication
@@ -198,3 +199,17 @@ async def test_log_format_json_makes_sleepbot_run_write_one_json_object_a_line(
     }
     assert fake_api.token not in bot.log_text()
     assert str(PERSON) not in bot.log_text()  # chat ids appear hashed only
+
+
+def test_freeze_start_up_heap_takes_the_live_heap_out_of_the_collector() -> None:
+    """`sleepbot run` freezes what start-up built (bot.app.serve): no generation holds it."""
+    frozen_before = gc.get_freeze_count()
+    alive: list[object] = []
+    alive.append(alive)
+    try:
+        freeze_start_up_heap()
+        assert gc.get_freeze_count() > frozen_before
+        assert all(alive is not o for o in gc.get_objects())  # not in any generation
+    finally:
+        gc.unfreeze()
+    assert any(alive is o for o in gc.get_objects())

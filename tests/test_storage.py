@@ -13,10 +13,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Connection, Integer, MetaData, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.storage import (
     DeliveryStatus,
@@ -27,6 +29,7 @@ from bot.storage import (
     create_engine,
     dialects,
     open_store,
+    upgrade_to_head,
 )
 from bot.storage.migrate import HEAD_REVISION, alembic_config, at_head
 from bot.storage.models import DELIVERIES, PEOPLE, REMINDERS, Base
@@ -163,6 +166,55 @@ async def test_migrations_match_the_models(db: TestDatabase) -> None:
     finally:
         await store.close()
     assert [entry[0] for entry in drift] == ["add_column"]
+
+
+async def _snooze_index(connection: AsyncConnection) -> tuple[str, str]:
+    """``ix_deliveries_snoozed_from``'s definition, and the plan of the lookup the foreign key
+    ``deliveries.snoozed_from`` makes when a delivery is deleted (``snoozed_from = ?``)."""
+    lookup = "SELECT id FROM deliveries WHERE snoozed_from = 42"
+    if connection.dialect.name == "sqlite":
+        definition = await connection.scalar(
+            text("SELECT sql FROM sqlite_master WHERE name = 'ix_deliveries_snoozed_from'")
+        )
+        plan = (await connection.execute(text(f"EXPLAIN QUERY PLAN {lookup}"))).all()
+        return str(definition), " ".join(str(row[-1]) for row in plan)
+    definition = await connection.scalar(
+        text(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+            "AND indexname = 'ix_deliveries_snoozed_from'"
+        )
+    )  # this test's schema: other tests' schemas on the server may be at other revisions
+    await connection.execute(text("SET LOCAL enable_seqscan = off"))  # an empty table
+    plan = (await connection.execute(text(f"EXPLAIN {lookup}"))).scalars().all()
+    return str(definition), " ".join(str(line) for line in plan)
+
+
+async def test_migration_0010_makes_the_snooze_index_partial_and_it_still_serves_the_key(
+    db: TestDatabase,
+) -> None:
+    """Only snoozes are indexed (most nightly INSERTs skip that B-tree), and the foreign key's
+    ``snoozed_from = ?`` lookup still uses the index on SQLite and PostgreSQL."""
+    engine = create_engine(db.url, schema=db.schema)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(
+                lambda c: command.upgrade(alembic_config(c), "0009_evening_message")
+            )
+            before, _ = await _snooze_index(connection)
+        await upgrade_to_head(engine)
+        async with engine.begin() as connection:
+            after, plan = await _snooze_index(connection)
+        async with engine.begin() as connection:
+            await connection.run_sync(
+                lambda c: command.downgrade(alembic_config(c), "0009_evening_message")
+            )
+            downgraded, _ = await _snooze_index(connection)
+        await upgrade_to_head(engine)
+    finally:
+        await engine.dispose()
+    assert "WHERE" not in before.upper() and "WHERE" not in downgraded.upper()
+    assert "snoozed_from IS NOT NULL" in after
+    assert "ix_deliveries_snoozed_from" in plan
 
 
 async def test_two_stores_can_open_the_same_database(db: TestDatabase) -> None:
@@ -643,6 +695,31 @@ async def test_unique_night_backstop(store: Store) -> None:
     async with store.engine.connect() as connection:
         rows = (await connection.execute(select(DELIVERIES.c.id))).all()
     assert len(rows) == 1
+
+
+async def test_backstop_counts_only_the_rows_inserted_in_a_mixed_batch(store: Store) -> None:
+    """One batch with a night already materialised and a new one: one created, not two or
+    zero (SQLite counts the driver's row changes, PostgreSQL the RETURNING rows)."""
+    await ready_person(store)
+    await ready_person(store, OTHER)
+    due = berlin(10, 18, 30)
+    first = await store.materialize_due(
+        due, grace=timedelta(minutes=30), limit=1, choose_meal=never_chosen
+    )
+    assert (first.claimed, first.materialized) == (1, 1)
+    async with store.engine.begin() as connection:
+        await connection.execute(
+            REMINDERS.update()
+            .where(REMINDERS.c.kind == "meal", REMINDERS.c.chat_id == CHAT)
+            .values(next_fire_at=due)
+        )
+    mixed = await store.materialize_due(
+        due, grace=timedelta(minutes=30), limit=10, choose_meal=never_chosen
+    )
+    assert (mixed.claimed, mixed.materialized) == (2, 1)
+    async with store.engine.connect() as connection:
+        rows = (await connection.execute(select(DELIVERIES.c.chat_id))).scalars().all()
+    assert sorted(rows) == sorted([CHAT, OTHER])
 
 
 # --- blocking ----------------------------------------------------------------------------

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
 # The newest migration in migrations/versions; tests/test_storage.py checks it is Alembic's
 # head, so a new migration cannot be forgotten here.
-HEAD_REVISION: Final = "0009_evening_message"
+HEAD_REVISION: Final = "0010_partial_snooze_index"
 VERSION_TABLE: Final = "alembic_version"  # Alembic's default
 _VERSIONS: Final = table(VERSION_TABLE, column("version_num"))
 

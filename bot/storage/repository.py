@@ -29,7 +29,20 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Final, Protocol, TypedDict, Unpack
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    Text,
+    and_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
@@ -47,6 +60,7 @@ from bot.storage.dialects import (
     READ_ONLY,
     SINGLE_STATEMENT,
     create_engine,
+    execute_many,
     insert_ignoring_conflicts,
     is_single_connection,
     wipe_erased_data,
@@ -89,7 +103,7 @@ from bot.storage.records import (
     TickCheck,
 )
 from bot.storage.send_load import MinuteLoad, read_send_load_in, read_split
-from bot.storage.types import JSONStringList, UTCDateTime
+from bot.storage.types import JSONStringList, UTCDateTime, string_list
 from bot.timezones import UnknownTimezone, tzinfo_for
 
 log = logging.getLogger(__name__)
@@ -154,6 +168,10 @@ class Store:
         self._serial = asyncio.Lock() if is_single_connection(engine) else None
         self._writer = writer_lock(engine)  # SQLite file: this process's writers queue here
         self._dialect = engine.dialect.name
+        # One statement object for every batch: execute_many compiles it once (by identity).
+        self._insert_delivery = insert_ignoring_conflicts(
+            self._dialect, DELIVERIES, "reminder_id", "due_at"
+        )
         self.inbox = Inbox(self._transaction, self._dialect)
         self.conversations = Conversations(self._core)
 
@@ -814,7 +832,9 @@ class Store:
         async with self._core() as connection:
             rows = [
                 _DueReminder(*row)
-                for row in await connection.execute(_due_reminders(now, limit, lock=True))
+                for row in await connection.execute(
+                    _due_reminders(lock=True), {"b_now": now, "b_limit": limit}
+                )
             ]
             new_deliveries: list[dict[str, Any]] = []
             moves: list[dict[str, Any]] = []  # stale or unschedulable: next_fire_at only
@@ -841,7 +861,9 @@ class Store:
                     continue
                 meal_id = None
                 if due.kind == MEAL_KIND or (due.kind == EXERCISE_KIND and due.chat_id in evening):
-                    recent = meals.get(due.chat_id, due.recent_meals)
+                    recent = meals.get(due.chat_id)
+                    if recent is None:
+                        recent = string_list(due.recent_meals_json) or []
                     meal_id = choose_meal(due.diet, tuple(recent))
                     if meal_id is not None:
                         meals[due.chat_id] = [*recent, meal_id][-RECENT_MEALS_KEPT:]
@@ -851,15 +873,13 @@ class Store:
                 due.last_due_at = fire_at
                 following = _shared_next_instant(schedules, due, tz, now, after=fire_at)
                 handed.append({"b_id": due.id, "b_next": following})
-            if moves:
-                await connection.execute(_MOVE_REMINDER, moves)
-            if handed:
-                await connection.execute(_HAND_OVER, handed)
-            if meals:
-                await connection.execute(
-                    _REMEMBER_MEALS,
-                    [{"b_chat": chat, "b_meals": recent} for chat, recent in meals.items()],
-                )
+            await execute_many(connection, _MOVE_REMINDER, moves)
+            await execute_many(connection, _HAND_OVER, handed)
+            await execute_many(
+                connection,
+                _REMEMBER_MEALS,
+                [{"b_chat": chat, "b_meals": recent} for chat, recent in meals.items()],
+            )
             created = await self._insert_deliveries(connection, new_deliveries)
             return MaterializeResult(len(rows), created, tuple(stale))
 
@@ -1078,14 +1098,20 @@ class Store:
     async def _insert_deliveries(
         self, session: AsyncSession | AsyncConnection, rows: list[dict[str, Any]]
     ) -> int:
+        """Insert pending deliveries; how many were new.
+
+        The UNIQUE(reminder_id, due_at) backstop: a night that somehow was already
+        materialised is silently not inserted again, and not counted. materialize_due's
+        connection on SQLite goes through ``execute_many`` (SQLite counts what DO NOTHING
+        skipped correctly without RETURNING); PostgreSQL's executemany row count is not
+        reliable, so there RETURNING counts, as it does for the ORM sessions of levelling.
+        """
         if not rows:
             return 0
-        # The UNIQUE(reminder_id, due_at) backstop: a night that somehow was already
-        # materialised is silently not inserted again.
-        statement = insert_ignoring_conflicts(
-            self._dialect, DELIVERIES, "reminder_id", "due_at"
-        ).returning(DELIVERIES.c.id)
-        return len((await session.execute(statement, rows)).all())
+        if isinstance(session, AsyncConnection) and self._dialect == "sqlite":
+            return await execute_many(session, self._insert_delivery, rows)
+        returning = self._insert_delivery.returning(DELIVERIES.c.id)
+        return len((await session.execute(returning, rows)).all())
 
     async def send_load(self, start: datetime, end: datetime) -> list[MinuteLoad]:
         """Everything due in [start, end) per kind and minute (the daily capacity check)."""
@@ -2110,13 +2136,16 @@ class _DueReminder:
     weekend_bedtime: time | None
     paused_until: datetime | None
     diet: str
-    recent_meals: list[str]
+    # The column's JSON text, decoded only for a meal (most due rows are other kinds).
+    recent_meals_json: str
     evening_message: bool
 
 
-def _due_reminders(now: datetime, limit: int, *, lock: bool) -> Select[Any]:
-    """Up to ``limit`` reminders due at ``now``, oldest first, in ``_DueReminder``'s column
-    order; ``lock``: the reminder and person rows, skipping those another process holds."""
+@functools.cache
+def _due_reminders(*, lock: bool) -> Select[Any]:
+    """Up to ``b_limit`` reminders due at ``b_now``, oldest first, in ``_DueReminder``'s
+    column order; ``lock``: the reminder and person rows, skipping those another process
+    holds. Built once: constructing the SELECT cost each batch about 1 µs a reminder."""
     r, p = REMINDERS.c, PEOPLE.c
     statement = (
         select(
@@ -2134,13 +2163,13 @@ def _due_reminders(now: datetime, limit: int, *, lock: bool) -> Select[Any]:
             p.weekend_bedtime,
             p.paused_until,
             p.diet,
-            p.recent_meals,
+            type_coerce(p.recent_meals, Text()),  # JSON text: see _DueReminder
             p.evening_message,
         )
         .join_from(REMINDERS, PEOPLE, p.chat_id == r.chat_id)
-        .where(r.next_fire_at <= now)
+        .where(r.next_fire_at <= bindparam("b_now", type_=UTCDateTime()))
         .order_by(r.next_fire_at, r.id)
-        .limit(limit)
+        .limit(bindparam("b_limit", type_=Integer()))
     )
     if lock:
         statement = statement.with_for_update(

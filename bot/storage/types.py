@@ -138,7 +138,15 @@ class JSONStringList(TypeDecorator[list[str]]):
         return None if value is None else json.dumps(list(value))
 
     def process_result_value(self, value: Any, dialect: Dialect) -> list[str] | None:
-        if value is None:
-            return None
-        loaded = json.loads(value)
-        return [str(item) for item in loaded] if isinstance(loaded, list) else []
+        return string_list(value)
+
+
+def string_list(value: str | None) -> list[str] | None:
+    """JSONStringList's text back to the list (NULL stays None; anything but a list is []).
+
+    Also for a query that selects the text as it is and decodes only the rows it needs
+    (materialize_due: the recent meals of a meal reminder only)."""
+    if value is None:
+        return None
+    loaded = json.loads(value)
+    return [str(item) for item in loaded] if isinstance(loaded, list) else []
