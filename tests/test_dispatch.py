@@ -187,11 +187,8 @@ async def test_reminders_fire_exactly_once_at_their_minute(h: Harness) -> None:
     ]
 
 
-async def test_a_tick_with_nothing_due_only_reads(h: Harness) -> None:
-    """Almost every tick finds nothing due: it must not take the write lock or row locks
-    (one indexed read decides), or a million idle people would cost a write per tick."""
-    await sign_up(h)
-    await h.tick_at(berlin(10, 17, 0))  # registers the dispatcher, reaps: writes are fine
+async def tick_statements(h: Harness) -> tuple[TickReport, list[str]]:
+    """One tick of ``h.dispatcher`` at the clock's time, and the SQL it sent (upper case)."""
     statements: list[str] = []
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -200,9 +197,19 @@ async def test_a_tick_with_nothing_due_only_reads(h: Harness) -> None:
     engine = h.store.engine.sync_engine
     event.listen(engine, "before_cursor_execute", record)
     try:
-        report = await h.tick_at(berlin(10, 17, 0, 1))  # within the heartbeat interval
+        report = await h.dispatcher.tick()
     finally:
         event.remove(engine, "before_cursor_execute", record)
+    return report, statements
+
+
+async def test_a_tick_with_nothing_due_only_reads(h: Harness) -> None:
+    """Almost every tick finds nothing due: it must not take the write lock or row locks
+    (one indexed read decides), or a million idle people would cost a write per tick."""
+    await sign_up(h)
+    await h.tick_at(berlin(10, 17, 0))  # registers the dispatcher, reaps: writes are fine
+    h.clock.set(berlin(10, 17, 0, 1))  # within the heartbeat interval
+    report, statements = await tick_statements(h)
     assert not report
     assert statements  # it did look
     writes = [
@@ -221,17 +228,7 @@ async def test_an_idle_tick_at_production_cadence_is_one_read(h: Harness) -> Non
     await h.tick_at(berlin(10, 17, 0))  # registers the dispatcher, reaps: writes are fine
     h.clock.set(berlin(10, 17, 0, 5))
     await h.dispatcher.beat()  # the heartbeat task's work, not the tick's
-    statements: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(" ".join(statement.split()).upper())
-
-    engine = h.store.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        report = await h.dispatcher.tick()
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+    report, statements = await tick_statements(h)
     assert not report
     [read] = statements
     assert read.startswith("SELECT") and "DISPATCHERS" in read  # it did look for the dead
@@ -836,26 +833,52 @@ async def test_a_change_takes_back_an_early_release_and_the_new_time_wins(h: Har
     assert len(h.sends(OTHER)) == 1
 
 
+@dataclass
+class RecordingObserver:
+    """A DispatchObserver that keeps every reminder outcome (what /metrics counts)."""
+
+    outcomes: Counter[tuple[str, str]]
+
+    def ticking(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return contextlib.nullcontext()
+
+    def progress(self) -> None:
+        pass
+
+    def outcome(self, kind: str, outcome: str, lateness: float | None) -> None:
+        self.outcomes[kind, outcome] += 1
+
+
 async def overloaded_evening(
     h: Harness,
     caplog: pytest.LogCaptureFixture,
     winders: range,
     eaters: range,
     eater_kinds: Sequence[str],
+    *,
+    late_winders: range = range(0),
+    duration: timedelta = timedelta(hours=1),
+    observer: RecordingObserver | None = None,
 ) -> None:
     """Wind-downs (bedtime 22:30) and meal ideas (bedtime 01:30, 4 h before) all due at 21:30,
-    at 0.02 msg/s: the hour around them holds 72 sends. An hour of levelled dispatching from
-    20:40, WARNINGs captured."""
+    at 0.02 msg/s: the hour around them holds 72 sends; ``late_winders``' wind-downs are due
+    at 22:30 (bedtime 23:30). ``duration`` (an hour) of levelled dispatching from 20:40,
+    WARNINGs captured."""
     for chat_id in winders:
         await sign_up(h, chat_id, only=["wind_down"])
+    for chat_id in late_winders:
+        await sign_up(h, chat_id, bedtime=time(23, 30), only=["wind_down"])
     for chat_id in eaters:
         await sign_up(h, chat_id, bedtime=time(1, 30), only=eater_kinds)
     dispatcher = h.new_dispatcher(
-        windows=windows_from(h.content), send_rate=0.02, tick_every=timedelta(minutes=1)
+        windows=windows_from(h.content),
+        send_rate=0.02,
+        tick_every=timedelta(minutes=1),
+        observer=observer,
     )
     h.clock.set(berlin(10, 20, 40))
     with caplog.at_level(logging.WARNING, logger="bot.dispatch"):
-        await run_simulated(dispatcher, h.clock, timedelta(hours=1))
+        await run_simulated(dispatcher, h.clock, duration)
 
 
 async def test_overload_drops_meal_ideas_by_priority_counted_and_logged(
@@ -1141,22 +1164,6 @@ async def test_nothing_of_a_merge_reaches_a_person_who_stops_or_pauses(
     assert all(d["status"] != "pending" for d in await h.deliveries(CHAT))
 
 
-@dataclass
-class RecordingObserver:
-    """A DispatchObserver that keeps every reminder outcome (what /metrics counts)."""
-
-    outcomes: Counter[tuple[str, str]]
-
-    def ticking(self) -> contextlib.AbstractAsyncContextManager[None]:
-        return contextlib.nullcontext()
-
-    def progress(self) -> None:
-        pass
-
-    def outcome(self, kind: str, outcome: str, lateness: float | None) -> None:
-        self.outcomes[kind, outcome] += 1
-
-
 async def test_a_meal_idea_lost_with_its_dropped_note_is_counted_dropped(
     h: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -1164,23 +1171,18 @@ async def test_a_meal_idea_lost_with_its_dropped_note_is_counted_dropped(
     # exercise note at 22:30), with 40 more wind-downs at 22:30, at 0.02 msg/s: the 22:30
     # clump sheds exercise notes too, and some of them carry a merged meal idea. A meal idea
     # lost that way is counted dropped (it was counted merged when it was merged).
-    for chat_id in range(7800, 7840):
-        await sign_up(h, chat_id, only=["wind_down"])
-    for chat_id in range(7840, 7880):
-        await sign_up(h, chat_id, bedtime=time(23, 30), only=["wind_down"])
     eaters = range(7900, 7940)
-    for chat_id in eaters:
-        await sign_up(h, chat_id, bedtime=time(1, 30), only=["meal", "exercise"])
     observer = RecordingObserver(Counter())
-    dispatcher = h.new_dispatcher(
-        windows=windows_from(h.content),
-        send_rate=0.02,
-        tick_every=timedelta(minutes=1),
+    await overloaded_evening(
+        h,
+        caplog,
+        range(7800, 7840),
+        eaters,
+        ["meal", "exercise"],
+        late_winders=range(7840, 7880),
+        duration=timedelta(hours=2, minutes=15),
         observer=observer,
     )
-    h.clock.set(berlin(10, 20, 40))
-    with caplog.at_level(logging.WARNING, logger="bot.dispatch"):
-        await run_simulated(dispatcher, h.clock, timedelta(hours=2, minutes=15))
 
     meals = [d for c in eaters for d in await h.deliveries(c) if d["kind"] == "meal"]
     lost = sum(d["last_error"] == DROPPED for d in meals)
