@@ -1291,23 +1291,14 @@ class Store:
         """
         _require_aware(now, "now")
         cutoff = now - dead_after
-        alive = select(_W.owner).where(_W.heartbeat_at >= cutoff)
+        orphaned = _orphaned_claim(cutoff)
         # Almost always nothing died: find that out with one read, without the write lock.
         async with self._core(single_statement=True) as connection:
             if not await connection.scalar(select(_anyone_died(cutoff))):
                 return DeadClaims(0, ())
         async with self._core() as session:
             dead = (
-                (
-                    await session.execute(
-                        select(_D.claimed_by)
-                        .where(
-                            _D.status == DeliveryStatus.SENDING,
-                            or_(_D.claimed_by.is_(None), _D.claimed_by.not_in(alive)),
-                        )
-                        .distinct()
-                    )
-                )
+                (await session.execute(select(_D.claimed_by).where(orphaned).distinct()))
                 .scalars()
                 .all()
             )
@@ -1315,10 +1306,7 @@ class Store:
             if dead:
                 result = await session.execute(
                     update(DeliveryRow)
-                    .where(
-                        _D.status == DeliveryStatus.SENDING,
-                        or_(_D.claimed_by.is_(None), _D.claimed_by.not_in(alive)),
-                    )
+                    .where(orphaned)
                     .values(status=DeliveryStatus.PENDING, claimed_by=None)
                 )
                 released = _rowcount(result)
@@ -1941,18 +1929,19 @@ def _anything_due(now: datetime) -> ColumnElement[bool]:
 def _anyone_died(cutoff: datetime) -> ColumnElement[bool]:
     """A claim whose owner has not beaten since ``cutoff`` (or has none), or such an owner
     still registered: ``Store.release_dead_claims`` has work."""
-    alive = select(_W.owner).where(_W.heartbeat_at >= cutoff)
-    orphaned = (
-        select(_D.id)
-        .where(
-            _D.status == DeliveryStatus.SENDING,
-            or_(_D.claimed_by.is_(None), _D.claimed_by.not_in(alive)),
-        )
-        .limit(1)
-        .exists()
-    )
+    orphaned = select(_D.id).where(_orphaned_claim(cutoff)).limit(1).exists()
     silent = select(_W.owner).where(_W.heartbeat_at < cutoff).limit(1).exists()
     return or_(orphaned, silent)
+
+
+def _orphaned_claim(cutoff: datetime) -> ColumnElement[bool]:
+    """A delivery being sent by nobody alive: its owner has not beaten since ``cutoff``, or
+    it has no owner."""
+    alive = select(_W.owner).where(_W.heartbeat_at >= cutoff)
+    return and_(
+        _D.status == DeliveryStatus.SENDING,
+        or_(_D.claimed_by.is_(None), _D.claimed_by.not_in(alive)),
+    )
 
 
 def _waiting_for(release: Release, now: datetime) -> ColumnElement[bool]:
